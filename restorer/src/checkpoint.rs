@@ -1,0 +1,236 @@
+//! The checkpoint: a journal of every change a restore makes, plus whatever was at a target path
+//! before, moved aside. A failed restore replays it backwards; `restore rollback DIR` does the
+//! same by hand. The journal is rewritten (atomically) after each change, so even after a power
+//! cut it describes exactly what was done.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::IoContext;
+use crate::pg::{quote_ident, PgTarget};
+use crate::{Error, Result};
+
+/// Name of the journal inside a checkpoint directory.
+pub const JOURNAL: &str = "checkpoint.json";
+
+/// One change made to the target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// `original` was moved to `saved` inside the checkpoint.
+    MovedAside {
+        /// Where it was.
+        original: PathBuf,
+        /// Where it is now.
+        saved: PathBuf,
+    },
+    /// A file or link was created where nothing was.
+    CreatedFile {
+        /// The new path.
+        path: PathBuf,
+    },
+    /// A directory was created where nothing was.
+    CreatedDir {
+        /// The new directory.
+        path: PathBuf,
+    },
+    /// An existing directory's mode and owner were changed.
+    DirAttrs {
+        /// The directory.
+        path: PathBuf,
+        /// Its previous mode.
+        mode: u32,
+        /// Its previous owner.
+        uid: u32,
+        /// Its previous group.
+        gid: u32,
+    },
+    /// A database was created.
+    DatabaseCreated {
+        /// Its name.
+        database: String,
+    },
+    /// An existing database was renamed aside.
+    DatabaseRenamed {
+        /// Original name.
+        from: String,
+        /// Name it was kept under.
+        to: String,
+    },
+}
+
+/// A checkpoint being written or read back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// The restore root the changes were made under.
+    pub root: PathBuf,
+    /// The bundle that was being restored.
+    pub bundle: String,
+    /// Changes in the order they were made.
+    pub changes: Vec<Change>,
+    /// True once a rollback has completed.
+    #[serde(default)]
+    pub rolled_back: bool,
+}
+
+impl Checkpoint {
+    /// Creates a new checkpoint directory (0700: it may hold private keys moved aside).
+    pub fn create(dir: &Path, root: &Path, bundle: &str) -> Result<Checkpoint> {
+        if dir.exists() {
+            return Err(Error::Refused(format!("checkpoint directory {} already exists", dir.display())));
+        }
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).ctx("creating checkpoint", dir)?;
+        let cp = Checkpoint { dir: dir.to_path_buf(), root: root.to_path_buf(), bundle: bundle.to_string(), changes: Vec::new(), rolled_back: false };
+        cp.save()?;
+        Ok(cp)
+    }
+
+    /// Reads a checkpoint back from its directory.
+    pub fn load(dir: &Path) -> Result<Checkpoint> {
+        let path = dir.join(JOURNAL);
+        let text = fs::read_to_string(&path).ctx("reading", &path)?;
+        serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+    }
+
+    fn save(&self) -> Result<()> {
+        let path = self.dir.join(JOURNAL);
+        let tmp = self.dir.join(".checkpoint.json.partial");
+        let mut f = File::create(&tmp).ctx("writing", &tmp)?;
+        f.write_all(serde_json::to_string_pretty(self).expect("serialises").as_bytes()).ctx("writing", &tmp)?;
+        f.sync_all().ctx("syncing", &tmp)?;
+        fs::rename(&tmp, &path).ctx("renaming", &path)
+    }
+
+    /// Records a change (and persists the journal) before the caller relies on it.
+    pub fn record(&mut self, change: Change) -> Result<()> {
+        self.changes.push(change);
+        self.save()
+    }
+
+    /// Moves whatever is at `original` into the checkpoint and records it.
+    pub fn move_aside(&mut self, original: &Path) -> Result<()> {
+        let rel = original.strip_prefix("/").unwrap_or(original);
+        let saved = self.dir.join("files").join(rel);
+        if let Some(p) = saved.parent() {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(p).ctx("creating", p)?;
+        }
+        move_path(original, &saved)?;
+        self.record(Change::MovedAside { original: original.to_path_buf(), saved })
+    }
+
+    /// Undoes every change, newest first. Database changes need `pg` (the server they were made
+    /// on). Returns what could not be undone; an empty list means the target is as it was.
+    pub fn rollback(&mut self, pg: Option<&PgTarget>) -> Vec<String> {
+        let mut failures = Vec::new();
+        for change in self.changes.clone().into_iter().rev() {
+            if let Err(e) = undo(&change, pg) {
+                failures.push(format!("{change:?}: {e}"));
+            }
+        }
+        if failures.is_empty() {
+            self.rolled_back = true;
+            let _ = self.save();
+        }
+        failures
+    }
+}
+
+fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
+    match change {
+        Change::MovedAside { original, saved } => {
+            remove_any(original)?;
+            move_path(saved, original)
+        }
+        Change::CreatedFile { path } => remove_any(path),
+        Change::CreatedDir { path } => match fs::remove_dir(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("removing directory", path, e)),
+        },
+        Change::DirAttrs { path, mode, uid, gid } => {
+            fs::set_permissions(path, fs::Permissions::from_mode(*mode)).ctx("setting mode of", path)?;
+            if crate::steps::is_root() {
+                std::os::unix::fs::lchown(path, Some(*uid), Some(*gid)).ctx("changing owner of", path)?;
+            }
+            Ok(())
+        }
+        Change::DatabaseCreated { database } => {
+            let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;
+            let mut c = pg.with_database("postgres").connect()?;
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database)))
+                .map_err(|source| Error::Postgres { context: format!("dropping database {database}"), source })
+        }
+        Change::DatabaseRenamed { from, to } => {
+            let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;
+            let mut c = pg.with_database("postgres").connect()?;
+            c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {f} WITH (FORCE); ALTER DATABASE {t} RENAME TO {f}",
+                f = quote_ident(from),
+                t = quote_ident(to)
+            ))
+            .map_err(|source| Error::Postgres { context: format!("renaming database {to} back to {from}"), source })
+        }
+    }
+}
+
+/// Removes a file, link or directory tree; absence is fine.
+fn remove_any(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("inspecting", path, e)),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).ctx("removing", path),
+        Ok(_) => fs::remove_file(path).ctx("removing", path),
+    }
+}
+
+/// rename, or copy and remove across file systems (a checkpoint on /var, a target on /etc).
+fn move_path(from: &Path, to: &Path) -> Result<()> {
+    match fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(18) => {
+            // EXDEV: copy then remove. Only files and links are moved aside (directories are
+            // never replaced), so a plain copy suffices.
+            let meta = fs::symlink_metadata(from).ctx("inspecting", from)?;
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(from).ctx("reading link", from)?;
+                std::os::unix::fs::symlink(target, to).ctx("creating link", to)?;
+            } else {
+                fs::copy(from, to).ctx("copying", from)?;
+                File::open(to).and_then(|f| f.sync_all()).ctx("syncing", to)?;
+            }
+            fs::remove_file(from).ctx("removing", from)
+        }
+        Err(e) => Err(Error::io("moving", from, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A moved-aside file comes back and a created one disappears on rollback.
+    #[test]
+    fn rollback_restores_files() {
+        let t = tempfile::tempdir().unwrap();
+        let existing = t.path().join("a.conf");
+        fs::write(&existing, "old").unwrap();
+        let mut cp = Checkpoint::create(&t.path().join("cp"), t.path(), "b").unwrap();
+        cp.move_aside(&existing).unwrap();
+        fs::write(&existing, "new").unwrap();
+        let created = t.path().join("new.conf");
+        cp.record(Change::CreatedFile { path: created.clone() }).unwrap();
+        fs::write(&created, "x").unwrap();
+
+        let mut back = Checkpoint::load(&t.path().join("cp")).unwrap();
+        assert!(back.rollback(None).is_empty());
+        assert_eq!(fs::read_to_string(&existing).unwrap(), "old");
+        assert!(!created.exists());
+        assert!(Checkpoint::load(&t.path().join("cp")).unwrap().rolled_back);
+    }
+}

@@ -1,0 +1,178 @@
+//! Where things live inside a bundle (format version 1), and how bundle entry names and
+//! original host paths map onto each other. `docs/BUNDLE-FORMAT.md` is the prose of this file.
+
+use std::path::{Component, Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::{Error, Result};
+
+/// The format version this crate writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// First entry: the inventory, readable from the head of the archive alone.
+pub const MANIFEST: &str = "manifest.json";
+/// Last entry: `sha256sum` lines for every other entry.
+pub const CHECKSUMS: &str = "checksums.sha256";
+/// The static restore binary.
+pub const RESTORE_BIN: &str = "restore";
+/// System packages the new host needs, one per line.
+pub const REQUIREMENTS: &str = "requirements.txt";
+/// OS, kernel, CPU, memory, disks, hostname of the source host.
+pub const SYSTEM_INFO: &str = "metadata/system_info.json";
+/// Suffix of every bundle file name.
+pub const BUNDLE_SUFFIX: &str = "_backup.tar.gz";
+
+/// Mode of captured files inside the archive. The original mode lives in the manifest; inside the
+/// archive everything but the restore binary is owner-only, because an operator's `tar xzf` must
+/// never leave a private key or an `.env` world-readable in the extraction directory.
+pub const ENTRY_MODE: u32 = 0o600;
+/// Mode of the restore binary inside the archive.
+pub const RESTORE_BIN_MODE: u32 = 0o755;
+
+/// What a captured path is, which decides its top-level folder in the bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// Configuration (`.env`, compose files, nginx): `config/`.
+    Config,
+    /// Certificates and keys: `ssl/`.
+    Ssl,
+    /// Application data directories: `files/`.
+    Data,
+}
+
+impl FileKind {
+    /// The bundle folder for this kind.
+    pub fn folder(self) -> &'static str {
+        match self {
+            FileKind::Config => "config",
+            FileKind::Ssl => "ssl",
+            FileKind::Data => "files",
+        }
+    }
+}
+
+/// `backup_YYYYMMDDHHMMSS.<name>_backup.tar.gz` for a bundle created at `at` (UTC).
+pub fn bundle_file_name(name: &str, at: DateTime<Utc>) -> String {
+    format!("backup_{}.{name}{BUNDLE_SUFFIX}", at.format("%Y%m%d%H%M%S"))
+}
+
+/// Entry name of a PostgreSQL dump.
+pub fn postgres_entry(name: &str) -> String {
+    format!("databases/{name}.dump")
+}
+
+/// Entry name of a SQLite copy.
+pub fn sqlite_entry(name: &str) -> String {
+    format!("databases/{name}.sqlite")
+}
+
+/// Entry name of a captured file: `<folder>/<original absolute path without the leading />`.
+pub fn captured_entry(kind: FileKind, original: &Path) -> Result<String> {
+    let rel = relative_of_absolute(original)?;
+    Ok(format!("{}/{}", kind.folder(), rel.display()))
+}
+
+/// Checks that a database or bundle name is usable as part of an entry name.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "{what} name {name:?} must be 1-100 characters of letters, digits, '_', '-' or '.' (not starting with '.')"
+        )))
+    }
+}
+
+/// Validates a bundle entry name: relative, no `..`, `.`, empty or root components.
+/// Every name read from an archive or from `checksums.sha256` goes through here.
+pub fn check_entry_name(name: &str) -> Result<()> {
+    let path = Path::new(name);
+    if name.is_empty() || name.contains('\0') || name.contains('\\') {
+        return Err(Error::Unsafe(format!("entry name {name:?}")));
+    }
+    if path.is_absolute() {
+        return Err(Error::Unsafe(format!("{name:?} is an absolute path")));
+    }
+    for c in path.components() {
+        match c {
+            Component::Normal(_) => {}
+            Component::ParentDir => return Err(Error::Unsafe(format!("{name:?} contains '..'"))),
+            _ => return Err(Error::Unsafe(format!("{name:?} is not a plain relative path"))),
+        }
+    }
+    Ok(())
+}
+
+/// `/etc/nginx/nginx.conf` -> `etc/nginx/nginx.conf`, refusing relative paths and `.`/`..`.
+pub fn relative_of_absolute(original: &Path) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    let mut comps = original.components();
+    if comps.next() != Some(Component::RootDir) {
+        return Err(Error::Unsafe(format!("{} is not an absolute path", original.display())));
+    }
+    for c in comps {
+        match c {
+            Component::Normal(p) => out.push(p),
+            _ => {
+                return Err(Error::Unsafe(format!(
+                    "{} is not a normalised absolute path",
+                    original.display()
+                )))
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(Error::Unsafe("the root directory itself cannot be a target".into()));
+    }
+    Ok(out)
+}
+
+/// Where an original absolute path lands under `root` (`/` for a real restore).
+pub fn target_path(root: &Path, original: &Path) -> Result<PathBuf> {
+    Ok(root.join(relative_of_absolute(original)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_refuse_escapes() {
+        for bad in ["/etc/passwd", "../x", "a/../../b", "", "a/./b", "./a", "a\\b"] {
+            assert!(check_entry_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["manifest.json", "config/etc/nginx/nginx.conf", "databases/n8n.dump"] {
+            check_entry_name(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn target_paths_stay_under_root() {
+        let root = Path::new("/tmp/r");
+        assert_eq!(
+            target_path(root, Path::new("/etc/nginx/nginx.conf")).unwrap(),
+            Path::new("/tmp/r/etc/nginx/nginx.conf")
+        );
+        assert!(target_path(root, Path::new("/etc/../../x")).is_err());
+        assert!(target_path(root, Path::new("etc/x")).is_err());
+        assert!(target_path(root, Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn bundle_name_has_utc_stamp() {
+        let at = DateTime::parse_from_rfc3339("2026-11-22T03:04:05Z").unwrap().with_timezone(&Utc);
+        assert_eq!(bundle_file_name("n8n", at), "backup_20261122030405.n8n_backup.tar.gz");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        check_name("database", "n8n").unwrap();
+        assert!(check_name("database", "../x").is_err());
+        assert!(check_name("database", "a b").is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! The bundle format and everything a fresh host needs to come back from a bundle.
+//!
+//! This crate is the single owner of the bundle format: the layout of entries ([`layout`]), the
+//! manifest schema ([`manifest`]), digests and the checksum list ([`digest`]), safe unpacking of a
+//! `.tar.gz` ([`unpack`]) and verification of an extracted bundle ([`verify`]). `packer` writes
+//! bundles through these types, so the writer and the reader cannot drift apart.
+//!
+//! The restore itself is split the same way: [`plan`] decides what would happen (pure, testable
+//! from data), [`steps`] carry it out, [`checkpoint`] keeps what was there before so a failed or
+//! unwanted restore can be undone, and [`report`] says what happened.
+//!
+//! Everything here must build for `x86_64-unknown-linux-musl`: the `restore` binary is static.
+
+pub mod checkpoint;
+pub mod digest;
+pub mod error;
+pub mod exit;
+pub mod layout;
+pub mod manifest;
+pub mod owners;
+pub mod pg;
+pub mod plan;
+pub mod report;
+pub mod restore;
+pub mod sqlite;
+pub mod steps;
+pub mod unpack;
+pub mod verify;
+
+pub use error::{Error, Result};

@@ -1,0 +1,260 @@
+//! The restore plan: what each manifest item will do to the target, decided from the manifest
+//! and what was observed on the target. Pure: no I/O happens here, so every combination of
+//! "what the bundle has" and "what the host has" is testable from data.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::manifest::{FileContent, Manifest};
+use crate::{layout, Result};
+
+/// What is at a target path now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathState {
+    /// Nothing there.
+    Absent,
+    /// Already exactly what the bundle holds (same digest, same link target, or a directory).
+    Identical,
+    /// Something else is there (other content, other type).
+    Differs,
+}
+
+/// What a PostgreSQL database on the target is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbState {
+    /// No database of that name.
+    Absent,
+    /// Exists, holds no table, view or sequence.
+    Empty,
+    /// Exists and holds data.
+    HasData,
+}
+
+/// What the restore will do with one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Create it (nothing was there).
+    Create,
+    /// Already in place: leave the content, (re)apply mode, owner and time.
+    Keep,
+    /// Move what is there into the checkpoint, then put the bundle's version in place.
+    Replace,
+    /// Not allowed without `--overwrite`: the restore refuses before changing anything.
+    Refuse,
+}
+
+/// The kind of item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link.
+    Symlink,
+    /// A SQLite database file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// One planned item.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Kind of item.
+    pub kind: ItemKind,
+    /// Index into the manifest's list for that kind (files, sqlite or postgres).
+    pub index: usize,
+    /// Where it goes: a path on the target, or a database name.
+    pub target: String,
+    /// What is there now.
+    pub state: String,
+    /// What will happen.
+    pub action: Action,
+}
+
+/// Options that change decisions.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Replace existing data (kept aside in the checkpoint).
+    pub overwrite: bool,
+}
+
+/// Observations of the target, parallel to the manifest's lists.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// One per `manifest.files`.
+    pub files: Vec<PathState>,
+    /// One per `manifest.sqlite`.
+    pub sqlite: Vec<PathState>,
+    /// One per `manifest.postgres`.
+    pub postgres: Vec<DbState>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Restore root (`/` for a real restore).
+    pub root: PathBuf,
+    /// Every item, in the order the steps apply them.
+    pub items: Vec<Item>,
+}
+
+impl Plan {
+    /// Items the restore refuses to touch without `--overwrite`.
+    pub fn refusals(&self) -> Vec<&Item> {
+        self.items.iter().filter(|i| i.action == Action::Refuse).collect()
+    }
+
+    /// Number of items with the given action.
+    pub fn count(&self, action: &Action) -> usize {
+        self.items.iter().filter(|i| &i.action == action).count()
+    }
+}
+
+fn path_action(state: &PathState, kind: ItemKind, opts: &PlanOptions) -> Action {
+    match (state, kind) {
+        (PathState::Absent, _) => Action::Create,
+        (PathState::Identical, _) => Action::Keep,
+        (PathState::Differs, _) if opts.overwrite => Action::Replace,
+        (PathState::Differs, _) => Action::Refuse,
+    }
+}
+
+/// Builds the plan. Directories come first (parents before children), then files and links,
+/// then SQLite files, then PostgreSQL databases.
+pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanOptions) -> Result<Plan> {
+    let mut items = Vec::new();
+    let mut order: Vec<usize> = (0..manifest.files.len()).collect();
+    // Dirs first, each group sorted by path, so a parent directory always precedes its children.
+    order.sort_by_key(|&i| {
+        let f = &manifest.files[i];
+        (!matches!(f.content, FileContent::Dir), f.path.clone())
+    });
+    for i in order {
+        let f = &manifest.files[i];
+        let kind = match f.content {
+            FileContent::Dir => ItemKind::Dir,
+            FileContent::File { .. } => ItemKind::File,
+            FileContent::Symlink { .. } => ItemKind::Symlink,
+        };
+        let state = observed.files.get(i).cloned().unwrap_or(PathState::Absent);
+        items.push(Item {
+            kind,
+            index: i,
+            target: layout::target_path(root, &f.path)?.display().to_string(),
+            state: format!("{state:?}").to_lowercase(),
+            action: path_action(&state, kind, opts),
+        });
+    }
+    for (i, s) in manifest.sqlite.iter().enumerate() {
+        let state = observed.sqlite.get(i).cloned().unwrap_or(PathState::Absent);
+        items.push(Item {
+            kind: ItemKind::Sqlite,
+            index: i,
+            target: layout::target_path(root, &s.path)?.display().to_string(),
+            state: format!("{state:?}").to_lowercase(),
+            action: path_action(&state, ItemKind::Sqlite, opts),
+        });
+    }
+    for (i, d) in manifest.postgres.iter().enumerate() {
+        let state = observed.postgres.get(i).cloned().unwrap_or(DbState::Absent);
+        let action = match state {
+            DbState::Absent => Action::Create,
+            // An existing database is always renamed aside, never restored into: that keeps
+            // rollback a rename, and pg_restore never meets leftover objects.
+            DbState::Empty => Action::Replace,
+            DbState::HasData if opts.overwrite => Action::Replace,
+            DbState::HasData => Action::Refuse,
+        };
+        items.push(Item {
+            kind: ItemKind::Postgres,
+            index: i,
+            target: d.database.clone(),
+            state: match state {
+                DbState::Absent => "absent".into(),
+                DbState::Empty => "exists, empty".into(),
+                DbState::HasData => "exists, has data".into(),
+            },
+            action,
+        });
+    }
+    Ok(Plan { root: root.to_path_buf(), items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::FileKind;
+    use crate::manifest::*;
+
+    fn manifest() -> Manifest {
+        let meta = FileMeta { mode: 0o644, ..Default::default() };
+        let file = |p: &str, content| FileRecord { kind: FileKind::Config, path: p.into(), meta: meta.clone(), content };
+        Manifest {
+            format_version: 1,
+            created_by: "t".into(),
+            created_at: chrono::Utc::now(),
+            bundle_name: "n8n".into(),
+            source_host: Default::default(),
+            postgres: vec![PostgresDb {
+                name: "main".into(),
+                entry: "databases/main.dump".into(),
+                database: "n8n".into(),
+                owner: "n8n".into(),
+                encoding: "UTF8".into(),
+                collate: "C".into(),
+                ctype: "C".into(),
+                server_version: "15".into(),
+                server_version_num: 150000,
+                pg_dump_version: "15".into(),
+                size: 1,
+                sha256: "0".repeat(64),
+                tables: vec![],
+            }],
+            sqlite: vec![],
+            files: vec![
+                file("/etc/app/b.conf", FileContent::File { entry: "config/etc/app/b.conf".into(), size: 1, sha256: "1".repeat(64) }),
+                file("/etc/app", FileContent::Dir),
+                file("/etc/app/link", FileContent::Symlink { target: "b.conf".into() }),
+            ],
+            support: vec![],
+            services: Default::default(),
+            requirements: vec![],
+            warnings: vec![],
+        }
+    }
+
+    /// Directories are planned before the files inside them, whatever the manifest order.
+    #[test]
+    fn dirs_come_first() {
+        let p = build(&manifest(), Path::new("/r"), &Observed::default(), &PlanOptions::default()).unwrap();
+        let kinds: Vec<_> = p.items.iter().map(|i| i.kind).collect();
+        assert_eq!(kinds, vec![ItemKind::Dir, ItemKind::File, ItemKind::Symlink, ItemKind::Postgres]);
+        assert_eq!(p.items[1].target, "/r/etc/app/b.conf");
+    }
+
+    /// Existing different data is refused without --overwrite and replaced with it; identical
+    /// data is kept; an existing database is always renamed aside, and refused if it holds data.
+    #[test]
+    fn decisions_table() {
+        let cases = [
+            (PathState::Absent, DbState::Absent, false, Action::Create, Action::Create),
+            (PathState::Identical, DbState::Empty, false, Action::Keep, Action::Replace),
+            (PathState::Differs, DbState::HasData, false, Action::Refuse, Action::Refuse),
+            (PathState::Differs, DbState::HasData, true, Action::Replace, Action::Replace),
+        ];
+        for (ps, ds, overwrite, file_action, db_action) in cases {
+            let obs = Observed { files: vec![ps.clone(); 3], sqlite: vec![], postgres: vec![ds.clone()] };
+            let p = build(&manifest(), Path::new("/"), &obs, &PlanOptions { overwrite }).unwrap();
+            assert_eq!(p.items[1].action, file_action, "{ps:?} overwrite={overwrite}");
+            assert_eq!(p.items[3].action, db_action, "{ds:?} overwrite={overwrite}");
+            assert_eq!(p.refusals().len(), if file_action == Action::Refuse { 4 } else { 0 });
+        }
+    }
+}

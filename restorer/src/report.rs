@@ -1,0 +1,104 @@
+//! `restore-report.json` and the human summary printed from the very same struct.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::steps::validate::Check;
+
+/// How a restore ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything restored and every check passed.
+    Restored,
+    /// Restored, but at least one validation check failed (the checkpoint allows undoing it).
+    ValidationFailed,
+    /// A step failed and every change was undone.
+    FailedRolledBack,
+    /// A step failed and the rollback itself could not undo everything (the report lists what).
+    FailedRollbackIncomplete,
+}
+
+/// One step's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    /// Step name (`verify`, `files`, `postgres n8n`, ...).
+    pub step: String,
+    /// ok, failed or skipped.
+    pub result: String,
+    /// Wall time in milliseconds.
+    pub duration_ms: u128,
+    /// What it did or why it failed.
+    pub detail: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The bundle's directory.
+    pub bundle_dir: PathBuf,
+    /// When the bundle was made.
+    pub bundle_created_at: DateTime<Utc>,
+    /// Restore root.
+    pub root: PathBuf,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// End time.
+    pub finished_at: DateTime<Utc>,
+    /// Every step, in order.
+    pub steps: Vec<StepResult>,
+    /// Every validation check.
+    pub validation: Vec<Check>,
+    /// Where what was replaced is kept.
+    pub checkpoint: Option<PathBuf>,
+    /// How to undo this restore.
+    pub undo: String,
+    /// Warnings from packing and restoring.
+    pub warnings: Vec<String>,
+    /// What failed, when something did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Report {
+    /// The human summary.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "\nSteps:");
+        for st in &self.steps {
+            let _ = writeln!(s, "  {:<8} {:<28} {:>7} ms  {}", st.result, st.step, st.duration_ms, st.detail);
+        }
+        if !self.validation.is_empty() {
+            let passed = self.validation.iter().filter(|c| c.ok).count();
+            let _ = writeln!(s, "\nValidation: {passed}/{} checks passed", self.validation.len());
+            for c in self.validation.iter().filter(|c| !c.ok) {
+                let _ = writeln!(s, "  FAIL {}: expected {}, found {}", c.check, c.expected, c.actual);
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        if let Some(e) = &self.error {
+            let _ = writeln!(s, "\nerror: {e}");
+        }
+        let verdict = match self.outcome {
+            Outcome::Restored => "RESTORED: every check passed.",
+            Outcome::ValidationFailed => "RESTORED WITH FAILED CHECKS: the target does not match the manifest (see above).",
+            Outcome::FailedRolledBack => "FAILED: every change was rolled back; the target is as it was before.",
+            Outcome::FailedRollbackIncomplete => "FAILED, AND THE ROLLBACK IS INCOMPLETE: see the errors above; the checkpoint holds what was replaced.",
+        };
+        let _ = writeln!(s, "\n{verdict}");
+        if let Some(cp) = &self.checkpoint {
+            let _ = writeln!(s, "Checkpoint: {}", cp.display());
+        }
+        if !self.undo.is_empty() {
+            let _ = writeln!(s, "To undo: {}", self.undo);
+        }
+        s
+    }
+}

@@ -1,0 +1,260 @@
+//! The restore as a whole: verify, observe, plan, then (with consent) checkpoint, install, put
+//! files and databases back, validate, start services, report; roll back if a step fails.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::Utc;
+
+use crate::checkpoint::Checkpoint;
+use crate::manifest::Manifest;
+use crate::pg::PgTarget;
+use crate::plan::{self, Action, ItemKind, Observed, Plan, PlanOptions};
+use crate::report::{Outcome, Report, StepResult};
+use crate::steps::{self, files::FileWriter};
+use crate::verify::{verify_dir, VerifyReport};
+use crate::{Error, Result};
+
+/// The default server for a restore: the local socket, as the `postgres` user.
+pub const DEFAULT_POSTGRES_URL: &str = "host=/var/run/postgresql user=postgres dbname=postgres";
+
+/// What the operator asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The extracted bundle.
+    pub bundle_dir: PathBuf,
+    /// Where `/` is (another directory for tests and chroots).
+    pub root: PathBuf,
+    /// Target PostgreSQL server.
+    pub postgres_url: Option<String>,
+    /// Replace existing data (kept in the checkpoint).
+    pub overwrite: bool,
+    /// Install prerequisites.
+    pub install: bool,
+    /// Start services.
+    pub services: bool,
+    /// Checkpoint directory (default under the root's /var/lib/n8n-restore/checkpoints).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Directory holding pg_restore.
+    pub pg_bin: Option<PathBuf>,
+}
+
+/// Everything decided before anything changes.
+pub struct Prepared {
+    /// The verified manifest.
+    pub manifest: Manifest,
+    /// The digest check.
+    pub verify: VerifyReport,
+    /// What will happen.
+    pub plan: Plan,
+    /// The PostgreSQL server, when the bundle has databases.
+    pub pg: Option<PgTarget>,
+    /// pg_restore to use, when the bundle has databases.
+    pub pg_restore: Option<PathBuf>,
+    /// Packages the host lacks (None: cannot tell without dpkg).
+    pub missing_packages: Option<Vec<String>>,
+}
+
+/// Verifies the bundle (refusing on any mismatch), observes the target and builds the plan.
+/// Changes nothing.
+pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepared> {
+    let (manifest, verify) = verify_dir(&opts.bundle_dir, progress)?;
+    if !verify.ok() {
+        return Err(verify.into_error());
+    }
+    let mut observed = Observed {
+        files: steps::files::observe_files(&manifest, &opts.root)?,
+        sqlite: steps::files::observe_sqlite(&manifest, &opts.root)?,
+        postgres: Vec::new(),
+    };
+    let (pg, pg_restore) = if manifest.postgres.is_empty() {
+        (None, None)
+    } else {
+        let pg = PgTarget::parse(opts.postgres_url.as_deref().unwrap_or(DEFAULT_POSTGRES_URL))?;
+        observed.postgres = steps::postgres::observe(&pg, &manifest).map_err(|e| match e {
+            Error::Postgres { .. } => Error::Refused(format!("{e}; the bundle holds PostgreSQL databases: start a server and pass --postgres-url")),
+            e => e,
+        })?;
+        let need = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
+        (Some(pg), Some(steps::postgres::find_pg_restore(opts.pg_bin.as_deref(), need)?))
+    };
+    let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
+    let missing_packages = steps::system::missing_packages(&manifest.requirements);
+    Ok(Prepared { manifest, verify, plan, pg, pg_restore, missing_packages })
+}
+
+/// Refuses a plan that would overwrite data without `--overwrite`, naming each item.
+pub fn check_refusals(plan: &Plan) -> Result<()> {
+    let refused = plan.refusals();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = refused.iter().take(20).map(|i| format!("{} ({})", i.target, i.state)).collect();
+    Err(Error::Refused(format!(
+        "{} target(s) already hold different data: {}{}. Nothing was changed. Re-run with --overwrite to replace them (the current versions are kept in a checkpoint and can be put back with `restore rollback`)",
+        refused.len(),
+        list.join(", "),
+        if refused.len() > 20 { ", ..." } else { "" }
+    )))
+}
+
+struct Steps {
+    list: Vec<StepResult>,
+}
+
+impl Steps {
+    fn run<T>(&mut self, name: &str, log: &mut impl FnMut(&str), f: impl FnOnce() -> Result<(T, String)>) -> Result<T> {
+        log(&format!("{name}..."));
+        let t = Instant::now();
+        let r = f();
+        let (result, detail) = match &r {
+            Ok((_, d)) => ("ok", d.clone()),
+            Err(e) => ("failed", e.to_string()),
+        };
+        self.list.push(StepResult { step: name.into(), result: result.into(), duration_ms: t.elapsed().as_millis(), detail });
+        r.map(|(v, _)| v)
+    }
+    fn skip(&mut self, name: &str, why: &str) {
+        self.list.push(StepResult { step: name.into(), result: "skipped".into(), duration_ms: 0, detail: why.into() });
+    }
+}
+
+/// Carries out a prepared plan. Returns the report in every case where a report can be written;
+/// `Err` only when the restore could not even start (checkpoint not creatable, refusals).
+pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Result<Report> {
+    check_refusals(&p.plan)?;
+    let started_at = Utc::now();
+    let stamp = started_at.format("%Y%m%d%H%M%S").to_string();
+    let cp_dir = opts.checkpoint_dir.clone().unwrap_or_else(|| opts.root.join("var/lib/n8n-restore/checkpoints").join(&stamp));
+    let mut cp = Checkpoint::create(&cp_dir, &opts.root, &opts.bundle_dir.display().to_string())?;
+    let mut steps = Steps { list: Vec::new() };
+    steps.list.push(StepResult {
+        step: "verify".into(),
+        result: "ok".into(),
+        duration_ms: 0,
+        detail: format!("{} entries, {} bytes, every digest matches", p.verify.entries_checked, p.verify.bytes_checked),
+    });
+    let mut warnings = p.manifest.warnings.clone();
+
+    let applied = apply_all(p, opts, &mut cp, &mut steps, &mut warnings, &stamp, &mut log);
+    let undo_hint = format!(
+        "{} rollback {}{}",
+        std::env::current_exe().map(|e| e.display().to_string()).unwrap_or_else(|_| "./restore".into()),
+        cp_dir.display(),
+        if p.pg.is_some() { " --postgres-url URL" } else { "" }
+    );
+    let (outcome, validation, error) = match applied {
+        Ok(validation) => {
+            let ok = validation.iter().all(|c| c.ok);
+            if ok && opts.services && !p.manifest.services.start.is_empty() {
+                let r = steps.run("services", &mut log, || {
+                    for s in &p.manifest.services.start {
+                        steps::system::start_service(s)?;
+                    }
+                    Ok(((), format!("started {}", p.manifest.services.start.join(", "))))
+                });
+                if let Err(e) = r {
+                    warnings.push(format!("services did not all start: {e}"));
+                }
+            } else if !opts.services {
+                steps.skip("services", "--no-services");
+            }
+            (if ok { Outcome::Restored } else { Outcome::ValidationFailed }, validation, None)
+        }
+        Err(e) => {
+            log(&format!("step failed: {e}; rolling back"));
+            let t = Instant::now();
+            let failures = cp.rollback(p.pg.as_ref());
+            steps.list.push(StepResult {
+                step: "rollback".into(),
+                result: if failures.is_empty() { "ok" } else { "failed" }.into(),
+                duration_ms: t.elapsed().as_millis(),
+                detail: if failures.is_empty() { format!("{} change(s) undone", cp.changes.len()) } else { failures.join("; ") },
+            });
+            let outcome = if failures.is_empty() { Outcome::FailedRolledBack } else { Outcome::FailedRollbackIncomplete };
+            (outcome, Vec::new(), Some(e.to_string()))
+        }
+    };
+    Ok(Report {
+        outcome,
+        bundle_dir: opts.bundle_dir.clone(),
+        bundle_created_at: p.manifest.created_at,
+        root: opts.root.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        steps: steps.list,
+        validation,
+        checkpoint: Some(cp_dir),
+        undo: if outcome == Outcome::FailedRolledBack { String::new() } else { undo_hint },
+        warnings,
+        error,
+    })
+}
+
+fn apply_all(p: &Prepared, opts: &Options, cp: &mut Checkpoint, steps: &mut Steps, warnings: &mut Vec<String>, stamp: &str, log: &mut impl FnMut(&str)) -> Result<Vec<steps::validate::Check>> {
+    let m = &p.manifest;
+    match (&p.missing_packages, opts.install) {
+        (Some(missing), true) => steps.run("prerequisites", log, || {
+            steps::system::install(missing)?;
+            Ok(((), if missing.is_empty() { "all present".to_string() } else { format!("installed {}", missing.join(" ")) }))
+        })?,
+        (None, true) if !m.requirements.is_empty() => {
+            warnings.push(format!("cannot check packages on this host (no dpkg): make sure these are installed: {}", m.requirements.join(" ")));
+            steps.skip("prerequisites", "no dpkg on this host");
+        }
+        (Some(missing), false) if !missing.is_empty() => {
+            warnings.push(format!("--no-install: these packages are missing: {}", missing.join(" ")));
+            steps.skip("prerequisites", "--no-install");
+        }
+        _ => steps.skip("prerequisites", if opts.install { "nothing required" } else { "--no-install" }),
+    }
+
+    let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
+    let file_items: Vec<_> = p.plan.items.iter().filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink)).collect();
+    if !file_items.is_empty() {
+        steps.run("files", log, || {
+            for item in &file_items {
+                writer.apply_record(cp, &m.files[item.index], &item.action)?;
+            }
+            writer.finish_dirs()?;
+            let replaced = file_items.iter().filter(|i| i.action == Action::Replace).count();
+            Ok(((), format!("{} paths ({replaced} replaced, kept in the checkpoint)", file_items.len())))
+        })?;
+    }
+    for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Sqlite) {
+        let db = &m.sqlite[item.index];
+        steps.run(&format!("sqlite {}", db.name), log, || {
+            writer.apply_sqlite(cp, db, &item.action)?;
+            Ok(((), format!("{} -> {}", db.entry, item.target)))
+        })?;
+    }
+    warnings.append(&mut writer.warnings);
+    for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Postgres) {
+        let db = &m.postgres[item.index];
+        let pg = p.pg.as_ref().expect("planned postgres has a target");
+        let pg_restore = p.pg_restore.as_deref().expect("planned postgres has pg_restore");
+        steps.run(&format!("postgres {}", db.database), log, || {
+            steps::postgres::apply(pg, cp, &opts.bundle_dir, db, &item.action, pg_restore, stamp, warnings)?;
+            Ok(((), format!("{} -> database {} on {}", db.entry, db.database, pg.host_port())))
+        })?;
+    }
+    steps.run("validate", log, || {
+        let mut checks = steps::validate::files(m, &opts.root)?;
+        if let Some(pg) = &p.pg {
+            checks.extend(steps::validate::postgres(m, pg)?);
+        }
+        let failed = checks.iter().filter(|c| !c.ok).count();
+        let detail = format!("{} checks, {failed} failed", checks.len());
+        Ok((checks, detail))
+    })
+}
+
+/// The bundle directory to use when none is given: where this binary sits, if a manifest is
+/// there (the operator ran `./restore` from the extracted bundle), else the current directory.
+pub fn default_bundle_dir() -> PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+    match beside {
+        Some(d) if d.join(crate::layout::MANIFEST).is_file() => d,
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,154 @@
+//! PostgreSQL databases back from their `pg_dump -Fc` entries: each under its original name,
+//! any existing database of that name renamed aside first (so rollback is a rename).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::checkpoint::{Change, Checkpoint};
+use crate::manifest::{Manifest, PostgresDb};
+use crate::pg::{has_user_tables, quote_ident, PgTarget};
+use crate::plan::{Action, DbState};
+use crate::{Error, Result};
+
+fn pe(context: String) -> impl FnOnce(postgres::Error) -> Error {
+    move |source| Error::Postgres { context, source }
+}
+
+/// What each database of the manifest finds on the server.
+pub fn observe(pg: &PgTarget, manifest: &Manifest) -> Result<Vec<DbState>> {
+    if manifest.postgres.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin = pg.with_database("postgres");
+    let mut c = admin.connect()?;
+    let mut out = Vec::new();
+    for db in &manifest.postgres {
+        let exists = c
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db.database])
+            .map_err(pe(format!("looking up database {} on {}", db.database, admin.host_port())))?
+            .is_some();
+        out.push(if !exists {
+            DbState::Absent
+        } else {
+            let target = pg.with_database(&db.database);
+            let mut dc = target.connect()?;
+            if has_user_tables(&mut dc, &target.describe())? {
+                DbState::HasData
+            } else {
+                DbState::Empty
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Major version of a `pg_restore`/`pg_dump` binary (`pg_restore (PostgreSQL) 15.18` -> 15).
+pub fn tool_major(bin: &Path) -> Option<u32> {
+    let out = Command::new(bin).arg("--version").output().ok()?;
+    parse_major(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses the major version out of `--version` output.
+pub fn parse_major(text: &str) -> Option<u32> {
+    let v = text.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    v.split('.').next()?.parse().ok()
+}
+
+/// Finds a `pg_restore` at least as new as the dump's server: `--pg-bin` first, then Debian's
+/// versioned directories (newest first), then PATH.
+pub fn find_pg_restore(pg_bin: Option<&Path>, need_major: u32) -> Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = pg_bin {
+        candidates.push(dir.join("pg_restore"));
+    } else {
+        let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin/pg_restore"))))
+            .collect();
+        versioned.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.extend(versioned.into_iter().map(|v| v.1));
+        candidates.extend(super::which("pg_restore"));
+    }
+    let mut seen = Vec::new();
+    for c in candidates {
+        if !c.is_file() {
+            continue;
+        }
+        match tool_major(&c) {
+            Some(m) if m >= need_major => return Ok(c),
+            Some(m) => seen.push(format!("{} is {m}", c.display())),
+            None => seen.push(format!("{} did not report a version", c.display())),
+        }
+    }
+    Err(Error::Refused(format!(
+        "no pg_restore of PostgreSQL {need_major} or newer found ({}); install postgresql-client-{need_major} or pass --pg-bin DIR",
+        if seen.is_empty() { "none on this host".to_string() } else { seen.join(", ") }
+    )))
+}
+
+/// Restores one database according to its planned action.
+pub fn apply(pg: &PgTarget, cp: &mut Checkpoint, bundle_dir: &Path, db: &PostgresDb, action: &Action, pg_restore: &Path, stamp: &str, warnings: &mut Vec<String>) -> Result<()> {
+    let admin = pg.with_database("postgres");
+    let mut c = admin.connect()?;
+    let name = &db.database;
+    match action {
+        Action::Refuse => return Err(Error::Refused(format!("database {name} exists and holds data (use --overwrite)"))),
+        Action::Keep => return Ok(()),
+        Action::Replace => {
+            let aside = format!("{name}_pre_restore_{stamp}");
+            // A database with open sessions cannot be renamed: end them (the operator agreed to
+            // replace this database; its content stays intact under the new name).
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[name])
+                .map_err(pe(format!("ending sessions on {name}")))?;
+            cp.record(Change::DatabaseRenamed { from: name.clone(), to: aside.clone() })?;
+            c.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(name), quote_ident(&aside)))
+                .map_err(pe(format!("renaming database {name} to {aside}")))?;
+            warnings.push(format!("existing database {name} was kept as {aside}; drop it once the restore is confirmed"));
+        }
+        Action::Create => {}
+    }
+
+    let owner_exists = c
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&db.owner])
+        .map_err(pe(format!("looking up role {}", db.owner)))?
+        .is_some();
+    let mut create = format!("CREATE DATABASE {} TEMPLATE template0 ENCODING '{}'", quote_ident(name), db.encoding.replace('\'', ""));
+    if owner_exists {
+        create.push_str(&format!(" OWNER {}", quote_ident(&db.owner)));
+    }
+    cp.record(Change::DatabaseCreated { database: name.clone() })?;
+    let with_locale = format!("{create} LC_COLLATE '{}' LC_CTYPE '{}'", db.collate.replace('\'', ""), db.ctype.replace('\'', ""));
+    if let Err(e) = c.batch_execute(&with_locale) {
+        // The source's locale may not exist on a fresh host; the server default still works.
+        warnings.push(format!("database {name}: locale {} not available here ({e}); created with the server's default locale", db.collate));
+        c.batch_execute(&create).map_err(pe(format!("creating database {name}")))?;
+    }
+
+    let mut cmd = Command::new(pg_restore);
+    cmd.args(["--exit-on-error", "--jobs", "2", "--dbname", name]);
+    if !owner_exists {
+        warnings.push(format!(
+            "role {} (owner of {name}) does not exist on the target: objects are owned by {}; create the role and run REASSIGN OWNED to fix",
+            db.owner,
+            pg.user()
+        ));
+        cmd.args(["--no-owner", "--no-privileges"]);
+    }
+    cmd.arg(bundle_dir.join(&db.entry));
+    cmd.envs(pg.with_database(name).libpq_env());
+    super::run(&mut cmd).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tool_versions() {
+        assert_eq!(parse_major("pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
+        assert_eq!(parse_major("nothing"), None);
+    }
+}
