@@ -1,1 +1,11 @@
-pub fn x(){}
+//! packer: builds self-contained backup bundles. The binary in `main.rs` is a thin CLI over these
+//! modules; the bundle format itself belongs to the `restorer` crate.
+
+pub mod config;
+pub mod create;
+pub mod pg_cluster;
+pub mod restorer_bin;
+pub mod show;
+pub mod sources;
+pub mod system_info;
+pub mod writer;

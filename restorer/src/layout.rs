@@ -91,18 +91,19 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
 /// Validates a bundle entry name: relative, no `..`, `.`, empty or root components.
 /// Every name read from an archive or from `checksums.sha256` goes through here.
 pub fn check_entry_name(name: &str) -> Result<()> {
-    let path = Path::new(name);
     if name.is_empty() || name.contains('\0') || name.contains('\\') {
         return Err(Error::Unsafe(format!("entry name {name:?}")));
     }
-    if path.is_absolute() {
+    if name.starts_with('/') {
         return Err(Error::Unsafe(format!("{name:?} is an absolute path")));
     }
-    for c in path.components() {
-        match c {
-            Component::Normal(_) => {}
-            Component::ParentDir => return Err(Error::Unsafe(format!("{name:?} contains '..'"))),
-            _ => return Err(Error::Unsafe(format!("{name:?} is not a plain relative path"))),
+    // Checked on the text, not with Path::components, which silently drops interior "." and
+    // would let "a//b" or "a/./b" pass as something they are not.
+    for part in name.split('/') {
+        match part {
+            ".." => return Err(Error::Unsafe(format!("{name:?} contains '..'"))),
+            "" | "." => return Err(Error::Unsafe(format!("{name:?} is not a plain relative path"))),
+            _ => {}
         }
     }
     Ok(())

@@ -76,7 +76,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
             e => e,
         })?;
         let need = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
-        (Some(pg), Some(steps::postgres::find_pg_restore(opts.pg_bin.as_deref(), need)?))
+        (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
     let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
     let missing_packages = steps::system::missing_packages(&manifest.requirements);

@@ -54,22 +54,23 @@ pub fn parse_major(text: &str) -> Option<u32> {
     v.split('.').next()?.parse().ok()
 }
 
-/// Finds a `pg_restore` at least as new as the dump's server: `--pg-bin` first, then Debian's
-/// versioned directories (newest first), then PATH.
-pub fn find_pg_restore(pg_bin: Option<&Path>, need_major: u32) -> Result<PathBuf> {
+/// Finds a PostgreSQL client tool (`pg_dump`, `pg_restore`) at least as new as the server it
+/// works with: in `pg_bin` when given, else Debian's versioned directories (newest first), then
+/// PATH. An older tool cannot read (pg_restore) or write (pg_dump) a newer server's format.
+pub fn find_pg_tool(tool: &str, pg_bin: Option<&Path>, need_major: u32) -> Result<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(dir) = pg_bin {
-        candidates.push(dir.join("pg_restore"));
+        candidates.push(dir.join(tool));
     } else {
         let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin/pg_restore"))))
+            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin").join(tool))))
             .collect();
         versioned.sort_by(|a, b| b.0.cmp(&a.0));
         candidates.extend(versioned.into_iter().map(|v| v.1));
-        candidates.extend(super::which("pg_restore"));
+        candidates.extend(super::which(tool));
     }
     let mut seen = Vec::new();
     for c in candidates {
@@ -83,7 +84,7 @@ pub fn find_pg_restore(pg_bin: Option<&Path>, need_major: u32) -> Result<PathBuf
         }
     }
     Err(Error::Refused(format!(
-        "no pg_restore of PostgreSQL {need_major} or newer found ({}); install postgresql-client-{need_major} or pass --pg-bin DIR",
+        "no {tool} of PostgreSQL {need_major} or newer found ({}); install postgresql-client-{need_major} or name the directory holding it (--pg-bin)",
         if seen.is_empty() { "none on this host".to_string() } else { seen.join(", ") }
     )))
 }

@@ -1,0 +1,213 @@
+//! `packer.toml`: parsed strictly (an unknown key is an error naming it), relative paths resolved
+//! against the file's directory, and every source checked to exist before anything is written.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use restorer::layout::{self, FileKind};
+use serde::Deserialize;
+
+/// The commented template printed by `packer init`.
+pub const TEMPLATE: &str = include_str!("template.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[bundle]`.
+    pub bundle: BundleSection,
+    /// `[[postgres]]` databases.
+    #[serde(default)]
+    pub postgres: Vec<PostgresSource>,
+    /// `[[sqlite]]` databases.
+    #[serde(default)]
+    pub sqlite: Vec<SqliteSource>,
+    /// `[[files]]` groups.
+    #[serde(default)]
+    pub files: Vec<FilesSource>,
+    /// `[services]`.
+    #[serde(default)]
+    pub services: ServicesSection,
+    /// `[requirements]`.
+    #[serde(default)]
+    pub requirements: RequirementsSection,
+}
+
+/// `[bundle]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSection {
+    /// Where bundles are written.
+    pub output_dir: PathBuf,
+    /// Name inside the bundle file name.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// gzip level 1..9.
+    #[serde(default = "default_level")]
+    pub compression_level: u32,
+}
+
+fn default_name() -> String {
+    "n8n".into()
+}
+fn default_level() -> u32 {
+    6
+}
+
+/// `[[postgres]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSource {
+    /// Name of the entry in the bundle.
+    pub name: String,
+    /// Connection URL.
+    pub url: String,
+    /// Directory holding pg_dump.
+    #[serde(default)]
+    pub pg_bin: Option<PathBuf>,
+}
+
+/// `[[sqlite]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSource {
+    /// Name of the entry in the bundle.
+    pub name: String,
+    /// The database file.
+    pub path: PathBuf,
+}
+
+/// `[[files]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSource {
+    /// config, ssl or data.
+    pub kind: FileKind,
+    /// Files and directories.
+    pub paths: Vec<PathBuf>,
+}
+
+/// `[services]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesSection {
+    /// Started by the restore in this order.
+    #[serde(default)]
+    pub start: Vec<String>,
+}
+
+/// `[requirements]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementsSection {
+    /// System packages.
+    #[serde(default)]
+    pub packages: Vec<String>,
+}
+
+/// Makes `p` absolute against `base` and removes `.` components; `..` is refused (a backup
+/// must say exactly which path it means).
+fn resolve(base: &Path, p: &Path, key: &str) -> Result<PathBuf> {
+    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => bail!("{key}: {} contains '..'; write the path without it", p.display()),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Parses TOML text; `base` resolves relative paths.
+    pub fn parse(text: &str, base: &Path, origin: &str) -> Result<Config> {
+        let mut c: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+        c.bundle.output_dir = resolve(base, &c.bundle.output_dir, "[bundle] output_dir")?;
+        layout::check_name("[bundle] name", &c.bundle.name)?;
+        if !(1..=9).contains(&c.bundle.compression_level) {
+            bail!("[bundle] compression_level = {}: must be 1..9", c.bundle.compression_level);
+        }
+        let mut names = HashSet::new();
+        for p in &c.postgres {
+            layout::check_name("[[postgres]] name", &p.name)?;
+            if !names.insert(format!("{}.dump", p.name)) {
+                bail!("[[postgres]] name = {:?} appears twice", p.name);
+            }
+        }
+        for s in &mut c.sqlite {
+            layout::check_name("[[sqlite]] name", &s.name)?;
+            if !names.insert(format!("{}.sqlite", s.name)) {
+                bail!("[[sqlite]] name = {:?} appears twice", s.name);
+            }
+            s.path = resolve(base, &s.path, &format!("[[sqlite]] {} path", s.name))?;
+        }
+        for f in &mut c.files {
+            for p in &mut f.paths {
+                *p = resolve(base, p, "[[files]] paths")?;
+            }
+        }
+        Ok(c)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = fs::read_to_string(path).with_context(|| format!("reading configuration {}", path.display()))?;
+        let base = fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, &base, &path.display().to_string())
+    }
+
+    /// Checks that every file source exists, naming the key and path of the first that does not.
+    pub fn check_sources_exist(&self) -> Result<()> {
+        for s in &self.sqlite {
+            if !s.path.is_file() {
+                bail!("[[sqlite]] {} path {}: no such file", s.name, s.path.display());
+            }
+        }
+        for f in &self.files {
+            for p in &f.paths {
+                fs::symlink_metadata(p).with_context(|| format!("[[files]] kind = {:?}: {}", f.kind.folder(), p.display()))?;
+            }
+        }
+        if self.postgres.is_empty() && self.sqlite.is_empty() && self.files.is_empty() {
+            bail!("nothing to back up: the configuration has no [[postgres]], [[sqlite]] or [[files]]");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template printed by `packer init` is itself a valid configuration.
+    #[test]
+    fn template_parses() {
+        let c = Config::parse(TEMPLATE, Path::new("/etc/packer"), "template").unwrap();
+        assert_eq!(c.bundle.name, "n8n");
+        assert_eq!(c.postgres.len(), 1);
+        assert_eq!(c.files[1].kind, FileKind::Ssl);
+    }
+
+    /// An unknown key is an error that names it.
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("[bundle]\noutput_dir = \"/x\"\nnmae = \"a\"\n", Path::new("/"), "p.toml").unwrap_err();
+        assert!(format!("{e:#}").contains("nmae"), "{e:#}");
+    }
+
+    /// Relative paths resolve against the configuration's directory; `..` is refused.
+    #[test]
+    fn relative_paths() {
+        let c = Config::parse("[bundle]\noutput_dir = \"out\"\n[[files]]\nkind = \"data\"\npaths = [\"./d/x\"]\n", Path::new("/etc/p"), "p").unwrap();
+        assert_eq!(c.bundle.output_dir, Path::new("/etc/p/out"));
+        assert_eq!(c.files[0].paths[0], Path::new("/etc/p/d/x"));
+        assert!(Config::parse("[bundle]\noutput_dir = \"../out\"\n", Path::new("/etc/p"), "p").is_err());
+    }
+}

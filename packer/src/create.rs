@@ -1,0 +1,170 @@
+//! `packer create`: inventory every source (dumps and copies into a private spool directory next
+//! to the bundles), write the manifest, stream everything into the bundle, publish it atomically.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use restorer::digest::sha256_file;
+use restorer::layout;
+use restorer::manifest::{EntryDigest, Manifest, Services};
+
+use crate::config::Config;
+use crate::sources::{self, Payload};
+use crate::writer::{self, Written};
+use crate::{restorer_bin, system_info};
+
+/// What `create` reports.
+#[derive(Debug, serde::Serialize)]
+pub struct Created {
+    /// The bundle written.
+    #[serde(flatten)]
+    pub written: Written,
+    /// Time stamp of the bundle (UTC).
+    pub created_at: chrono::DateTime<Utc>,
+    /// Databases and files in it.
+    pub postgres: usize,
+    /// SQLite databases.
+    pub sqlite: usize,
+    /// Captured paths.
+    pub files: usize,
+    /// Warnings from packing.
+    pub warnings: Vec<String>,
+}
+
+/// Removes what a crashed run left behind: `*.partial` files and spool directories.
+fn housekeeping(dir: &Path, log: &mut impl FnMut(&str)) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stale_partial = name.starts_with("backup_") && name.ends_with(".partial");
+        let stale_spool = name.starts_with(".packer-spool-");
+        if stale_partial || stale_spool {
+            log(&format!("removing {name} left by an interrupted run"));
+            let _ = if stale_spool { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
+        }
+    }
+}
+
+/// The requirements: the configured packages plus what the sources imply.
+fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
+    let mut out = cfg.requirements.packages.clone();
+    if let Some(major) = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max() {
+        // The restore needs a pg_restore at least as new as the dumps' server.
+        out.push(format!("postgresql-client-{major}"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(p.clone()));
+    out
+}
+
+/// Builds one bundle.
+pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) -> Result<Created> {
+    // Everything that can be checked without writing is checked first.
+    cfg.check_sources_exist()?;
+    sources::postgres::check_reachable(&cfg.postgres)?;
+    let restore_bin = restorer_bin::locate(restorer)?;
+    restorer_bin::check(&restore_bin)?;
+
+    let out_dir = &cfg.bundle.output_dir;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(out_dir).with_context(|| format!("[bundle] output_dir {}", out_dir.display()))?;
+    housekeeping(out_dir, &mut log);
+    let created_at = Utc::now();
+    let file_name = layout::bundle_file_name(&cfg.bundle.name, created_at);
+    if out_dir.join(&file_name).exists() {
+        anyhow::bail!("{} already exists (two runs within one second?); try again", out_dir.join(&file_name).display());
+    }
+    // Private spool for dumps and copies, beside the bundles (same file system, same privacy);
+    // removed on every exit path by TempDir's drop.
+    let spool = tempfile::Builder::new().prefix(".packer-spool-").tempdir_in(out_dir).with_context(|| format!("creating a spool directory in {}", out_dir.display()))?;
+    let mut payloads: Vec<Payload> = Vec::new();
+    let mut warnings = Vec::new();
+
+    let mut postgres = Vec::new();
+    for src in &cfg.postgres {
+        log(&format!("dumping PostgreSQL database {} ...", src.name));
+        let (db, payload) = sources::postgres::dump(src, spool.path())?;
+        log(&format!("  {} tables, {} rows, {} bytes", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>(), db.size));
+        postgres.push(db);
+        payloads.push(payload);
+    }
+    let mut sqlite = Vec::new();
+    for src in &cfg.sqlite {
+        log(&format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
+        let (db, payload) = sources::sqlite::snapshot(src, spool.path())?;
+        log(&format!("  {} tables, {} rows", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>()));
+        sqlite.push(db);
+        payloads.push(payload);
+    }
+    log("reading files ...");
+    let captured = sources::files::capture(&cfg.files, |_| {})?;
+    log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
+    warnings.extend(captured.warnings.iter().cloned());
+
+    let info = system_info::collect();
+    let info_path = spool.path().join("system_info.json");
+    fs::write(&info_path, serde_json::to_string_pretty(&info)?).context("writing system_info.json")?;
+    let mut support = Vec::new();
+    let mut support_payloads = Vec::new();
+    let mut add_support = |entry: &str, path: PathBuf, mtime: i64| -> Result<()> {
+        let (sha256, size) = sha256_file(&path)?;
+        support.push(EntryDigest { entry: entry.to_string(), size, sha256: sha256.clone() });
+        support_payloads.push(Payload { entry: entry.to_string(), source: path, size, sha256, mtime });
+        Ok(())
+    };
+    let now = created_at.timestamp();
+    add_support(layout::RESTORE_BIN, restore_bin.clone(), now)?;
+
+    let mut manifest = Manifest {
+        format_version: layout::FORMAT_VERSION,
+        created_by: format!("packer {}", env!("CARGO_PKG_VERSION")),
+        created_at,
+        bundle_name: cfg.bundle.name.clone(),
+        source_host: info.short(),
+        postgres,
+        sqlite,
+        files: captured.records,
+        support: Vec::new(),
+        services: Services { start: cfg.services.start.clone() },
+        requirements: Vec::new(),
+        warnings,
+    };
+    manifest.requirements = requirements(cfg, &manifest);
+    let req_path = spool.path().join("requirements.txt");
+    let mut req_text = String::from("# System packages the restored host needs (Debian names), one per line.\n");
+    for p in &manifest.requirements {
+        req_text.push_str(p);
+        req_text.push('\n');
+    }
+    fs::write(&req_path, req_text).context("writing requirements.txt")?;
+    add_support(layout::REQUIREMENTS, req_path, now)?;
+    add_support(layout::SYSTEM_INFO, info_path, now)?;
+    manifest.support = support;
+
+    // Order: manifest (written by the writer), restore, requirements, system info, databases,
+    // then captured files: what a reader needs first comes first.
+    let mut ordered = support_payloads;
+    ordered.extend(payloads);
+    ordered.extend(captured.payloads);
+
+    log(&format!("writing {} ...", out_dir.join(&file_name).display()));
+    let written = writer::write_bundle(out_dir, &file_name, &manifest.to_json(), &ordered, cfg.bundle.compression_level, |entry, size| {
+        if size > 64 * 1024 * 1024 {
+            log(&format!("  {entry} ({} MiB)", size / (1024 * 1024)));
+        }
+    })?;
+    drop(spool);
+    for w in &manifest.warnings {
+        log(&format!("warning: {w}"));
+    }
+    Ok(Created {
+        written,
+        created_at,
+        postgres: manifest.postgres.len(),
+        sqlite: manifest.sqlite.len(),
+        files: manifest.files.len(),
+        warnings: manifest.warnings.clone(),
+    })
+}

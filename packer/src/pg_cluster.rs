@@ -1,0 +1,107 @@
+//! A throwaway PostgreSQL cluster: initdb in a temporary directory, a free port on 127.0.0.1, the
+//! unix socket inside the directory, run as the `postgres` user when we are root (PostgreSQL
+//! refuses to run as root). Stopped and deleted on drop. Used by the tests, and by deep
+//! verification.
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// A running cluster; dropped = stopped and removed.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    as_postgres: bool,
+}
+
+/// The directory of PostgreSQL server binaries: `$PG_BIN`, else the newest under
+/// /usr/lib/postgresql.
+pub fn server_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("PG_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("no PostgreSQL server under /usr/lib/postgresql (install postgresql, or set PG_BIN)")?
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, p)| p.join("initdb").is_file())
+        .collect();
+    found.sort();
+    found.pop().map(|f| f.1).context("no initdb under /usr/lib/postgresql/*/bin")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Cluster {
+    /// initdb + start. Trust authentication on the socket and 127.0.0.1 only.
+    pub fn start() -> Result<Cluster> {
+        let bin = server_bin()?;
+        let as_postgres = restorer::steps::is_root();
+        let dir = tempfile::Builder::new().prefix("pgcluster-").tempdir()?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+        let data = dir.path().join("data");
+        let c = Cluster { dir, bin, port: free_port()?, as_postgres };
+        c.run("initdb", &["-D", &data.to_string_lossy(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])?;
+        let opts = format!("-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=50", c.port, c.dir.path().display());
+        c.run("pg_ctl", &["-D", &data.to_string_lossy(), "-o", &opts, "-l", &c.dir.path().join("log").to_string_lossy(), "-w", "-t", "60", "start"])?;
+        Ok(c)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<String> {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        cmd.args(args).current_dir(self.dir.path());
+        let out = cmd.output().with_context(|| format!("running {}", exe.display()))?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+            bail!("{tool} failed: {}{}\n{log}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The socket directory.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `postgresql://postgres@127.0.0.1:PORT/DB`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The server binaries' directory (pg_dump, psql of the same version).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Runs SQL through psql against `db`, returning its unaligned output.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+            .output()?;
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = self.run("pg_ctl", &["-D", &data.to_string_lossy(), "-m", "immediate", "-w", "stop"]);
+    }
+}

@@ -1,0 +1,24 @@
+//! What goes into a bundle, read from the source host: PostgreSQL dumps, SQLite copies, files.
+//! Each source produces manifest records plus the local files to stream into the archive.
+
+pub mod files;
+pub mod postgres;
+pub mod sqlite;
+
+use std::path::PathBuf;
+
+/// A file to stream into the archive, with what the manifest promises about it. The writer
+/// re-hashes while streaming and refuses to finish if the bytes differ from the promise.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// Entry name in the bundle.
+    pub entry: String,
+    /// Local file to read.
+    pub source: PathBuf,
+    /// Expected size.
+    pub size: u64,
+    /// Expected sha256.
+    pub sha256: String,
+    /// mtime for the tar header.
+    pub mtime: i64,
+}

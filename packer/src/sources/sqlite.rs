@@ -1,0 +1,66 @@
+//! SQLite: a consistent copy through the online backup API, checked with `PRAGMA
+//! integrity_check`, with per-table row counts read from the copy itself.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use restorer::digest::sha256_file;
+use restorer::layout;
+use restorer::manifest::{FileMeta, SqliteDb};
+use restorer::owners::Accounts;
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+
+use super::Payload;
+use crate::config::SqliteSource;
+
+/// Copies one database into `spool` and describes it.
+pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload)> {
+    let what = format!("[[sqlite]] {} ({})", src.name, src.path.display());
+    let m = fs::metadata(&src.path).with_context(|| what.clone())?;
+    // Read-write without CREATE: a WAL database needs its -shm, and a missing file must be an
+    // error, never a new empty database.
+    let conn = Connection::open_with_flags(&src.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+        .with_context(|| format!("{what}: opening"))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    let copy_path = spool.join(format!("{}.sqlite", src.name));
+    let mut copy = Connection::open(&copy_path).with_context(|| format!("creating {}", copy_path.display()))?;
+    {
+        let backup = Backup::new(&conn, &mut copy).with_context(|| format!("{what}: starting backup"))?;
+        // All pages in one step: one read transaction, so the copy is one consistent instant even
+        // while the application writes (a writer in between would restart a step-wise backup).
+        let mut tries = 0;
+        loop {
+            match backup.step(-1).with_context(|| format!("{what}: backup"))? {
+                StepResult::Done => break,
+                StepResult::Busy | StepResult::Locked if tries < 600 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                StepResult::More => continue,
+                other => bail!("{what}: backup could not get a read lock for 60 s ({other:?})"),
+            }
+        }
+    }
+    restorer::sqlite::integrity_check(&copy, &copy_path).with_context(|| format!("{what}: the copy failed its integrity check"))?;
+    let tables = restorer::sqlite::table_counts(&copy, &copy_path)?;
+    // One file, no -wal beside it: the copy is self-contained.
+    copy.pragma_update(None, "journal_mode", "DELETE")?;
+    drop(copy);
+    let (sha256, size) = sha256_file(&copy_path)?;
+    let accounts = Accounts::system();
+    let meta = FileMeta {
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        user: accounts.user_name(m.uid()).map(str::to_string),
+        group: accounts.group_name(m.gid()).map(str::to_string),
+        mtime: m.mtime(),
+    };
+    let entry = layout::sqlite_entry(&src.name);
+    let payload = Payload { entry: entry.clone(), source: copy_path, size, sha256: sha256.clone(), mtime: meta.mtime };
+    Ok((SqliteDb { name: src.name.clone(), entry, path: src.path.clone(), meta, size, sha256, tables }, payload))
+}
