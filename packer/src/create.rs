@@ -36,14 +36,20 @@ pub struct Created {
 
 /// Removes what a crashed run left behind: `*.partial` files and spool directories.
 fn housekeeping(dir: &Path, log: &mut impl FnMut(&str)) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let stale_partial = name.starts_with("backup_") && name.ends_with(".partial");
         let stale_spool = name.starts_with(".packer-spool-");
         if stale_partial || stale_spool {
             log(&format!("removing {name} left by an interrupted run"));
-            let _ = if stale_spool { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
+            let _ = if stale_spool {
+                fs::remove_dir_all(e.path())
+            } else {
+                fs::remove_file(e.path())
+            };
         }
     }
 }
@@ -51,7 +57,12 @@ fn housekeeping(dir: &Path, log: &mut impl FnMut(&str)) {
 /// The requirements: the configured packages plus what the sources imply.
 fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
     let mut out = cfg.requirements.packages.clone();
-    if let Some(major) = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max() {
+    if let Some(major) = manifest
+        .postgres
+        .iter()
+        .map(|d| d.server_version_num / 10000)
+        .max()
+    {
         // The restore needs a pg_restore at least as new as the dumps' server.
         out.push(format!("postgresql-client-{major}"));
     }
@@ -69,16 +80,26 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
     restorer_bin::check(&restore_bin)?;
 
     let out_dir = &cfg.bundle.output_dir;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(out_dir).with_context(|| format!("[bundle] output_dir {}", out_dir.display()))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out_dir)
+        .with_context(|| format!("[bundle] output_dir {}", out_dir.display()))?;
     housekeeping(out_dir, &mut log);
     let created_at = Utc::now();
     let file_name = layout::bundle_file_name(&cfg.bundle.name, created_at);
     if out_dir.join(&file_name).exists() {
-        anyhow::bail!("{} already exists (two runs within one second?); try again", out_dir.join(&file_name).display());
+        anyhow::bail!(
+            "{} already exists (two runs within one second?); try again",
+            out_dir.join(&file_name).display()
+        );
     }
     // Private spool for dumps and copies, beside the bundles (same file system, same privacy);
     // removed on every exit path by TempDir's drop.
-    let spool = tempfile::Builder::new().prefix(".packer-spool-").tempdir_in(out_dir).with_context(|| format!("creating a spool directory in {}", out_dir.display()))?;
+    let spool = tempfile::Builder::new()
+        .prefix(".packer-spool-")
+        .tempdir_in(out_dir)
+        .with_context(|| format!("creating a spool directory in {}", out_dir.display()))?;
     let mut payloads: Vec<Payload> = Vec::new();
     let mut warnings = Vec::new();
 
@@ -86,32 +107,60 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
     for src in &cfg.postgres {
         log(&format!("dumping PostgreSQL database {} ...", src.name));
         let (db, payload) = sources::postgres::dump(src, spool.path())?;
-        log(&format!("  {} tables, {} rows, {} bytes", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>(), db.size));
+        log(&format!(
+            "  {} tables, {} rows, {} bytes",
+            db.tables.len(),
+            db.tables.iter().map(|t| t.rows).sum::<u64>(),
+            db.size
+        ));
         postgres.push(db);
         payloads.push(payload);
     }
     let mut sqlite = Vec::new();
     for src in &cfg.sqlite {
-        log(&format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
+        log(&format!(
+            "copying SQLite database {} ({}) ...",
+            src.name,
+            src.path.display()
+        ));
         let (db, payload) = sources::sqlite::snapshot(src, spool.path())?;
-        log(&format!("  {} tables, {} rows", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>()));
+        log(&format!(
+            "  {} tables, {} rows",
+            db.tables.len(),
+            db.tables.iter().map(|t| t.rows).sum::<u64>()
+        ));
         sqlite.push(db);
         payloads.push(payload);
     }
     log("reading files ...");
     let captured = sources::files::capture(&cfg.files, |_| {})?;
-    log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
+    log(&format!(
+        "  {} paths, {} files",
+        captured.records.len(),
+        captured.payloads.len()
+    ));
     warnings.extend(captured.warnings.iter().cloned());
 
     let info = system_info::collect();
     let info_path = spool.path().join("system_info.json");
-    fs::write(&info_path, serde_json::to_string_pretty(&info)?).context("writing system_info.json")?;
+    fs::write(&info_path, serde_json::to_string_pretty(&info)?)
+        .context("writing system_info.json")?;
     let mut support = Vec::new();
     let mut support_payloads = Vec::new();
     let mut add_support = |entry: &str, path: PathBuf, mtime: i64| -> Result<()> {
         let (sha256, size) = sha256_file(&path)?;
-        support.push(EntryDigest { entry: entry.to_string(), size, sha256: sha256.clone() });
-        support_payloads.push(Payload { entry: entry.to_string(), source: path, size, sha256, mtime });
+        support.push(EntryDigest {
+            entry: entry.to_string(),
+            size,
+            sha256: sha256.clone(),
+        });
+        support_payloads.push(Payload {
+            entry: entry.to_string(),
+            source: path,
+            size,
+            sha256,
+            mtime,
+        });
         Ok(())
     };
     let now = created_at.timestamp();
@@ -127,13 +176,16 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
         sqlite,
         files: captured.records,
         support: Vec::new(),
-        services: Services { start: cfg.services.start.clone() },
+        services: Services {
+            start: cfg.services.start.clone(),
+        },
         requirements: Vec::new(),
         warnings,
     };
     manifest.requirements = requirements(cfg, &manifest);
     let req_path = spool.path().join("requirements.txt");
-    let mut req_text = String::from("# System packages the restored host needs (Debian names), one per line.\n");
+    let mut req_text =
+        String::from("# System packages the restored host needs (Debian names), one per line.\n");
     for p in &manifest.requirements {
         req_text.push_str(p);
         req_text.push('\n');
@@ -149,12 +201,22 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
     ordered.extend(payloads);
     ordered.extend(captured.payloads);
 
-    log(&format!("writing {} ...", out_dir.join(&file_name).display()));
-    let written = writer::write_bundle(out_dir, &file_name, &manifest.to_json(), &ordered, cfg.bundle.compression_level, |entry, size| {
-        if size > 64 * 1024 * 1024 {
-            log(&format!("  {entry} ({} MiB)", size / (1024 * 1024)));
-        }
-    })?;
+    log(&format!(
+        "writing {} ...",
+        out_dir.join(&file_name).display()
+    ));
+    let written = writer::write_bundle(
+        out_dir,
+        &file_name,
+        &manifest.to_json(),
+        &ordered,
+        cfg.bundle.compression_level,
+        |entry, size| {
+            if size > 64 * 1024 * 1024 {
+                log(&format!("  {entry} ({} MiB)", size / (1024 * 1024)));
+            }
+        },
+    )?;
     drop(spool);
     for w in &manifest.warnings {
         log(&format!("warning: {w}"));

@@ -23,8 +23,19 @@ fn human_size(n: u64) -> String {
 /// The human inventory.
 pub fn render(m: &Manifest) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "Bundle {} (format {}), created {} by {}", m.bundle_name, m.format_version, m.created_at.format("%Y-%m-%d %H:%M:%S UTC"), m.created_by);
-    let _ = writeln!(s, "Source host: {} ({}, {})", m.source_host.hostname, m.source_host.os, m.source_host.arch);
+    let _ = writeln!(
+        s,
+        "Bundle {} (format {}), created {} by {}",
+        m.bundle_name,
+        m.format_version,
+        m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        m.created_by
+    );
+    let _ = writeln!(
+        s,
+        "Source host: {} ({}, {})",
+        m.source_host.hostname, m.source_host.os, m.source_host.arch
+    );
     let _ = writeln!(s, "Payload: {}", human_size(m.payload_size()));
     for d in &m.postgres {
         let rows: u64 = d.tables.iter().map(|t| t.rows).sum();
@@ -46,7 +57,14 @@ pub fn render(m: &Manifest) -> String {
     }
     for d in &m.sqlite {
         let rows: u64 = d.tables.iter().map(|t| t.rows).sum();
-        let _ = writeln!(s, "\nSQLite {} ({}), {}: {} tables, {rows} rows", d.name, d.path.display(), human_size(d.size), d.tables.len());
+        let _ = writeln!(
+            s,
+            "\nSQLite {} ({}), {}: {} tables, {rows} rows",
+            d.name,
+            d.path.display(),
+            human_size(d.size),
+            d.tables.len()
+        );
         for t in &d.tables {
             let _ = writeln!(s, "  {:<50} {:>12}", t.qualified(), t.rows);
         }
@@ -54,13 +72,31 @@ pub fn render(m: &Manifest) -> String {
     if !m.files.is_empty() {
         let _ = writeln!(s, "\nFiles ({}):", m.files.len());
         for f in &m.files {
-            let owner = format!("{}:{}", f.meta.user.clone().unwrap_or_else(|| f.meta.uid.to_string()), f.meta.group.clone().unwrap_or_else(|| f.meta.gid.to_string()));
+            let owner = format!(
+                "{}:{}",
+                f.meta
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| f.meta.uid.to_string()),
+                f.meta
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| f.meta.gid.to_string())
+            );
             let what = match &f.content {
                 FileContent::File { size, .. } => human_size(*size),
                 FileContent::Dir => "dir".into(),
                 FileContent::Symlink { target } => format!("-> {}", target.display()),
             };
-            let _ = writeln!(s, "  {:<6} {:04o} {:<18} {:>10}  {}", f.kind.folder(), f.meta.mode, owner, what, f.path.display());
+            let _ = writeln!(
+                s,
+                "  {:<6} {:04o} {:<18} {:>10}  {}",
+                f.kind.folder(),
+                f.meta.mode,
+                owner,
+                what,
+                f.path.display()
+            );
         }
     }
     if !m.services.start.is_empty() {

@@ -71,13 +71,25 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(s, "\nSteps:");
         for st in &self.steps {
-            let _ = writeln!(s, "  {:<8} {:<28} {:>7} ms  {}", st.result, st.step, st.duration_ms, st.detail);
+            let _ = writeln!(
+                s,
+                "  {:<8} {:<28} {:>7} ms  {}",
+                st.result, st.step, st.duration_ms, st.detail
+            );
         }
         if !self.validation.is_empty() {
             let passed = self.validation.iter().filter(|c| c.ok).count();
-            let _ = writeln!(s, "\nValidation: {passed}/{} checks passed", self.validation.len());
+            let _ = writeln!(
+                s,
+                "\nValidation: {passed}/{} checks passed",
+                self.validation.len()
+            );
             for c in self.validation.iter().filter(|c| !c.ok) {
-                let _ = writeln!(s, "  FAIL {}: expected {}, found {}", c.check, c.expected, c.actual);
+                let _ = writeln!(
+                    s,
+                    "  FAIL {}: expected {}, found {}",
+                    c.check, c.expected, c.actual
+                );
             }
         }
         for w in &self.warnings {

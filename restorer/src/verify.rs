@@ -49,18 +49,28 @@ impl VerifyReport {
             .problems
             .iter()
             .map(|p| match (&p.expected, &p.actual) {
-                (Some(e), Some(a)) => format!("{}: {} (expected {e}, actual {a})", p.entry, p.problem),
+                (Some(e), Some(a)) => {
+                    format!("{}: {} (expected {e}, actual {a})", p.entry, p.problem)
+                }
                 _ => format!("{}: {}", p.entry, p.problem),
             })
             .collect();
-        Error::Corrupt(format!("{} bad entr{}: {}", list.len(), if list.len() == 1 { "y" } else { "ies" }, list.join("; ")))
+        Error::Corrupt(format!(
+            "{} bad entr{}: {}",
+            list.len(),
+            if list.len() == 1 { "y" } else { "ies" },
+            list.join("; ")
+        ))
     }
 }
 
 /// Verifies the bundle extracted in `dir`. `progress` is called with each entry name before it
 /// is hashed. Fails outright (without a report) when the checksum list or the manifest cannot be
 /// read at all; otherwise returns the manifest and a report listing every problem found.
-pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Manifest, VerifyReport)> {
+pub fn verify_dir(
+    dir: &Path,
+    mut progress: impl FnMut(&str, u64),
+) -> Result<(Manifest, VerifyReport)> {
     let sums_path = dir.join(layout::CHECKSUMS);
     let text = match fs::read_to_string(&sums_path) {
         Ok(t) => t,
@@ -75,10 +85,18 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Ma
     };
     let sums = Checksums::parse(&text)?;
     if !sums.0.contains_key(layout::MANIFEST) {
-        return Err(Error::Corrupt(format!("{} does not list {}", layout::CHECKSUMS, layout::MANIFEST)));
+        return Err(Error::Corrupt(format!(
+            "{} does not list {}",
+            layout::CHECKSUMS,
+            layout::MANIFEST
+        )));
     }
 
-    let mut report = VerifyReport { entries_checked: 0, bytes_checked: 0, problems: Vec::new() };
+    let mut report = VerifyReport {
+        entries_checked: 0,
+        bytes_checked: 0,
+        problems: Vec::new(),
+    };
     for (entry, expected) in &sums.0 {
         let path = dir.join(entry);
         let meta = match fs::symlink_metadata(&path) {
@@ -118,7 +136,8 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Ma
     }
 
     // The manifest is only trusted once its own digest matched.
-    let manifest_text = fs::read_to_string(dir.join(layout::MANIFEST)).ctx("reading", dir.join(layout::MANIFEST));
+    let manifest_text =
+        fs::read_to_string(dir.join(layout::MANIFEST)).ctx("reading", dir.join(layout::MANIFEST));
     if report.problems.iter().any(|p| p.entry == layout::MANIFEST) {
         return Err(report.into_error());
     }
@@ -130,7 +149,11 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Ma
         match sums.0.get(entry) {
             None => report.problems.push(Problem {
                 entry: entry.clone(),
-                problem: format!("listed in {} but not in {}", layout::MANIFEST, layout::CHECKSUMS),
+                problem: format!(
+                    "listed in {} but not in {}",
+                    layout::MANIFEST,
+                    layout::CHECKSUMS
+                ),
                 expected: Some(digest.clone()),
                 actual: None,
             }),
@@ -147,7 +170,11 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Ma
         if entry != layout::MANIFEST && !claimed.contains_key(entry) {
             report.problems.push(Problem {
                 entry: entry.clone(),
-                problem: format!("listed in {} but unknown to {}", layout::CHECKSUMS, layout::MANIFEST),
+                problem: format!(
+                    "listed in {} but unknown to {}",
+                    layout::CHECKSUMS,
+                    layout::MANIFEST
+                ),
                 expected: None,
                 actual: None,
             });

@@ -51,7 +51,14 @@ pub fn capture(sources: &[FilesSource], mut progress: impl FnMut(&Path)) -> Resu
     Ok(out)
 }
 
-fn walk(kind: FileKind, path: &Path, accounts: &Accounts, seen: &mut std::collections::HashSet<std::path::PathBuf>, out: &mut Captured, progress: &mut impl FnMut(&Path)) -> Result<()> {
+fn walk(
+    kind: FileKind,
+    path: &Path,
+    accounts: &Accounts,
+    seen: &mut std::collections::HashSet<std::path::PathBuf>,
+    out: &mut Captured,
+    progress: &mut impl FnMut(&Path),
+) -> Result<()> {
     if !seen.insert(path.to_path_buf()) {
         return Ok(());
     }
@@ -59,7 +66,10 @@ fn walk(kind: FileKind, path: &Path, accounts: &Accounts, seen: &mut std::collec
     let meta = meta_of(&m, accounts);
     let ft = m.file_type();
     let content = if ft.is_symlink() {
-        FileContent::Symlink { target: fs::read_link(path).with_context(|| format!("reading link {}", path.display()))? }
+        FileContent::Symlink {
+            target: fs::read_link(path)
+                .with_context(|| format!("reading link {}", path.display()))?,
+        }
     } else if ft.is_dir() {
         let mut children: Vec<_> = fs::read_dir(path)
             .with_context(|| format!("listing {}", path.display()))?
@@ -75,12 +85,30 @@ fn walk(kind: FileKind, path: &Path, accounts: &Accounts, seen: &mut std::collec
         progress(path);
         let (sha256, size) = sha256_file(path)?;
         let entry = layout::captured_entry(kind, path)?;
-        out.payloads.push(Payload { entry: entry.clone(), source: path.to_path_buf(), size, sha256: sha256.clone(), mtime: meta.mtime });
-        FileContent::File { entry, size, sha256 }
+        out.payloads.push(Payload {
+            entry: entry.clone(),
+            source: path.to_path_buf(),
+            size,
+            sha256: sha256.clone(),
+            mtime: meta.mtime,
+        });
+        FileContent::File {
+            entry,
+            size,
+            sha256,
+        }
     } else {
-        out.warnings.push(format!("{} skipped: not a regular file, directory or link (socket, FIFO or device)", path.display()));
+        out.warnings.push(format!(
+            "{} skipped: not a regular file, directory or link (socket, FIFO or device)",
+            path.display()
+        ));
         return Ok(());
     };
-    out.records.push(FileRecord { kind, path: path.to_path_buf(), meta, content });
+    out.records.push(FileRecord {
+        kind,
+        path: path.to_path_buf(),
+        meta,
+        content,
+    });
     Ok(())
 }

@@ -28,13 +28,21 @@ pub fn install(packages: &[String]) -> Result<()> {
         return Ok(());
     }
     if super::which("apt-get").is_none() {
-        return Err(Error::Refused(format!("no apt-get on this host: install these yourself, then run again with --no-install: {}", packages.join(" "))));
+        return Err(Error::Refused(format!(
+            "no apt-get on this host: install these yourself, then run again with --no-install: {}",
+            packages.join(" ")
+        )));
     }
     if !super::is_root() {
-        return Err(Error::Refused(format!("installing packages needs root: run as root, or install them and use --no-install: {}", packages.join(" "))));
+        return Err(Error::Refused(format!(
+            "installing packages needs root: run as root, or install them and use --no-install: {}",
+            packages.join(" ")
+        )));
     }
     let mut cmd = Command::new("apt-get");
-    cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(packages);
+    cmd.env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages);
     super::run(&mut cmd).map(|_| ())
 }
 

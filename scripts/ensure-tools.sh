@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian machine, idempotently.
+# Usage: scripts/ensure-tools.sh [build|test]   (test adds the PostgreSQL server and sqlite3)
+set -euo pipefail
+what=${1:-build}
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need_pkgs=()
+command -v musl-gcc >/dev/null || need_pkgs+=(musl-tools)
+if [ "$what" = test ]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
+  command -v psql >/dev/null || need_pkgs+=(postgresql-client)
+  command -v sqlite3 >/dev/null || need_pkgs+=(sqlite3)
+  command -v runuser >/dev/null || need_pkgs+=(util-linux)
+  command -v openssl >/dev/null || need_pkgs+=(openssl)
+fi
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "installing: ${need_pkgs[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+if [ "$what" = test ] && ! id postgres >/dev/null 2>&1; then
+  $SUDO useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
+fi
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  rustup target add x86_64-unknown-linux-musl
+fi
