@@ -110,11 +110,7 @@ pub struct RequirementsSection {
 /// Makes `p` absolute against `base` and normalises `.` and `..` lexically (the manifest records
 /// one plain absolute path per item; symbolic links in the path are not resolved).
 fn resolve(base: &Path, p: &Path, key: &str) -> Result<PathBuf> {
-    let joined = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    };
+    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
     let mut out = PathBuf::from("/");
     for c in joined.components() {
         match c {
@@ -133,15 +129,12 @@ fn resolve(base: &Path, p: &Path, key: &str) -> Result<PathBuf> {
 impl Config {
     /// Parses TOML text; `base` resolves relative paths.
     pub fn parse(text: &str, base: &Path, origin: &str) -> Result<Config> {
-        let mut c: Config = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+        let mut c: Config =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
         c.bundle.output_dir = resolve(base, &c.bundle.output_dir, "[bundle] output_dir")?;
         layout::check_name("[bundle] name", &c.bundle.name)?;
         if !(1..=9).contains(&c.bundle.compression_level) {
-            bail!(
-                "[bundle] compression_level = {}: must be 1..9",
-                c.bundle.compression_level
-            );
+            bail!("[bundle] compression_level = {}: must be 1..9", c.bundle.compression_level);
         }
         let mut names = HashSet::new();
         for p in &c.postgres {
@@ -167,8 +160,7 @@ impl Config {
 
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = fs::read_to_string(path)
-            .with_context(|| format!("reading configuration {}", path.display()))?;
+        let text = fs::read_to_string(path).with_context(|| format!("reading configuration {}", path.display()))?;
         let base = fs::canonicalize(path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -180,18 +172,13 @@ impl Config {
     pub fn check_sources_exist(&self) -> Result<()> {
         for s in &self.sqlite {
             if !s.path.is_file() {
-                bail!(
-                    "[[sqlite]] {} path {}: no such file",
-                    s.name,
-                    s.path.display()
-                );
+                bail!("[[sqlite]] {} path {}: no such file", s.name, s.path.display());
             }
         }
         for f in &self.files {
             for p in &f.paths {
-                fs::symlink_metadata(p).with_context(|| {
-                    format!("[[files]] kind = {:?}: {}", f.kind.folder(), p.display())
-                })?;
+                fs::symlink_metadata(p)
+                    .with_context(|| format!("[[files]] kind = {:?}: {}", f.kind.folder(), p.display()))?;
             }
         }
         if self.postgres.is_empty() && self.sqlite.is_empty() && self.files.is_empty() {
@@ -217,12 +204,7 @@ mod tests {
     /// An unknown key is an error that names it.
     #[test]
     fn unknown_key_is_named() {
-        let e = Config::parse(
-            "[bundle]\noutput_dir = \"/x\"\nnmae = \"a\"\n",
-            Path::new("/"),
-            "p.toml",
-        )
-        .unwrap_err();
+        let e = Config::parse("[bundle]\noutput_dir = \"/x\"\nnmae = \"a\"\n", Path::new("/"), "p.toml").unwrap_err();
         assert!(format!("{e:#}").contains("nmae"), "{e:#}");
     }
 
@@ -237,12 +219,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.bundle.output_dir, Path::new("/etc/p/out"));
         assert_eq!(c.files[0].paths[0], Path::new("/etc/p/d/x"));
-        let c = Config::parse(
-            "[bundle]\noutput_dir = \"../out\"\n",
-            Path::new("/etc/p"),
-            "p",
-        )
-        .unwrap();
+        let c = Config::parse("[bundle]\noutput_dir = \"../out\"\n", Path::new("/etc/p"), "p").unwrap();
         assert_eq!(c.bundle.output_dir, Path::new("/etc/out"));
     }
 }

@@ -45,11 +45,7 @@ fn housekeeping(dir: &Path, log: &mut impl FnMut(&str)) {
         let stale_spool = name.starts_with(".packer-spool-");
         if stale_partial || stale_spool {
             log(&format!("removing {name} left by an interrupted run"));
-            let _ = if stale_spool {
-                fs::remove_dir_all(e.path())
-            } else {
-                fs::remove_file(e.path())
-            };
+            let _ = if stale_spool { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
         }
     }
 }
@@ -57,12 +53,7 @@ fn housekeeping(dir: &Path, log: &mut impl FnMut(&str)) {
 /// The requirements: the configured packages plus what the sources imply.
 fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
     let mut out = cfg.requirements.packages.clone();
-    if let Some(major) = manifest
-        .postgres
-        .iter()
-        .map(|d| d.server_version_num / 10000)
-        .max()
-    {
+    if let Some(major) = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max() {
         // The restore needs a pg_restore at least as new as the dumps' server.
         out.push(format!("postgresql-client-{major}"));
     }
@@ -89,10 +80,7 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
     let created_at = Utc::now();
     let file_name = layout::bundle_file_name(&cfg.bundle.name, created_at);
     if out_dir.join(&file_name).exists() {
-        anyhow::bail!(
-            "{} already exists (two runs within one second?); try again",
-            out_dir.join(&file_name).display()
-        );
+        anyhow::bail!("{} already exists (two runs within one second?); try again", out_dir.join(&file_name).display());
     }
     // Private spool for dumps and copies, beside the bundles (same file system, same privacy);
     // removed on every exit path by TempDir's drop.
@@ -118,49 +106,26 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
     }
     let mut sqlite = Vec::new();
     for src in &cfg.sqlite {
-        log(&format!(
-            "copying SQLite database {} ({}) ...",
-            src.name,
-            src.path.display()
-        ));
+        log(&format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
         let (db, payload) = sources::sqlite::snapshot(src, spool.path())?;
-        log(&format!(
-            "  {} tables, {} rows",
-            db.tables.len(),
-            db.tables.iter().map(|t| t.rows).sum::<u64>()
-        ));
+        log(&format!("  {} tables, {} rows", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>()));
         sqlite.push(db);
         payloads.push(payload);
     }
     log("reading files ...");
     let captured = sources::files::capture(&cfg.files, |_| {})?;
-    log(&format!(
-        "  {} paths, {} files",
-        captured.records.len(),
-        captured.payloads.len()
-    ));
+    log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
     warnings.extend(captured.warnings.iter().cloned());
 
     let info = system_info::collect();
     let info_path = spool.path().join("system_info.json");
-    fs::write(&info_path, serde_json::to_string_pretty(&info)?)
-        .context("writing system_info.json")?;
+    fs::write(&info_path, serde_json::to_string_pretty(&info)?).context("writing system_info.json")?;
     let mut support = Vec::new();
     let mut support_payloads = Vec::new();
     let mut add_support = |entry: &str, path: PathBuf, mtime: i64| -> Result<()> {
         let (sha256, size) = sha256_file(&path)?;
-        support.push(EntryDigest {
-            entry: entry.to_string(),
-            size,
-            sha256: sha256.clone(),
-        });
-        support_payloads.push(Payload {
-            entry: entry.to_string(),
-            source: path,
-            size,
-            sha256,
-            mtime,
-        });
+        support.push(EntryDigest { entry: entry.to_string(), size, sha256: sha256.clone() });
+        support_payloads.push(Payload { entry: entry.to_string(), source: path, size, sha256, mtime });
         Ok(())
     };
     let now = created_at.timestamp();
@@ -176,16 +141,13 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
         sqlite,
         files: captured.records,
         support: Vec::new(),
-        services: Services {
-            start: cfg.services.start.clone(),
-        },
+        services: Services { start: cfg.services.start.clone() },
         requirements: Vec::new(),
         warnings,
     };
     manifest.requirements = requirements(cfg, &manifest);
     let req_path = spool.path().join("requirements.txt");
-    let mut req_text =
-        String::from("# System packages the restored host needs (Debian names), one per line.\n");
+    let mut req_text = String::from("# System packages the restored host needs (Debian names), one per line.\n");
     for p in &manifest.requirements {
         req_text.push_str(p);
         req_text.push('\n');
@@ -201,10 +163,7 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
     ordered.extend(payloads);
     ordered.extend(captured.payloads);
 
-    log(&format!(
-        "writing {} ...",
-        out_dir.join(&file_name).display()
-    ));
+    log(&format!("writing {} ...", out_dir.join(&file_name).display()));
     let written = writer::write_bundle(
         out_dir,
         &file_name,

@@ -74,12 +74,7 @@ fn run(cli: Cli) -> Result<()> {
             print!("{TEMPLATE}");
             Ok(())
         }
-        Cmd::Create {
-            config,
-            restorer,
-            json,
-            quiet,
-        } => {
+        Cmd::Create { config, restorer, json, quiet } => {
             let cfg = Config::load(&config)?;
             let created = create::create(&cfg, restorer.as_deref(), |msg| {
                 if !quiet {
@@ -89,10 +84,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&created)?);
             } else {
-                eprintln!(
-                    "bundle: {} bytes, sha256 {}",
-                    created.written.size, created.written.sha256
-                );
+                eprintln!("bundle: {} bytes, sha256 {}", created.written.size, created.written.sha256);
                 println!("{}", created.written.path.display());
             }
             Ok(())

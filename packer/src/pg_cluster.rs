@@ -10,6 +10,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+/// Password of the `postgres` role over TCP.
+pub const PASSWORD: &str = "throwaway-Pw1";
+
 /// A running cluster; dropped = stopped and removed.
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -26,18 +29,13 @@ pub fn server_bin() -> Result<PathBuf> {
         return Ok(PathBuf::from(p));
     }
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .context(
-            "no PostgreSQL server under /usr/lib/postgresql (install postgresql, or set PG_BIN)",
-        )?
+        .context("no PostgreSQL server under /usr/lib/postgresql (install postgresql, or set PG_BIN)")?
         .flatten()
         .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
         .filter(|(_, p)| p.join("initdb").is_file())
         .collect();
     found.sort();
-    found
-        .pop()
-        .map(|f| f.1)
-        .context("no initdb under /usr/lib/postgresql/*/bin")
+    found.pop().map(|f| f.1).context("no initdb under /usr/lib/postgresql/*/bin")
 }
 
 fn free_port() -> Result<u16> {
@@ -52,12 +50,7 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("pgcluster-").tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
         let data = dir.path().join("data");
-        let c = Cluster {
-            dir,
-            bin,
-            port: free_port()?,
-            as_postgres,
-        };
+        let c = Cluster { dir, bin, port: free_port()?, as_postgres };
         c.run(
             "initdb",
             &[
@@ -65,15 +58,19 @@ impl Cluster {
                 &data.to_string_lossy(),
                 "-U",
                 "postgres",
-                "-A",
-                "trust",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
                 "--no-sync",
             ],
         )?;
-        let opts = format!("-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=50", c.port, c.dir.path().display());
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=50",
+            c.port,
+            c.dir.path().display()
+        );
         c.run(
             "pg_ctl",
             &[
@@ -89,6 +86,7 @@ impl Cluster {
                 "start",
             ],
         )?;
+        c.psql_socket("postgres", &format!("ALTER USER postgres PASSWORD '{PASSWORD}'"))?;
         Ok(c)
     }
 
@@ -102,9 +100,7 @@ impl Cluster {
             Command::new(&exe)
         };
         cmd.args(args).current_dir(self.dir.path());
-        let out = cmd
-            .output()
-            .with_context(|| format!("running {}", exe.display()))?;
+        let out = cmd.output().with_context(|| format!("running {}", exe.display()))?;
         if !out.status.success() {
             let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
             bail!(
@@ -121,9 +117,21 @@ impl Cluster {
         self.dir.path()
     }
 
-    /// `postgresql://postgres@127.0.0.1:PORT/DB`.
+    /// `postgresql://postgres:PASSWORD@127.0.0.1:PORT/DB`.
     pub fn url(&self, db: &str) -> String {
-        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+        format!("postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn psql_socket(&self, db: &str, sql: &str) -> Result<String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+            .output()?;
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The server binaries' directory (pg_dump, psql of the same version).
@@ -133,46 +141,13 @@ impl Cluster {
 
     /// Runs SQL through psql against `db`, returning its unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String> {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .output()?;
-        if !out.status.success() {
-            bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        self.psql_socket(db, sql)
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let _ = self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
+        let _ = self.run("pg_ctl", &["-D", &data.to_string_lossy(), "-m", "immediate", "-w", "stop"]);
     }
 }

@@ -38,10 +38,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
 /// loader: a static or static-pie binary).
 pub fn is_static_elf(path: &Path) -> Result<bool> {
     let mut head = Vec::new();
-    File::open(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .take(64 * 1024)
-        .read_to_end(&mut head)?;
+    File::open(path).with_context(|| format!("opening {}", path.display()))?.take(64 * 1024).read_to_end(&mut head)?;
     if head.len() < 64 || &head[..4] != b"\x7fELF" {
         bail!("{} is not an ELF executable", path.display());
     }
@@ -54,10 +51,7 @@ pub fn is_static_elf(path: &Path) -> Result<bool> {
     for i in 0..phnum {
         let o = phoff + i * phentsize;
         if o + 4 > head.len() {
-            bail!(
-                "{}: program headers beyond the first 64 KiB",
-                path.display()
-            );
+            bail!("{}: program headers beyond the first 64 KiB", path.display());
         }
         const PT_INTERP: u32 = 3;
         if u32::from_le_bytes(head[o..o + 4].try_into().unwrap()) == PT_INTERP {

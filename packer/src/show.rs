@@ -31,11 +31,7 @@ pub fn render(m: &Manifest) -> String {
         m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         m.created_by
     );
-    let _ = writeln!(
-        s,
-        "Source host: {} ({}, {})",
-        m.source_host.hostname, m.source_host.os, m.source_host.arch
-    );
+    let _ = writeln!(s, "Source host: {} ({}, {})", m.source_host.hostname, m.source_host.os, m.source_host.arch);
     let _ = writeln!(s, "Payload: {}", human_size(m.payload_size()));
     for d in &m.postgres {
         let rows: u64 = d.tables.iter().map(|t| t.rows).sum();
@@ -74,14 +70,8 @@ pub fn render(m: &Manifest) -> String {
         for f in &m.files {
             let owner = format!(
                 "{}:{}",
-                f.meta
-                    .user
-                    .clone()
-                    .unwrap_or_else(|| f.meta.uid.to_string()),
-                f.meta
-                    .group
-                    .clone()
-                    .unwrap_or_else(|| f.meta.gid.to_string())
+                f.meta.user.clone().unwrap_or_else(|| f.meta.uid.to_string()),
+                f.meta.group.clone().unwrap_or_else(|| f.meta.gid.to_string())
             );
             let what = match &f.content {
                 FileContent::File { size, .. } => human_size(*size),

@@ -51,12 +51,7 @@ fn os_release() -> (String, String) {
             .map(|v| v.trim_matches('"').to_string())
             .unwrap_or_default()
     };
-    (
-        get("PRETTY_NAME"),
-        format!("{} {}", get("ID"), get("VERSION_ID"))
-            .trim()
-            .to_string(),
-    )
+    (get("PRETTY_NAME"), format!("{} {}", get("ID"), get("VERSION_ID")).trim().to_string())
 }
 
 /// Reads this host's facts.
@@ -81,11 +76,7 @@ pub fn collect() -> SystemInfo {
         kernel: System::kernel_version().unwrap_or_default(),
         arch: std::env::consts::ARCH.to_string(),
         cpus: sys.cpus().len(),
-        cpu_model: sys
-            .cpus()
-            .first()
-            .map(|c| c.brand().to_string())
-            .unwrap_or_default(),
+        cpu_model: sys.cpus().first().map(|c| c.brand().to_string()).unwrap_or_default(),
         memory_bytes: sys.total_memory(),
         disks,
         packer_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -95,10 +86,6 @@ pub fn collect() -> SystemInfo {
 impl SystemInfo {
     /// The short form kept in the manifest.
     pub fn short(&self) -> SourceHost {
-        SourceHost {
-            hostname: self.hostname.clone(),
-            os: self.os.clone(),
-            arch: self.arch.clone(),
-        }
+        SourceHost { hostname: self.hostname.clone(), os: self.os.clone(), arch: self.arch.clone() }
     }
 }

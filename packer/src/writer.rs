@@ -45,9 +45,7 @@ impl Drop for PartialGuard {
 
 /// fsync a directory so a rename or link in it survives a power cut.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))
+    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
 }
 
 fn header(size: u64, mode: u32, mtime: i64) -> tar::Header {
@@ -72,10 +70,7 @@ pub fn write_bundle(
 ) -> Result<Written> {
     let final_path = dir.join(file_name);
     if final_path.exists() {
-        bail!(
-            "{} already exists; refusing to overwrite an existing bundle",
-            final_path.display()
-        );
+        bail!("{} already exists; refusing to overwrite an existing bundle", final_path.display());
     }
     let partial = dir.join(format!("{file_name}.partial"));
     let file = OpenOptions::new()
@@ -96,26 +91,18 @@ pub fn write_bundle(
     let manifest_bytes = manifest_json.as_bytes();
     let mut h = header(manifest_bytes.len() as u64, layout::ENTRY_MODE, now);
     let (digest, _) = restorer::digest::sha256_reader(manifest_bytes)?;
-    tar.append_data(&mut h, layout::MANIFEST, manifest_bytes)
-        .context("writing manifest.json")?;
+    tar.append_data(&mut h, layout::MANIFEST, manifest_bytes).context("writing manifest.json")?;
     sums.0.insert(layout::MANIFEST.to_string(), digest);
 
     let mut payload_bytes = manifest_bytes.len() as u64;
     for p in payloads {
         progress(&p.entry, p.size);
         let f = File::open(&p.source).with_context(|| format!("opening {}", p.source.display()))?;
-        let now_len = f
-            .metadata()
-            .with_context(|| format!("reading {}", p.source.display()))?
-            .len();
+        let now_len = f.metadata().with_context(|| format!("reading {}", p.source.display()))?.len();
         if now_len != p.size {
             bail!("{} changed while the bundle was written (size {} when inventoried, {now_len} now); nothing was kept, run again", p.source.display(), p.size);
         }
-        let mode = if p.entry == layout::RESTORE_BIN {
-            layout::RESTORE_BIN_MODE
-        } else {
-            layout::ENTRY_MODE
-        };
+        let mode = if p.entry == layout::RESTORE_BIN { layout::RESTORE_BIN_MODE } else { layout::ENTRY_MODE };
         let mut h = header(p.size, mode, p.mtime);
         let mut reader = HashingReader::new(f.take(p.size));
         tar.append_data(&mut h, &p.entry, &mut reader)
@@ -134,23 +121,17 @@ pub fn write_bundle(
 
     let text = sums.to_text();
     let mut h = header(text.len() as u64, layout::ENTRY_MODE, now);
-    tar.append_data(&mut h, layout::CHECKSUMS, text.as_bytes())
-        .context("writing checksums.sha256")?;
+    tar.append_data(&mut h, layout::CHECKSUMS, text.as_bytes()).context("writing checksums.sha256")?;
     let gz = tar.into_inner().context("finishing the archive")?;
     let sink = gz.finish().context("finishing compression")?;
     let (buf, sha256, size) = sink.finish();
-    let file = buf
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .context("flushing the bundle")?;
-    file.sync_all()
-        .with_context(|| format!("syncing {}", partial.display()))?;
+    let file = buf.into_inner().map_err(|e| e.into_error()).context("flushing the bundle")?;
+    file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
     drop(file);
 
     // A hard link is an atomic "rename unless the target exists": two runs in one second can
     // never replace each other's bundle.
-    fs::hard_link(&partial, &final_path)
-        .with_context(|| format!("publishing {}", final_path.display()))?;
+    fs::hard_link(&partial, &final_path).with_context(|| format!("publishing {}", final_path.display()))?;
     fs::remove_file(&partial).with_context(|| format!("removing {}", partial.display()))?;
     guard.0 = None;
     sync_dir(dir)?;
@@ -167,16 +148,9 @@ pub fn write_bundle(
             .with_context(|| format!("creating {}", sidecar_partial.display()))?;
         f.write_all(format!("{sha256}  {file_name}\n").as_bytes())?;
         f.sync_all()?;
-        fs::rename(&sidecar_partial, &sidecar)
-            .with_context(|| format!("writing {}", sidecar.display()))?;
+        fs::rename(&sidecar_partial, &sidecar).with_context(|| format!("writing {}", sidecar.display()))?;
         g.0 = None;
     }
     sync_dir(dir)?;
-    Ok(Written {
-        path: final_path,
-        sidecar,
-        size,
-        sha256,
-        payload_bytes,
-    })
+    Ok(Written { path: final_path, sidecar, size, sha256, payload_bytes })
 }

@@ -83,16 +83,9 @@ impl Checkpoint {
     /// Creates a new checkpoint directory (0700: it may hold private keys moved aside).
     pub fn create(dir: &Path, root: &Path, bundle: &str) -> Result<Checkpoint> {
         if dir.exists() {
-            return Err(Error::Refused(format!(
-                "checkpoint directory {} already exists",
-                dir.display()
-            )));
+            return Err(Error::Refused(format!("checkpoint directory {} already exists", dir.display())));
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .ctx("creating checkpoint", dir)?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).ctx("creating checkpoint", dir)?;
         let cp = Checkpoint {
             dir: dir.to_path_buf(),
             root: root.to_path_buf(),
@@ -115,12 +108,7 @@ impl Checkpoint {
         let path = self.dir.join(JOURNAL);
         let tmp = self.dir.join(".checkpoint.json.partial");
         let mut f = File::create(&tmp).ctx("writing", &tmp)?;
-        f.write_all(
-            serde_json::to_string_pretty(self)
-                .expect("serialises")
-                .as_bytes(),
-        )
-        .ctx("writing", &tmp)?;
+        f.write_all(serde_json::to_string_pretty(self).expect("serialises").as_bytes()).ctx("writing", &tmp)?;
         f.sync_all().ctx("syncing", &tmp)?;
         fs::rename(&tmp, &path).ctx("renaming", &path)
     }
@@ -136,17 +124,10 @@ impl Checkpoint {
         let rel = original.strip_prefix("/").unwrap_or(original);
         let saved = self.dir.join("files").join(rel);
         if let Some(p) = saved.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(p)
-                .ctx("creating", p)?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(p).ctx("creating", p)?;
         }
         move_path(original, &saved)?;
-        self.record(Change::MovedAside {
-            original: original.to_path_buf(),
-            saved,
-        })
+        self.record(Change::MovedAside { original: original.to_path_buf(), saved })
     }
 
     /// Undoes every change, newest first. Database changes need `pg` (the server they were made
@@ -178,48 +159,28 @@ fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("removing directory", path, e)),
         },
-        Change::DirAttrs {
-            path,
-            mode,
-            uid,
-            gid,
-        } => {
-            fs::set_permissions(path, fs::Permissions::from_mode(*mode))
-                .ctx("setting mode of", path)?;
+        Change::DirAttrs { path, mode, uid, gid } => {
+            fs::set_permissions(path, fs::Permissions::from_mode(*mode)).ctx("setting mode of", path)?;
             if crate::steps::is_root() {
-                std::os::unix::fs::lchown(path, Some(*uid), Some(*gid))
-                    .ctx("changing owner of", path)?;
+                std::os::unix::fs::lchown(path, Some(*uid), Some(*gid)).ctx("changing owner of", path)?;
             }
             Ok(())
         }
         Change::DatabaseCreated { database } => {
-            let pg = pg.ok_or_else(|| {
-                Error::Other("no PostgreSQL server given (--postgres-url)".into())
-            })?;
+            let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;
             let mut c = pg.with_database("postgres").connect()?;
-            c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(database)
-            ))
-            .map_err(|source| Error::Postgres {
-                context: format!("dropping database {database}"),
-                source,
-            })
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database)))
+                .map_err(|source| Error::Postgres { context: format!("dropping database {database}"), source })
         }
         Change::DatabaseRenamed { from, to } => {
-            let pg = pg.ok_or_else(|| {
-                Error::Other("no PostgreSQL server given (--postgres-url)".into())
-            })?;
+            let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;
             let mut c = pg.with_database("postgres").connect()?;
             c.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {f} WITH (FORCE); ALTER DATABASE {t} RENAME TO {f}",
                 f = quote_ident(from),
                 t = quote_ident(to)
             ))
-            .map_err(|source| Error::Postgres {
-                context: format!("renaming database {to} back to {from}"),
-                source,
-            })
+            .map_err(|source| Error::Postgres { context: format!("renaming database {to} back to {from}"), source })
         }
     }
 }
@@ -247,9 +208,7 @@ fn move_path(from: &Path, to: &Path) -> Result<()> {
                 std::os::unix::fs::symlink(target, to).ctx("creating link", to)?;
             } else {
                 fs::copy(from, to).ctx("copying", from)?;
-                File::open(to)
-                    .and_then(|f| f.sync_all())
-                    .ctx("syncing", to)?;
+                File::open(to).and_then(|f| f.sync_all()).ctx("syncing", to)?;
             }
             fs::remove_file(from).ctx("removing", from)
         }
@@ -271,10 +230,7 @@ mod tests {
         cp.move_aside(&existing).unwrap();
         fs::write(&existing, "new").unwrap();
         let created = t.path().join("new.conf");
-        cp.record(Change::CreatedFile {
-            path: created.clone(),
-        })
-        .unwrap();
+        cp.record(Change::CreatedFile { path: created.clone() }).unwrap();
         fs::write(&created, "x").unwrap();
 
         let mut back = Checkpoint::load(&t.path().join("cp")).unwrap();

@@ -55,11 +55,7 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wraps `inner`.
     pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            len: 0,
-        }
+        HashingReader { inner, hasher: Sha256::new(), len: 0 }
     }
     /// Hex digest and byte count of what was read so far.
     pub fn finish(self) -> (String, u64) {
@@ -86,11 +82,7 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            len: 0,
-        }
+        HashingWriter { inner, hasher: Sha256::new(), len: 0 }
     }
     /// The inner writer, the hex digest and the byte count.
     pub fn finish(self) -> (W, String, u64) {
@@ -137,22 +129,13 @@ impl Checksums {
             let bad = || Error::Corrupt(format!("{} line {}: {line:?}", layout::CHECKSUMS, i + 1));
             let (digest, rest) = line.split_once(' ').ok_or_else(bad)?;
             // sha256sum writes "  " (text) or " *" (binary) between digest and name.
-            let entry = rest
-                .strip_prefix(' ')
-                .or_else(|| rest.strip_prefix('*'))
-                .ok_or_else(bad)?;
+            let entry = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).ok_or_else(bad)?;
             if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad());
             }
             layout::check_entry_name(entry)?;
-            if map
-                .insert(entry.to_string(), digest.to_ascii_lowercase())
-                .is_some()
-            {
-                return Err(Error::Corrupt(format!(
-                    "{} lists {entry} twice",
-                    layout::CHECKSUMS
-                )));
+            if map.insert(entry.to_string(), digest.to_ascii_lowercase()).is_some() {
+                return Err(Error::Corrupt(format!("{} lists {entry} twice", layout::CHECKSUMS)));
             }
         }
         Ok(Checksums(map))
@@ -167,10 +150,7 @@ mod tests {
     fn sha256_matches_known_vector() {
         // FIPS 180-2 test vector "abc".
         let (d, n) = sha256_reader(&b"abc"[..]).unwrap();
-        assert_eq!(
-            d,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(d, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(n, 3);
     }
 
@@ -182,8 +162,6 @@ mod tests {
         assert_eq!(Checksums::parse(&c.to_text()).unwrap(), c);
         assert!(Checksums::parse(&format!("{}  ../etc/passwd\n", "a".repeat(64))).is_err());
         assert!(Checksums::parse("abc  x\n").is_err());
-        assert!(
-            Checksums::parse(&format!("{}  x\n{}  x\n", "a".repeat(64), "b".repeat(64))).is_err()
-        );
+        assert!(Checksums::parse(&format!("{}  x\n{}  x\n", "a".repeat(64), "b".repeat(64))).is_err());
     }
 }

@@ -68,11 +68,7 @@ pub enum Error {
 impl Error {
     /// An [`Error::Io`] with the path and the action that failed.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        Error::Io { action, path: path.into(), source }
     }
 
     /// The `restore` exit code for this error.

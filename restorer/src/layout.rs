@@ -77,9 +77,7 @@ pub fn captured_entry(kind: FileKind, original: &Path) -> Result<String> {
 pub fn check_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 100
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && !name.starts_with('.');
     if ok {
         Ok(())
@@ -104,11 +102,7 @@ pub fn check_entry_name(name: &str) -> Result<()> {
     for part in name.split('/') {
         match part {
             ".." => return Err(Error::Unsafe(format!("{name:?} contains '..'"))),
-            "" | "." => {
-                return Err(Error::Unsafe(format!(
-                    "{name:?} is not a plain relative path"
-                )))
-            }
+            "" | "." => return Err(Error::Unsafe(format!("{name:?} is not a plain relative path"))),
             _ => {}
         }
     }
@@ -120,26 +114,16 @@ pub fn relative_of_absolute(original: &Path) -> Result<PathBuf> {
     let mut out = PathBuf::new();
     let mut comps = original.components();
     if comps.next() != Some(Component::RootDir) {
-        return Err(Error::Unsafe(format!(
-            "{} is not an absolute path",
-            original.display()
-        )));
+        return Err(Error::Unsafe(format!("{} is not an absolute path", original.display())));
     }
     for c in comps {
         match c {
             Component::Normal(p) => out.push(p),
-            _ => {
-                return Err(Error::Unsafe(format!(
-                    "{} is not a normalised absolute path",
-                    original.display()
-                )))
-            }
+            _ => return Err(Error::Unsafe(format!("{} is not a normalised absolute path", original.display()))),
         }
     }
     if out.as_os_str().is_empty() {
-        return Err(Error::Unsafe(
-            "the root directory itself cannot be a target".into(),
-        ));
+        return Err(Error::Unsafe("the root directory itself cannot be a target".into()));
     }
     Ok(out)
 }
@@ -155,22 +139,10 @@ mod tests {
 
     #[test]
     fn entry_names_refuse_escapes() {
-        for bad in [
-            "/etc/passwd",
-            "../x",
-            "a/../../b",
-            "",
-            "a/./b",
-            "./a",
-            "a\\b",
-        ] {
+        for bad in ["/etc/passwd", "../x", "a/../../b", "", "a/./b", "./a", "a\\b"] {
             assert!(check_entry_name(bad).is_err(), "{bad:?} accepted");
         }
-        for good in [
-            "manifest.json",
-            "config/etc/nginx/nginx.conf",
-            "databases/n8n.dump",
-        ] {
+        for good in ["manifest.json", "config/etc/nginx/nginx.conf", "databases/n8n.dump"] {
             check_entry_name(good).unwrap();
         }
     }
@@ -189,13 +161,8 @@ mod tests {
 
     #[test]
     fn bundle_name_has_utc_stamp() {
-        let at = DateTime::parse_from_rfc3339("2026-11-22T03:04:05Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            bundle_file_name("n8n", at),
-            "backup_20261122030405.n8n_backup.tar.gz"
-        );
+        let at = DateTime::parse_from_rfc3339("2026-11-22T03:04:05Z").unwrap().with_timezone(&Utc);
+        assert_eq!(bundle_file_name("n8n", at), "backup_20261122030405.n8n_backup.tar.gz");
     }
 
     #[test]

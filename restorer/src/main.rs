@@ -53,12 +53,7 @@ struct RunArgs {
     root: PathBuf,
     /// PostgreSQL server to restore into [default: the local socket as user postgres].
     /// Password from the URL, PGPASSWORD or ~/.pgpass.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "RESTORE_POSTGRES_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "URL", env = "RESTORE_POSTGRES_URL", hide_env_values = true)]
     postgres_url: Option<String>,
     /// Replace files and databases that already hold different data. What is replaced is kept in
     /// the checkpoint (databases renamed to NAME_pre_restore_TIMESTAMP).
@@ -92,12 +87,7 @@ enum Command {
         /// The checkpoint directory named in the restore's report.
         checkpoint: PathBuf,
         /// PostgreSQL server the restore wrote to (needed when it restored databases).
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "RESTORE_POSTGRES_URL",
-            hide_env_values = true
-        )]
+        #[arg(long, value_name = "URL", env = "RESTORE_POSTGRES_URL", hide_env_values = true)]
         postgres_url: Option<String>,
     },
 }
@@ -120,16 +110,10 @@ fn bundle_dir(from: Option<&Path>) -> restorer::Result<PathBuf> {
     if from.is_dir() {
         return Ok(from.to_path_buf());
     }
-    let name = from
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".tar.gz").ok_or_else(|| {
-        Error::Other(format!(
-            "{}: not a directory nor a .tar.gz bundle",
-            from.display()
-        ))
-    })?;
+    let name = from.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = name
+        .strip_suffix(".tar.gz")
+        .ok_or_else(|| Error::Other(format!("{}: not a directory nor a .tar.gz bundle", from.display())))?;
     let dest = from.with_file_name(stem);
     if dest.join(restorer::layout::MANIFEST).is_file() {
         eprintln!("using {} (already unpacked)", dest.display());
@@ -159,10 +143,9 @@ fn run(cli: Cli) -> restorer::Result<i32> {
             } else {
                 for p in &report.problems {
                     match (&p.expected, &p.actual) {
-                        (Some(e), Some(a)) => println!(
-                            "BAD  {}: {}\n     expected {e}\n     actual   {a}",
-                            p.entry, p.problem
-                        ),
+                        (Some(e), Some(a)) => {
+                            println!("BAD  {}: {}\n     expected {e}\n     actual   {a}", p.entry, p.problem)
+                        }
                         _ => println!("BAD  {}: {}", p.entry, p.problem),
                     }
                 }
@@ -176,10 +159,7 @@ fn run(cli: Cli) -> restorer::Result<i32> {
             }
             Ok(if report.ok() { exit::OK } else { exit::CORRUPT })
         }
-        Some(Command::Rollback {
-            checkpoint,
-            postgres_url,
-        }) => {
+        Some(Command::Rollback { checkpoint, postgres_url }) => {
             let mut cp = Checkpoint::load(&checkpoint)?;
             if cp.rolled_back {
                 println!("{}: already rolled back", checkpoint.display());
@@ -188,11 +168,7 @@ fn run(cli: Cli) -> restorer::Result<i32> {
             let pg = postgres_url.as_deref().map(PgTarget::parse).transpose()?;
             let failures = cp.rollback(pg.as_ref());
             if failures.is_empty() {
-                println!(
-                    "rolled back {} change(s) from {}",
-                    cp.changes.len(),
-                    checkpoint.display()
-                );
+                println!("rolled back {} change(s) from {}", cp.changes.len(), checkpoint.display());
                 Ok(exit::OK)
             } else {
                 for f in &failures {
@@ -228,16 +204,14 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         } else {
             print_plan(&prepared);
         }
-        return Ok(if prepared.plan.refusals().is_empty() {
-            exit::OK
-        } else {
-            exit::REFUSED
-        });
+        return Ok(if prepared.plan.refusals().is_empty() { exit::OK } else { exit::REFUSED });
     }
     restore::check_refusals(&prepared.plan)?;
     if !a.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(Error::Refused("stdin is not a terminal and --yes was not given: refusing to restore without confirmation".into()));
+            return Err(Error::Refused(
+                "stdin is not a terminal and --yes was not given: refusing to restore without confirmation".into(),
+            ));
         }
         print_plan(&prepared);
         eprint!(
@@ -248,14 +222,9 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         );
         let _ = std::io::stderr().flush();
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Error::io("reading", "stdin", e))?;
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::io("reading", "stdin", e))?;
         if line.trim() != "RESTORE" {
-            return Err(Error::Refused(
-                "not confirmed (you did not type RESTORE); nothing was changed".into(),
-            ));
+            return Err(Error::Refused("not confirmed (you did not type RESTORE); nothing was changed".into()));
         }
     }
     let report = restore::execute(&prepared, &opts, |s| eprintln!("{s}"))?;
@@ -287,8 +256,7 @@ fn write_private(path: &Path, text: &str) -> restorer::Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::io("writing", path, e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| Error::io("writing", path, e))
+    f.write_all(text.as_bytes()).map_err(|e| Error::io("writing", path, e))
 }
 
 fn print_plan(p: &restore::Prepared) {
@@ -297,10 +265,7 @@ fn print_plan(p: &restore::Prepared) {
         "Bundle: {} from {} ({}), created {}",
         m.bundle_name, m.source_host.hostname, m.source_host.os, m.created_at
     );
-    println!(
-        "Verified: {} entries, {} bytes, every digest matches",
-        p.verify.entries_checked, p.verify.bytes_checked
-    );
+    println!("Verified: {} entries, {} bytes, every digest matches", p.verify.entries_checked, p.verify.bytes_checked);
     println!("Restore root: {}", p.plan.root.display());
     println!("\nPlan:");
     for i in &p.plan.items {
@@ -310,21 +275,13 @@ fn print_plan(p: &restore::Prepared) {
             Action::Replace => "REPLACE",
             Action::Refuse => "REFUSED",
         };
-        println!(
-            "  {action:<8} {:<9} {}  [{}]",
-            format!("{:?}", i.kind).to_lowercase(),
-            i.target,
-            i.state
-        );
+        println!("  {action:<8} {:<9} {}  [{}]", format!("{:?}", i.kind).to_lowercase(), i.target, i.state);
     }
     if let Some(pg) = &p.pg {
         println!(
             "\nPostgreSQL target: {} (pg_restore: {})",
             pg.host_port(),
-            p.pg_restore
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
+            p.pg_restore.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
         );
     }
     match &p.missing_packages {
@@ -332,10 +289,9 @@ fn print_plan(p: &restore::Prepared) {
             println!("Packages to install: {}", missing.join(" "))
         }
         Some(_) => println!("Packages: all required packages present"),
-        None if !m.requirements.is_empty() => println!(
-            "Packages (cannot check here, no dpkg): {}",
-            m.requirements.join(" ")
-        ),
+        None if !m.requirements.is_empty() => {
+            println!("Packages (cannot check here, no dpkg): {}", m.requirements.join(" "))
+        }
         None => {}
     }
     if !m.services.start.is_empty() {
@@ -346,10 +302,7 @@ fn print_plan(p: &restore::Prepared) {
     }
     let refused = p.plan.refusals();
     if !refused.is_empty() {
-        println!(
-            "\n{} item(s) already hold different data and would be refused without --overwrite.",
-            refused.len()
-        );
+        println!("\n{} item(s) already hold different data and would be refused without --overwrite.", refused.len());
     }
     println!(
         "\n{} to create, {} to keep, {} to replace (kept in a checkpoint).",

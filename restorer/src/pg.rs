@@ -31,14 +31,10 @@ impl PgTarget {
     /// missing password to `$PGPASSWORD`, then the password file (`$PGPASSFILE` or `~/.pgpass`).
     pub fn parse(url: &str) -> Result<PgTarget> {
         let mut config = Config::from_str(url).map_err(|e| {
-            Error::Other(format!(
-                "postgres URL is not valid ({e}); expected postgresql://USER@HOST:PORT/DATABASE"
-            ))
+            Error::Other(format!("postgres URL is not valid ({e}); expected postgresql://USER@HOST:PORT/DATABASE"))
         })?;
         if config.get_user().is_none() {
-            let user = std::env::var("PGUSER")
-                .or_else(|_| std::env::var("USER"))
-                .unwrap_or_else(|_| "postgres".into());
+            let user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".into());
             config.user(&user);
         }
         if config.get_hosts().is_empty() {
@@ -87,10 +83,7 @@ impl PgTarget {
             Some(Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        format!(
-            "{host}:{}",
-            self.config.get_ports().first().copied().unwrap_or(5432)
-        )
+        format!("{host}:{}", self.config.get_ports().first().copied().unwrap_or(5432))
     }
 
     /// `user@host:port/db`, never the password.
@@ -102,10 +95,7 @@ impl PgTarget {
     pub fn connect(&self) -> Result<Client> {
         self.config
             .connect(NoTls)
-            .map_err(|source| Error::Postgres {
-                context: format!("connecting to {}", self.describe()),
-                source,
-            })
+            .map_err(|source| Error::Postgres { context: format!("connecting to {}", self.describe()), source })
     }
 
     /// Environment for libpq tools (`pg_dump`, `pg_restore`, `psql`): the password travels in the
@@ -139,31 +129,16 @@ fn pgpass_lookup(config: &Config) -> Option<String> {
         // libpq matches a socket connection against "localhost".
         _ => "localhost".into(),
     };
-    let port = config
-        .get_ports()
-        .first()
-        .copied()
-        .unwrap_or(5432)
-        .to_string();
-    let want = [
-        host.as_str(),
-        port.as_str(),
-        config.get_dbname().unwrap_or(""),
-        config.get_user().unwrap_or(""),
-    ];
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .find_map(|line| {
-            let fields = split_pgpass(line);
-            if fields.len() != 5 {
-                return None;
-            }
-            let matches = fields[..4]
-                .iter()
-                .zip(want)
-                .all(|(f, w)| f == "*" || f == w);
-            matches.then(|| fields[4].clone())
-        })
+    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let want = [host.as_str(), port.as_str(), config.get_dbname().unwrap_or(""), config.get_user().unwrap_or("")];
+    text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).find_map(|line| {
+        let fields = split_pgpass(line);
+        if fields.len() != 5 {
+            return None;
+        }
+        let matches = fields[..4].iter().zip(want).all(|(f, w)| f == "*" || f == w);
+        matches.then(|| fields[4].clone())
+    })
 }
 
 /// Splits a .pgpass line on unescaped ':' and removes the `\` escapes.
@@ -191,10 +166,7 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Row count of every ordinary and partitioned table outside the system schemas, sorted.
 pub fn table_counts(client: &mut impl GenericClient, context: &str) -> Result<Vec<TableCount>> {
-    let pe = |source| Error::Postgres {
-        context: context.to_string(),
-        source,
-    };
+    let pe = |source| Error::Postgres { context: context.to_string(), source };
     let rows = client
         .query(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -206,23 +178,12 @@ pub fn table_counts(client: &mut impl GenericClient, context: &str) -> Result<Ve
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let (schema, name): (String, String) = (row.get(0), row.get(1));
-        let sql = format!(
-            "SELECT count(*) FROM {}.{}",
-            quote_ident(&schema),
-            quote_ident(&name)
-        );
+        let sql = format!("SELECT count(*) FROM {}.{}", quote_ident(&schema), quote_ident(&name));
         let n: i64 = client
             .query_one(sql.as_str(), &[])
-            .map_err(|source| Error::Postgres {
-                context: format!("{context}: counting {schema}.{name}"),
-                source,
-            })?
+            .map_err(|source| Error::Postgres { context: format!("{context}: counting {schema}.{name}"), source })?
             .get(0);
-        out.push(TableCount {
-            schema,
-            name,
-            rows: n as u64,
-        });
+        out.push(TableCount { schema, name, rows: n as u64 });
     }
     Ok(out)
 }
@@ -247,10 +208,7 @@ mod tests {
 
     #[test]
     fn pgpass_escapes() {
-        assert_eq!(
-            split_pgpass(r"h:5432:db:u:p\:w\\d"),
-            vec!["h", "5432", "db", "u", r"p:w\d"]
-        );
+        assert_eq!(split_pgpass(r"h:5432:db:u:p\:w\\d"), vec!["h", "5432", "db", "u", r"p:w\d"]);
     }
 
     #[test]

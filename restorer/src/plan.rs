@@ -108,10 +108,7 @@ pub struct Plan {
 impl Plan {
     /// Items the restore refuses to touch without `--overwrite`.
     pub fn refusals(&self) -> Vec<&Item> {
-        self.items
-            .iter()
-            .filter(|i| i.action == Action::Refuse)
-            .collect()
+        self.items.iter().filter(|i| i.action == Action::Refuse).collect()
     }
 
     /// Number of items with the given action.
@@ -131,12 +128,7 @@ fn path_action(state: &PathState, kind: ItemKind, opts: &PlanOptions) -> Action 
 
 /// Builds the plan. Directories come first (parents before children), then files and links,
 /// then SQLite files, then PostgreSQL databases.
-pub fn build(
-    manifest: &Manifest,
-    root: &Path,
-    observed: &Observed,
-    opts: &PlanOptions,
-) -> Result<Plan> {
+pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanOptions) -> Result<Plan> {
     let mut items = Vec::new();
     let mut order: Vec<usize> = (0..manifest.files.len()).collect();
     // Dirs first, each group sorted by path, so a parent directory always precedes its children.
@@ -192,10 +184,7 @@ pub fn build(
             action,
         });
     }
-    Ok(Plan {
-        root: root.to_path_buf(),
-        items,
-    })
+    Ok(Plan { root: root.to_path_buf(), items })
 }
 
 #[cfg(test)]
@@ -205,16 +194,9 @@ mod tests {
     use crate::manifest::*;
 
     fn manifest() -> Manifest {
-        let meta = FileMeta {
-            mode: 0o644,
-            ..Default::default()
-        };
-        let file = |p: &str, content| FileRecord {
-            kind: FileKind::Config,
-            path: p.into(),
-            meta: meta.clone(),
-            content,
-        };
+        let meta = FileMeta { mode: 0o644, ..Default::default() };
+        let file =
+            |p: &str, content| FileRecord { kind: FileKind::Config, path: p.into(), meta: meta.clone(), content };
         Manifest {
             format_version: 1,
             created_by: "t".into(),
@@ -240,19 +222,10 @@ mod tests {
             files: vec![
                 file(
                     "/etc/app/b.conf",
-                    FileContent::File {
-                        entry: "config/etc/app/b.conf".into(),
-                        size: 1,
-                        sha256: "1".repeat(64),
-                    },
+                    FileContent::File { entry: "config/etc/app/b.conf".into(), size: 1, sha256: "1".repeat(64) },
                 ),
                 file("/etc/app", FileContent::Dir),
-                file(
-                    "/etc/app/link",
-                    FileContent::Symlink {
-                        target: "b.conf".into(),
-                    },
-                ),
+                file("/etc/app/link", FileContent::Symlink { target: "b.conf".into() }),
             ],
             support: vec![],
             services: Default::default(),
@@ -264,23 +237,9 @@ mod tests {
     /// Directories are planned before the files inside them, whatever the manifest order.
     #[test]
     fn dirs_come_first() {
-        let p = build(
-            &manifest(),
-            Path::new("/r"),
-            &Observed::default(),
-            &PlanOptions::default(),
-        )
-        .unwrap();
+        let p = build(&manifest(), Path::new("/r"), &Observed::default(), &PlanOptions::default()).unwrap();
         let kinds: Vec<_> = p.items.iter().map(|i| i.kind).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                ItemKind::Dir,
-                ItemKind::File,
-                ItemKind::Symlink,
-                ItemKind::Postgres
-            ]
-        );
+        assert_eq!(kinds, vec![ItemKind::Dir, ItemKind::File, ItemKind::Symlink, ItemKind::Postgres]);
         assert_eq!(p.items[1].target, "/r/etc/app/b.conf");
     }
 
@@ -289,57 +248,17 @@ mod tests {
     #[test]
     fn decisions_table() {
         let cases = [
-            (
-                PathState::Absent,
-                DbState::Absent,
-                false,
-                Action::Create,
-                Action::Create,
-            ),
-            (
-                PathState::Identical,
-                DbState::Empty,
-                false,
-                Action::Keep,
-                Action::Replace,
-            ),
-            (
-                PathState::Differs,
-                DbState::HasData,
-                false,
-                Action::Refuse,
-                Action::Refuse,
-            ),
-            (
-                PathState::Differs,
-                DbState::HasData,
-                true,
-                Action::Replace,
-                Action::Replace,
-            ),
+            (PathState::Absent, DbState::Absent, false, Action::Create, Action::Create),
+            (PathState::Identical, DbState::Empty, false, Action::Keep, Action::Replace),
+            (PathState::Differs, DbState::HasData, false, Action::Refuse, Action::Refuse),
+            (PathState::Differs, DbState::HasData, true, Action::Replace, Action::Replace),
         ];
         for (ps, ds, overwrite, file_action, db_action) in cases {
-            let obs = Observed {
-                files: vec![ps.clone(); 3],
-                sqlite: vec![],
-                postgres: vec![ds.clone()],
-            };
-            let p = build(
-                &manifest(),
-                Path::new("/"),
-                &obs,
-                &PlanOptions { overwrite },
-            )
-            .unwrap();
-            assert_eq!(
-                p.items[1].action, file_action,
-                "{ps:?} overwrite={overwrite}"
-            );
+            let obs = Observed { files: vec![ps.clone(); 3], sqlite: vec![], postgres: vec![ds.clone()] };
+            let p = build(&manifest(), Path::new("/"), &obs, &PlanOptions { overwrite }).unwrap();
+            assert_eq!(p.items[1].action, file_action, "{ps:?} overwrite={overwrite}");
             assert_eq!(p.items[3].action, db_action, "{ds:?} overwrite={overwrite}");
-            assert_eq!(
-                p.refusals().len(),
-                if file_action == Action::Refuse { 4 } else { 0 }
-            );
+            assert_eq!(p.refusals().len(), if file_action == Action::Refuse { 4 } else { 0 });
         }
     }
 }

@@ -71,25 +71,13 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(s, "\nSteps:");
         for st in &self.steps {
-            let _ = writeln!(
-                s,
-                "  {:<8} {:<28} {:>7} ms  {}",
-                st.result, st.step, st.duration_ms, st.detail
-            );
+            let _ = writeln!(s, "  {:<8} {:<28} {:>7} ms  {}", st.result, st.step, st.duration_ms, st.detail);
         }
         if !self.validation.is_empty() {
             let passed = self.validation.iter().filter(|c| c.ok).count();
-            let _ = writeln!(
-                s,
-                "\nValidation: {passed}/{} checks passed",
-                self.validation.len()
-            );
+            let _ = writeln!(s, "\nValidation: {passed}/{} checks passed", self.validation.len());
             for c in self.validation.iter().filter(|c| !c.ok) {
-                let _ = writeln!(
-                    s,
-                    "  FAIL {}: expected {}, found {}",
-                    c.check, c.expected, c.actual
-                );
+                let _ = writeln!(s, "  FAIL {}: expected {}, found {}", c.check, c.expected, c.actual);
             }
         }
         for w in &self.warnings {
@@ -100,9 +88,13 @@ impl Report {
         }
         let verdict = match self.outcome {
             Outcome::Restored => "RESTORED: every check passed.",
-            Outcome::ValidationFailed => "RESTORED WITH FAILED CHECKS: the target does not match the manifest (see above).",
+            Outcome::ValidationFailed => {
+                "RESTORED WITH FAILED CHECKS: the target does not match the manifest (see above)."
+            }
             Outcome::FailedRolledBack => "FAILED: every change was rolled back; the target is as it was before.",
-            Outcome::FailedRollbackIncomplete => "FAILED, AND THE ROLLBACK IS INCOMPLETE: see the errors above; the checkpoint holds what was replaced.",
+            Outcome::FailedRollbackIncomplete => {
+                "FAILED, AND THE ROLLBACK IS INCOMPLETE: see the errors above; the checkpoint holds what was replaced."
+            }
         };
         let _ = writeln!(s, "\n{verdict}");
         if let Some(cp) = &self.checkpoint {

@@ -72,41 +72,17 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     } else {
         let pg = PgTarget::parse(opts.postgres_url.as_deref().unwrap_or(DEFAULT_POSTGRES_URL))?;
         observed.postgres = steps::postgres::observe(&pg, &manifest).map_err(|e| match e {
-            Error::Postgres { .. } => Error::Refused(format!("{e}; the bundle holds PostgreSQL databases: start a server and pass --postgres-url")),
+            Error::Postgres { .. } => Error::Refused(format!(
+                "{e}; the bundle holds PostgreSQL databases: start a server and pass --postgres-url"
+            )),
             e => e,
         })?;
-        let need = manifest
-            .postgres
-            .iter()
-            .map(|d| d.server_version_num / 10000)
-            .max()
-            .unwrap_or(0);
-        (
-            Some(pg),
-            Some(steps::postgres::find_pg_tool(
-                "pg_restore",
-                opts.pg_bin.as_deref(),
-                need,
-            )?),
-        )
+        let need = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
+        (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
-    let plan = plan::build(
-        &manifest,
-        &opts.root,
-        &observed,
-        &PlanOptions {
-            overwrite: opts.overwrite,
-        },
-    )?;
+    let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
     let missing_packages = steps::system::missing_packages(&manifest.requirements);
-    Ok(Prepared {
-        manifest,
-        verify,
-        plan,
-        pg,
-        pg_restore,
-        missing_packages,
-    })
+    Ok(Prepared { manifest, verify, plan, pg, pg_restore, missing_packages })
 }
 
 /// Refuses a plan that would overwrite data without `--overwrite`, naming each item.
@@ -115,11 +91,7 @@ pub fn check_refusals(plan: &Plan) -> Result<()> {
     if refused.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = refused
-        .iter()
-        .take(20)
-        .map(|i| format!("{} ({})", i.target, i.state))
-        .collect();
+    let list: Vec<String> = refused.iter().take(20).map(|i| format!("{} ({})", i.target, i.state)).collect();
     Err(Error::Refused(format!(
         "{} target(s) already hold different data: {}{}. Nothing was changed. Re-run with --overwrite to replace them (the current versions are kept in a checkpoint and can be put back with `restore rollback`)",
         refused.len(),
@@ -133,12 +105,7 @@ struct Steps {
 }
 
 impl Steps {
-    fn run<T>(
-        &mut self,
-        name: &str,
-        log: &mut impl FnMut(&str),
-        f: impl FnOnce() -> Result<(T, String)>,
-    ) -> Result<T> {
+    fn run<T>(&mut self, name: &str, log: &mut impl FnMut(&str), f: impl FnOnce() -> Result<(T, String)>) -> Result<T> {
         log(&format!("{name}..."));
         let t = Instant::now();
         let r = f();
@@ -155,12 +122,7 @@ impl Steps {
         r.map(|(v, _)| v)
     }
     fn skip(&mut self, name: &str, why: &str) {
-        self.list.push(StepResult {
-            step: name.into(),
-            result: "skipped".into(),
-            duration_ms: 0,
-            detail: why.into(),
-        });
+        self.list.push(StepResult { step: name.into(), result: "skipped".into(), duration_ms: 0, detail: why.into() });
     }
 }
 
@@ -170,44 +132,24 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
     check_refusals(&p.plan)?;
     let started_at = Utc::now();
     let stamp = started_at.format("%Y%m%d%H%M%S").to_string();
-    let cp_dir = opts.checkpoint_dir.clone().unwrap_or_else(|| {
-        opts.root
-            .join("var/lib/n8n-restore/checkpoints")
-            .join(&stamp)
-    });
+    let cp_dir =
+        opts.checkpoint_dir.clone().unwrap_or_else(|| opts.root.join("var/lib/n8n-restore/checkpoints").join(&stamp));
     let mut cp = Checkpoint::create(&cp_dir, &opts.root, &opts.bundle_dir.display().to_string())?;
     let mut steps = Steps { list: Vec::new() };
     steps.list.push(StepResult {
         step: "verify".into(),
         result: "ok".into(),
         duration_ms: 0,
-        detail: format!(
-            "{} entries, {} bytes, every digest matches",
-            p.verify.entries_checked, p.verify.bytes_checked
-        ),
+        detail: format!("{} entries, {} bytes, every digest matches", p.verify.entries_checked, p.verify.bytes_checked),
     });
     let mut warnings = p.manifest.warnings.clone();
 
-    let applied = apply_all(
-        p,
-        opts,
-        &mut cp,
-        &mut steps,
-        &mut warnings,
-        &stamp,
-        &mut log,
-    );
+    let applied = apply_all(p, opts, &mut cp, &mut steps, &mut warnings, &stamp, &mut log);
     let undo_hint = format!(
         "{} rollback {}{}",
-        std::env::current_exe()
-            .map(|e| e.display().to_string())
-            .unwrap_or_else(|_| "./restore".into()),
+        std::env::current_exe().map(|e| e.display().to_string()).unwrap_or_else(|_| "./restore".into()),
         cp_dir.display(),
-        if p.pg.is_some() {
-            " --postgres-url URL"
-        } else {
-            ""
-        }
+        if p.pg.is_some() { " --postgres-url URL" } else { "" }
     );
     let (outcome, validation, error) = match applied {
         Ok(validation) => {
@@ -217,10 +159,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
                     for s in &p.manifest.services.start {
                         steps::system::start_service(s)?;
                     }
-                    Ok((
-                        (),
-                        format!("started {}", p.manifest.services.start.join(", ")),
-                    ))
+                    Ok(((), format!("started {}", p.manifest.services.start.join(", "))))
                 });
                 if let Err(e) = r {
                     warnings.push(format!("services did not all start: {e}"));
@@ -228,15 +167,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
             } else if !opts.services {
                 steps.skip("services", "--no-services");
             }
-            (
-                if ok {
-                    Outcome::Restored
-                } else {
-                    Outcome::ValidationFailed
-                },
-                validation,
-                None,
-            )
+            (if ok { Outcome::Restored } else { Outcome::ValidationFailed }, validation, None)
         }
         Err(e) => {
             log(&format!("step failed: {e}; rolling back"));
@@ -252,11 +183,8 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
                     failures.join("; ")
                 },
             });
-            let outcome = if failures.is_empty() {
-                Outcome::FailedRolledBack
-            } else {
-                Outcome::FailedRollbackIncomplete
-            };
+            let outcome =
+                if failures.is_empty() { Outcome::FailedRolledBack } else { Outcome::FailedRollbackIncomplete };
             (outcome, Vec::new(), Some(e.to_string()))
         }
     };
@@ -270,11 +198,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
         steps: steps.list,
         validation,
         checkpoint: Some(cp_dir),
-        undo: if outcome == Outcome::FailedRolledBack {
-            String::new()
-        } else {
-            undo_hint
-        },
+        undo: if outcome == Outcome::FailedRolledBack { String::new() } else { undo_hint },
         warnings,
         error,
     })
@@ -295,11 +219,7 @@ fn apply_all(
             steps::system::install(missing)?;
             Ok((
                 (),
-                if missing.is_empty() {
-                    "all present".to_string()
-                } else {
-                    format!("installed {}", missing.join(" "))
-                },
+                if missing.is_empty() { "all present".to_string() } else { format!("installed {}", missing.join(" ")) },
             ))
         })?,
         (None, true) if !m.requirements.is_empty() => {
@@ -310,46 +230,23 @@ fn apply_all(
             steps.skip("prerequisites", "no dpkg on this host");
         }
         (Some(missing), false) if !missing.is_empty() => {
-            warnings.push(format!(
-                "--no-install: these packages are missing: {}",
-                missing.join(" ")
-            ));
+            warnings.push(format!("--no-install: these packages are missing: {}", missing.join(" ")));
             steps.skip("prerequisites", "--no-install");
         }
-        _ => steps.skip(
-            "prerequisites",
-            if opts.install {
-                "nothing required"
-            } else {
-                "--no-install"
-            },
-        ),
+        _ => steps.skip("prerequisites", if opts.install { "nothing required" } else { "--no-install" }),
     }
 
     let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
-    let file_items: Vec<_> = p
-        .plan
-        .items
-        .iter()
-        .filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink))
-        .collect();
+    let file_items: Vec<_> =
+        p.plan.items.iter().filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink)).collect();
     if !file_items.is_empty() {
         steps.run("files", log, || {
             for item in &file_items {
                 writer.apply_record(cp, &m.files[item.index], &item.action)?;
             }
             writer.finish_dirs()?;
-            let replaced = file_items
-                .iter()
-                .filter(|i| i.action == Action::Replace)
-                .count();
-            Ok((
-                (),
-                format!(
-                    "{} paths ({replaced} replaced, kept in the checkpoint)",
-                    file_items.len()
-                ),
-            ))
+            let replaced = file_items.iter().filter(|i| i.action == Action::Replace).count();
+            Ok(((), format!("{} paths ({replaced} replaced, kept in the checkpoint)", file_items.len())))
         })?;
     }
     for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Sqlite) {
@@ -363,30 +260,10 @@ fn apply_all(
     for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Postgres) {
         let db = &m.postgres[item.index];
         let pg = p.pg.as_ref().expect("planned postgres has a target");
-        let pg_restore = p
-            .pg_restore
-            .as_deref()
-            .expect("planned postgres has pg_restore");
+        let pg_restore = p.pg_restore.as_deref().expect("planned postgres has pg_restore");
         steps.run(&format!("postgres {}", db.database), log, || {
-            steps::postgres::apply(
-                pg,
-                cp,
-                &opts.bundle_dir,
-                db,
-                &item.action,
-                pg_restore,
-                stamp,
-                warnings,
-            )?;
-            Ok((
-                (),
-                format!(
-                    "{} -> database {} on {}",
-                    db.entry,
-                    db.database,
-                    pg.host_port()
-                ),
-            ))
+            steps::postgres::apply(pg, cp, &opts.bundle_dir, db, &item.action, pg_restore, stamp, warnings)?;
+            Ok(((), format!("{} -> database {} on {}", db.entry, db.database, pg.host_port())))
         })?;
     }
     steps.run("validate", log, || {
@@ -403,9 +280,7 @@ fn apply_all(
 /// The bundle directory to use when none is given: where this binary sits, if a manifest is
 /// there (the operator ran `./restore` from the extracted bundle), else the current directory.
 pub fn default_bundle_dir() -> PathBuf {
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
     match beside {
         Some(d) if d.join(crate::layout::MANIFEST).is_file() => d,
         _ => PathBuf::from("."),

@@ -67,10 +67,7 @@ impl VerifyReport {
 /// Verifies the bundle extracted in `dir`. `progress` is called with each entry name before it
 /// is hashed. Fails outright (without a report) when the checksum list or the manifest cannot be
 /// read at all; otherwise returns the manifest and a report listing every problem found.
-pub fn verify_dir(
-    dir: &Path,
-    mut progress: impl FnMut(&str, u64),
-) -> Result<(Manifest, VerifyReport)> {
+pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Manifest, VerifyReport)> {
     let sums_path = dir.join(layout::CHECKSUMS);
     let text = match fs::read_to_string(&sums_path) {
         Ok(t) => t,
@@ -85,18 +82,10 @@ pub fn verify_dir(
     };
     let sums = Checksums::parse(&text)?;
     if !sums.0.contains_key(layout::MANIFEST) {
-        return Err(Error::Corrupt(format!(
-            "{} does not list {}",
-            layout::CHECKSUMS,
-            layout::MANIFEST
-        )));
+        return Err(Error::Corrupt(format!("{} does not list {}", layout::CHECKSUMS, layout::MANIFEST)));
     }
 
-    let mut report = VerifyReport {
-        entries_checked: 0,
-        bytes_checked: 0,
-        problems: Vec::new(),
-    };
+    let mut report = VerifyReport { entries_checked: 0, bytes_checked: 0, problems: Vec::new() };
     for (entry, expected) in &sums.0 {
         let path = dir.join(entry);
         let meta = match fs::symlink_metadata(&path) {
@@ -136,8 +125,7 @@ pub fn verify_dir(
     }
 
     // The manifest is only trusted once its own digest matched.
-    let manifest_text =
-        fs::read_to_string(dir.join(layout::MANIFEST)).ctx("reading", dir.join(layout::MANIFEST));
+    let manifest_text = fs::read_to_string(dir.join(layout::MANIFEST)).ctx("reading", dir.join(layout::MANIFEST));
     if report.problems.iter().any(|p| p.entry == layout::MANIFEST) {
         return Err(report.into_error());
     }
@@ -149,11 +137,7 @@ pub fn verify_dir(
         match sums.0.get(entry) {
             None => report.problems.push(Problem {
                 entry: entry.clone(),
-                problem: format!(
-                    "listed in {} but not in {}",
-                    layout::MANIFEST,
-                    layout::CHECKSUMS
-                ),
+                problem: format!("listed in {} but not in {}", layout::MANIFEST, layout::CHECKSUMS),
                 expected: Some(digest.clone()),
                 actual: None,
             }),
@@ -170,11 +154,7 @@ pub fn verify_dir(
         if entry != layout::MANIFEST && !claimed.contains_key(entry) {
             report.problems.push(Problem {
                 entry: entry.clone(),
-                problem: format!(
-                    "listed in {} but unknown to {}",
-                    layout::CHECKSUMS,
-                    layout::MANIFEST
-                ),
+                problem: format!("listed in {} but unknown to {}", layout::CHECKSUMS, layout::MANIFEST),
                 expected: None,
                 actual: None,
             });

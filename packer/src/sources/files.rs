@@ -67,8 +67,7 @@ fn walk(
     let ft = m.file_type();
     let content = if ft.is_symlink() {
         FileContent::Symlink {
-            target: fs::read_link(path)
-                .with_context(|| format!("reading link {}", path.display()))?,
+            target: fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?,
         }
     } else if ft.is_dir() {
         let mut children: Vec<_> = fs::read_dir(path)
@@ -92,11 +91,7 @@ fn walk(
             sha256: sha256.clone(),
             mtime: meta.mtime,
         });
-        FileContent::File {
-            entry,
-            size,
-            sha256,
-        }
+        FileContent::File { entry, size, sha256 }
     } else {
         out.warnings.push(format!(
             "{} skipped: not a regular file, directory or link (socket, FIFO or device)",
@@ -104,11 +99,6 @@ fn walk(
         ));
         return Ok(());
     };
-    out.records.push(FileRecord {
-        kind,
-        path: path.to_path_buf(),
-        meta,
-        content,
-    });
+    out.records.push(FileRecord { kind, path: path.to_path_buf(), meta, content });
     Ok(())
 }

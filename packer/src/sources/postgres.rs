@@ -21,8 +21,7 @@ use crate::config::PostgresSource;
 pub fn check_reachable(sources: &[PostgresSource]) -> Result<()> {
     for s in sources {
         let t = PgTarget::parse(&s.url).with_context(|| format!("[[postgres]] {} url", s.name))?;
-        t.connect()
-            .with_context(|| format!("[[postgres]] {}", s.name))?;
+        t.connect().with_context(|| format!("[[postgres]] {}", s.name))?;
     }
     Ok(())
 }
@@ -42,8 +41,7 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload)>
         .with_context(|| format!("{what}: reading database facts"))?;
     let server_version_num: i32 = row.get(6);
     let major = server_version_num as u32 / 10000;
-    let pg_dump =
-        find_pg_tool("pg_dump", src.pg_bin.as_deref(), major).with_context(|| what.clone())?;
+    let pg_dump = find_pg_tool("pg_dump", src.pg_bin.as_deref(), major).with_context(|| what.clone())?;
     let pg_dump_version = String::from_utf8_lossy(
         &Command::new(&pg_dump)
             .arg("--version")
@@ -60,10 +58,8 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload)>
         .read_only(true)
         .start()
         .with_context(|| format!("{what}: starting snapshot transaction"))?;
-    let snapshot: String = tx
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .with_context(|| format!("{what}: exporting snapshot"))?
-        .get(0);
+    let snapshot: String =
+        tx.query_one("SELECT pg_export_snapshot()", &[]).with_context(|| format!("{what}: exporting snapshot"))?.get(0);
 
     let dump_path = spool.join(format!("{}.dump", src.name));
     // -Z0: the bundle's gzip compresses the dump once; pg_dump's own zlib would be a second
@@ -81,28 +77,17 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload)>
         .with_context(|| format!("{what}: starting {}", pg_dump.display()))?;
     // Counted while pg_dump runs, inside the transaction whose snapshot it uses.
     let counts = table_counts(&mut tx, &target.describe());
-    let out = child
-        .wait_with_output()
-        .with_context(|| format!("{what}: waiting for pg_dump"))?;
-    tx.commit()
-        .with_context(|| format!("{what}: closing snapshot transaction"))?;
+    let out = child.wait_with_output().with_context(|| format!("{what}: waiting for pg_dump"))?;
+    tx.commit().with_context(|| format!("{what}: closing snapshot transaction"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         bail!("{what}: pg_dump failed ({}): {}", out.status, stderr.trim());
     }
-    let tables = counts
-        .map_err(|e| anyhow!(e))
-        .with_context(|| format!("{what}: counting rows"))?;
+    let tables = counts.map_err(|e| anyhow!(e)).with_context(|| format!("{what}: counting rows"))?;
     let (sha256, size) = sha256_file(&dump_path)?;
     let entry = layout::postgres_entry(&src.name);
     let mtime = chrono::Utc::now().timestamp();
-    let payload = Payload {
-        entry: entry.clone(),
-        source: dump_path,
-        size,
-        sha256: sha256.clone(),
-        mtime,
-    };
+    let payload = Payload { entry: entry.clone(), source: dump_path, size, sha256: sha256.clone(), mtime };
     Ok((
         PostgresDb {
             name: src.name.clone(),

@@ -25,18 +25,14 @@ pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload)>
     // error, never a new empty database.
     let conn = Connection::open_with_flags(
         &src.path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )
     .with_context(|| format!("{what}: opening"))?;
     conn.busy_timeout(Duration::from_secs(30))?;
     let copy_path = spool.join(format!("{}.sqlite", src.name));
-    let mut copy = Connection::open(&copy_path)
-        .with_context(|| format!("creating {}", copy_path.display()))?;
+    let mut copy = Connection::open(&copy_path).with_context(|| format!("creating {}", copy_path.display()))?;
     {
-        let backup =
-            Backup::new(&conn, &mut copy).with_context(|| format!("{what}: starting backup"))?;
+        let backup = Backup::new(&conn, &mut copy).with_context(|| format!("{what}: starting backup"))?;
         // All pages in one step: one read transaction, so the copy is one consistent instant even
         // while the application writes (a writer in between would restart a step-wise backup).
         let mut tries = 0;
@@ -69,23 +65,6 @@ pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload)>
         mtime: m.mtime(),
     };
     let entry = layout::sqlite_entry(&src.name);
-    let payload = Payload {
-        entry: entry.clone(),
-        source: copy_path,
-        size,
-        sha256: sha256.clone(),
-        mtime: meta.mtime,
-    };
-    Ok((
-        SqliteDb {
-            name: src.name.clone(),
-            entry,
-            path: src.path.clone(),
-            meta,
-            size,
-            sha256,
-            tables,
-        },
-        payload,
-    ))
+    let payload = Payload { entry: entry.clone(), source: copy_path, size, sha256: sha256.clone(), mtime: meta.mtime };
+    Ok((SqliteDb { name: src.name.clone(), entry, path: src.path.clone(), meta, size, sha256, tables }, payload))
 }

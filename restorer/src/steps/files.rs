@@ -17,20 +17,12 @@ use crate::{layout, Error, Result};
 
 /// What is at each file record's target now.
 pub fn observe_files(manifest: &Manifest, root: &Path) -> Result<Vec<PathState>> {
-    manifest
-        .files
-        .iter()
-        .map(|f| observe_record(f, root))
-        .collect()
+    manifest.files.iter().map(|f| observe_record(f, root)).collect()
 }
 
 /// What is at each SQLite database's target now.
 pub fn observe_sqlite(manifest: &Manifest, root: &Path) -> Result<Vec<PathState>> {
-    manifest
-        .sqlite
-        .iter()
-        .map(|s| observe_regular(&layout::target_path(root, &s.path)?, &s.sha256))
-        .collect()
+    manifest.sqlite.iter().map(|s| observe_regular(&layout::target_path(root, &s.path)?, &s.sha256)).collect()
 }
 
 fn observe_record(f: &FileRecord, root: &Path) -> Result<PathState> {
@@ -43,10 +35,7 @@ fn observe_record(f: &FileRecord, root: &Path) -> Result<PathState> {
             Err(_) => PathState::Absent,
         }),
         FileContent::Symlink { target: link } => Ok(match fs::symlink_metadata(&target) {
-            Ok(m)
-                if m.file_type().is_symlink()
-                    && fs::read_link(&target).ok().as_ref() == Some(link) =>
-            {
+            Ok(m) if m.file_type().is_symlink() && fs::read_link(&target).ok().as_ref() == Some(link) => {
                 PathState::Identical
             }
             Ok(_) => PathState::Differs,
@@ -59,11 +48,9 @@ fn observe_regular(target: &Path, sha256: &str) -> Result<PathState> {
     match fs::symlink_metadata(target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PathState::Absent),
         Err(e) => Err(Error::io("inspecting", target, e)),
-        Ok(m) if m.is_file() => Ok(if sha256_file(target)?.0 == sha256 {
-            PathState::Identical
-        } else {
-            PathState::Differs
-        }),
+        Ok(m) if m.is_file() => {
+            Ok(if sha256_file(target)?.0 == sha256 { PathState::Identical } else { PathState::Differs })
+        }
         Ok(_) => Ok(PathState::Differs),
     }
 }
@@ -91,9 +78,7 @@ impl<'a> FileWriter<'a> {
         let as_root = super::is_root();
         let mut warnings = Vec::new();
         if !as_root {
-            warnings.push(
-                "not running as root: file owners were not restored (modes and times were)".into(),
-            );
+            warnings.push("not running as root: file owners were not restored (modes and times were)".into());
         }
         Ok(FileWriter {
             bundle_dir,
@@ -109,16 +94,10 @@ impl<'a> FileWriter<'a> {
     /// Creates missing parents of `target` (journaled), then checks that the parent resolves
     /// inside the restore root: a symlink on the way must not carry a write outside it.
     fn prepare_parent(&self, cp: &mut Checkpoint, target: &Path) -> Result<()> {
-        let parent = target
-            .parent()
-            .ok_or_else(|| Error::Unsafe(format!("{} has no parent", target.display())))?;
-        let rel = parent.strip_prefix(&self.root).map_err(|_| {
-            Error::Unsafe(format!(
-                "{} is outside {}",
-                target.display(),
-                self.root.display()
-            ))
-        })?;
+        let parent = target.parent().ok_or_else(|| Error::Unsafe(format!("{} has no parent", target.display())))?;
+        let rel = parent
+            .strip_prefix(&self.root)
+            .map_err(|_| Error::Unsafe(format!("{} is outside {}", target.display(), self.root.display())))?;
         let mut cur = self.root.clone();
         for c in rel.components() {
             let Component::Normal(c) = c else {
@@ -127,10 +106,7 @@ impl<'a> FileWriter<'a> {
             cur.push(c);
             if fs::symlink_metadata(&cur).is_err() {
                 cp.record(Change::CreatedDir { path: cur.clone() })?;
-                fs::DirBuilder::new()
-                    .mode(0o755)
-                    .create(&cur)
-                    .ctx("creating directory", &cur)?;
+                fs::DirBuilder::new().mode(0o755).create(&cur).ctx("creating directory", &cur)?;
             }
         }
         let real = fs::canonicalize(parent).ctx("resolving", parent)?;
@@ -146,27 +122,16 @@ impl<'a> FileWriter<'a> {
     }
 
     /// Applies one file record according to its planned action.
-    pub fn apply_record(
-        &mut self,
-        cp: &mut Checkpoint,
-        rec: &FileRecord,
-        action: &Action,
-    ) -> Result<()> {
+    pub fn apply_record(&mut self, cp: &mut Checkpoint, rec: &FileRecord, action: &Action) -> Result<()> {
         let target = layout::target_path(&self.root, &rec.path)?;
         self.prepare_parent(cp, &target)?;
         match (&rec.content, action) {
-            (_, Action::Refuse) => Err(Error::Refused(format!(
-                "{} exists and differs (use --overwrite)",
-                target.display()
-            ))),
+            (_, Action::Refuse) => {
+                Err(Error::Refused(format!("{} exists and differs (use --overwrite)", target.display())))
+            }
             (FileContent::Dir, Action::Create) => {
-                cp.record(Change::CreatedDir {
-                    path: target.clone(),
-                })?;
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&target)
-                    .ctx("creating directory", &target)?;
+                cp.record(Change::CreatedDir { path: target.clone() })?;
+                fs::DirBuilder::new().mode(0o700).create(&target).ctx("creating directory", &target)?;
                 self.dirs.push((target, rec.meta.clone()));
                 Ok(())
             }
@@ -183,13 +148,8 @@ impl<'a> FileWriter<'a> {
             }
             (FileContent::Dir, Action::Replace) => {
                 cp.move_aside(&target)?;
-                cp.record(Change::CreatedDir {
-                    path: target.clone(),
-                })?;
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&target)
-                    .ctx("creating directory", &target)?;
+                cp.record(Change::CreatedDir { path: target.clone() })?;
+                fs::DirBuilder::new().mode(0o700).create(&target).ctx("creating directory", &target)?;
                 self.dirs.push((target, rec.meta.clone()));
                 Ok(())
             }
@@ -207,9 +167,7 @@ impl<'a> FileWriter<'a> {
                     if *action == Action::Replace {
                         cp.move_aside(&target)?;
                     }
-                    cp.record(Change::CreatedFile {
-                        path: target.clone(),
-                    })?;
+                    cp.record(Change::CreatedFile { path: target.clone() })?;
                     std::os::unix::fs::symlink(link, &target).ctx("creating link", &target)?;
                 }
                 self.chown(&target, &rec.meta, true)
@@ -219,20 +177,12 @@ impl<'a> FileWriter<'a> {
 
     /// Puts a SQLite database back; stale `-wal`/`-shm`/`-journal` files beside the target are
     /// moved into the checkpoint too, since SQLite would replay them over the restored file.
-    pub fn apply_sqlite(
-        &mut self,
-        cp: &mut Checkpoint,
-        db: &SqliteDb,
-        action: &Action,
-    ) -> Result<()> {
+    pub fn apply_sqlite(&mut self, cp: &mut Checkpoint, db: &SqliteDb, action: &Action) -> Result<()> {
         let target = layout::target_path(&self.root, &db.path)?;
         self.prepare_parent(cp, &target)?;
         match action {
             Action::Refuse => {
-                return Err(Error::Refused(format!(
-                    "{} exists and differs (use --overwrite)",
-                    target.display()
-                )))
+                return Err(Error::Refused(format!("{} exists and differs (use --overwrite)", target.display())))
             }
             Action::Keep => return self.apply_meta(&target, &db.meta),
             Action::Replace => cp.move_aside(&target)?,
@@ -253,24 +203,14 @@ impl<'a> FileWriter<'a> {
     /// Copies `from` to a temporary name beside `target`, syncs it and renames it into place:
     /// a crash never leaves a half-written file under the real name.
     fn write_regular(&self, cp: &mut Checkpoint, from: &Path, target: &Path) -> Result<()> {
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = target.with_file_name(format!(".{name}.restore-partial"));
         let _ = fs::remove_file(&tmp);
         let mut src = File::open(from).ctx("reading", from)?;
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .ctx("creating", &tmp)?;
+        let mut out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).ctx("creating", &tmp)?;
         io::copy(&mut src, &mut out).ctx("writing", &tmp)?;
         out.sync_all().ctx("syncing", &tmp)?;
-        cp.record(Change::CreatedFile {
-            path: target.to_path_buf(),
-        })?;
+        cp.record(Change::CreatedFile { path: target.to_path_buf() })?;
         fs::rename(&tmp, target).ctx("renaming into place", target)
     }
 
@@ -314,11 +254,9 @@ impl<'a> FileWriter<'a> {
         // setuid/setgid bits.
         let mtime = UNIX_EPOCH + Duration::from_secs(meta.mtime.max(0) as u64);
         let f = File::open(path).ctx("opening", path)?;
-        f.set_times(fs::FileTimes::new().set_modified(mtime).set_accessed(mtime))
-            .ctx("setting time of", path)?;
+        f.set_times(fs::FileTimes::new().set_modified(mtime).set_accessed(mtime)).ctx("setting time of", path)?;
         self.chown(path, meta, false)?;
-        fs::set_permissions(path, fs::Permissions::from_mode(meta.mode & 0o7777))
-            .ctx("setting mode of", path)
+        fs::set_permissions(path, fs::Permissions::from_mode(meta.mode & 0o7777)).ctx("setting mode of", path)
     }
 
     /// Applies directory modes, owners and times, deepest first, after everything inside them

@@ -13,26 +13,16 @@ use crate::{Error, Result};
 
 /// True when the process runs as root (the owner of `/proc/self` is the effective uid).
 pub fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 /// Runs a command to completion; on failure the error names the command, its exit status and
 /// the last lines of its stderr.
 pub fn run(cmd: &mut Command) -> Result<String> {
-    let name = format!("{:?}", cmd.get_program())
-        .trim_matches('"')
-        .to_string();
-    let first_arg = cmd
-        .get_args()
-        .next()
-        .map(|a| a.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let out = cmd.output().map_err(|e| Error::Command {
-        command: format!("{name} {first_arg}"),
-        detail: e.to_string(),
-    })?;
+    let name = format!("{:?}", cmd.get_program()).trim_matches('"').to_string();
+    let first_arg = cmd.get_args().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let out =
+        cmd.output().map_err(|e| Error::Command { command: format!("{name} {first_arg}"), detail: e.to_string() })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -49,7 +39,5 @@ pub fn run(cmd: &mut Command) -> Result<String> {
 /// Finds a program on PATH.
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| Path::new(p).is_file())
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| Path::new(p).is_file())
 }

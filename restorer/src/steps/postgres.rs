@@ -24,15 +24,8 @@ pub fn observe(pg: &PgTarget, manifest: &Manifest) -> Result<Vec<DbState>> {
     let mut out = Vec::new();
     for db in &manifest.postgres {
         let exists = c
-            .query_opt(
-                "SELECT 1 FROM pg_database WHERE datname = $1",
-                &[&db.database],
-            )
-            .map_err(pe(format!(
-                "looking up database {} on {}",
-                db.database,
-                admin.host_port()
-            )))?
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db.database])
+            .map_err(pe(format!("looking up database {} on {}", db.database, admin.host_port())))?
             .is_some();
         out.push(if !exists {
             DbState::Absent
@@ -57,9 +50,7 @@ pub fn tool_major(bin: &Path) -> Option<u32> {
 
 /// Parses the major version out of `--version` output.
 pub fn parse_major(text: &str) -> Option<u32> {
-    let v = text
-        .split_whitespace()
-        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    let v = text.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
     v.split('.').next()?.parse().ok()
 }
 
@@ -75,12 +66,7 @@ pub fn find_pg_tool(tool: &str, pg_bin: Option<&Path>, need_major: u32) -> Resul
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                Some((
-                    e.file_name().to_str()?.parse().ok()?,
-                    e.path().join("bin").join(tool),
-                ))
-            })
+            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin").join(tool))))
             .collect();
         versioned.sort_by(|a, b| b.0.cmp(&a.0));
         candidates.extend(versioned.into_iter().map(|v| v.1));
@@ -119,28 +105,23 @@ pub fn apply(
     let name = &db.database;
     match action {
         Action::Refuse => {
-            return Err(Error::Refused(format!(
-                "database {name} exists and holds data (use --overwrite)"
-            )))
+            return Err(Error::Refused(format!("database {name} exists and holds data (use --overwrite)")))
         }
         Action::Keep => return Ok(()),
         Action::Replace => {
             let aside = format!("{name}_pre_restore_{stamp}");
             // A database with open sessions cannot be renamed: end them (the operator agreed to
             // replace this database; its content stays intact under the new name).
-            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[name])
-                .map_err(pe(format!("ending sessions on {name}")))?;
-            cp.record(Change::DatabaseRenamed {
-                from: name.clone(),
-                to: aside.clone(),
-            })?;
-            c.batch_execute(&format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                quote_ident(name),
-                quote_ident(&aside)
-            ))
-            .map_err(pe(format!("renaming database {name} to {aside}")))?;
-            warnings.push(format!("existing database {name} was kept as {aside}; drop it once the restore is confirmed"));
+            c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[name],
+            )
+            .map_err(pe(format!("ending sessions on {name}")))?;
+            cp.record(Change::DatabaseRenamed { from: name.clone(), to: aside.clone() })?;
+            c.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(name), quote_ident(&aside)))
+                .map_err(pe(format!("renaming database {name} to {aside}")))?;
+            warnings
+                .push(format!("existing database {name} was kept as {aside}; drop it once the restore is confirmed"));
         }
         Action::Create => {}
     }
@@ -157,19 +138,16 @@ pub fn apply(
     if owner_exists {
         create.push_str(&format!(" OWNER {}", quote_ident(&db.owner)));
     }
-    cp.record(Change::DatabaseCreated {
-        database: name.clone(),
-    })?;
-    let with_locale = format!(
-        "{create} LC_COLLATE '{}' LC_CTYPE '{}'",
-        db.collate.replace('\'', ""),
-        db.ctype.replace('\'', "")
-    );
+    cp.record(Change::DatabaseCreated { database: name.clone() })?;
+    let with_locale =
+        format!("{create} LC_COLLATE '{}' LC_CTYPE '{}'", db.collate.replace('\'', ""), db.ctype.replace('\'', ""));
     if let Err(e) = c.batch_execute(&with_locale) {
         // The source's locale may not exist on a fresh host; the server default still works.
-        warnings.push(format!("database {name}: locale {} not available here ({e}); created with the server's default locale", db.collate));
-        c.batch_execute(&create)
-            .map_err(pe(format!("creating database {name}")))?;
+        warnings.push(format!(
+            "database {name}: locale {} not available here ({e}); created with the server's default locale",
+            db.collate
+        ));
+        c.batch_execute(&create).map_err(pe(format!("creating database {name}")))?;
     }
 
     let mut cmd = Command::new(pg_restore);
@@ -193,10 +171,7 @@ mod tests {
 
     #[test]
     fn parses_tool_versions() {
-        assert_eq!(
-            parse_major("pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
-            Some(15)
-        );
+        assert_eq!(parse_major("pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
         assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
         assert_eq!(parse_major("nothing"), None);
     }

@@ -40,9 +40,7 @@ pub fn install(packages: &[String]) -> Result<()> {
         )));
     }
     let mut cmd = Command::new("apt-get");
-    cmd.env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(packages);
+    cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(packages);
     super::run(&mut cmd).map(|_| ())
 }
 

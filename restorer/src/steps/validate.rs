@@ -27,45 +27,23 @@ pub struct Check {
 
 fn check(out: &mut Vec<Check>, what: String, expected: impl ToString, actual: impl ToString) {
     let (expected, actual) = (expected.to_string(), actual.to_string());
-    out.push(Check {
-        ok: expected == actual,
-        check: what,
-        expected,
-        actual,
-    });
+    out.push(Check { ok: expected == actual, check: what, expected, actual });
 }
 
 /// Compares row counts table by table, reporting tables missing on either side.
-pub fn compare_counts(
-    out: &mut Vec<Check>,
-    prefix: &str,
-    expected: &[TableCount],
-    actual: &[TableCount],
-) {
+pub fn compare_counts(out: &mut Vec<Check>, prefix: &str, expected: &[TableCount], actual: &[TableCount]) {
     for e in expected {
-        let found = actual
-            .iter()
-            .find(|a| a.schema == e.schema && a.name == e.name);
+        let found = actual.iter().find(|a| a.schema == e.schema && a.name == e.name);
         check(
             out,
             format!("{prefix}: {} rows", e.qualified()),
             e.rows,
-            found
-                .map(|a| a.rows.to_string())
-                .unwrap_or_else(|| "table missing".into()),
+            found.map(|a| a.rows.to_string()).unwrap_or_else(|| "table missing".into()),
         );
     }
     for a in actual {
-        if !expected
-            .iter()
-            .any(|e| e.schema == a.schema && e.name == a.name)
-        {
-            check(
-                out,
-                format!("{prefix}: {} rows", a.qualified()),
-                "table absent from manifest",
-                a.rows,
-            );
+        if !expected.iter().any(|e| e.schema == a.schema && e.name == a.name) {
+            check(out, format!("{prefix}: {} rows", a.qualified()), "table absent from manifest", a.rows);
         }
     }
 }
@@ -78,60 +56,32 @@ pub fn files(manifest: &Manifest, root: &Path) -> Result<Vec<Check>> {
         let shown = f.path.display();
         match &f.content {
             FileContent::File { sha256, .. } => {
-                let actual = sha256_file(&target)
-                    .map(|d| d.0)
-                    .unwrap_or_else(|e| e.to_string());
+                let actual = sha256_file(&target).map(|d| d.0).unwrap_or_else(|e| e.to_string());
                 check(&mut out, format!("file {shown} sha256"), sha256, actual);
                 let mode = fs::symlink_metadata(&target)
                     .map(|m| format!("{:o}", m.mode() & 0o7777))
                     .unwrap_or_else(|e| e.to_string());
-                check(
-                    &mut out,
-                    format!("file {shown} mode"),
-                    format!("{:o}", f.meta.mode & 0o7777),
-                    mode,
-                );
+                check(&mut out, format!("file {shown} mode"), format!("{:o}", f.meta.mode & 0o7777), mode);
             }
             FileContent::Dir => {
                 let actual = fs::symlink_metadata(&target)
-                    .map(|m| {
-                        if m.is_dir() {
-                            "directory"
-                        } else {
-                            "not a directory"
-                        }
-                        .to_string()
-                    })
+                    .map(|m| if m.is_dir() { "directory" } else { "not a directory" }.to_string())
                     .unwrap_or_else(|e| e.to_string());
                 check(&mut out, format!("dir {shown}"), "directory", actual);
             }
             FileContent::Symlink { target: link } => {
-                let actual = fs::read_link(&target)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|e| e.to_string());
-                check(
-                    &mut out,
-                    format!("link {shown} target"),
-                    link.display(),
-                    actual,
-                );
+                let actual = fs::read_link(&target).map(|p| p.display().to_string()).unwrap_or_else(|e| e.to_string());
+                check(&mut out, format!("link {shown} target"), link.display(), actual);
             }
         }
     }
     for db in &manifest.sqlite {
         let target = layout::target_path(root, &db.path)?;
         let prefix = format!("sqlite {}", db.name);
-        match sqlite::open_read_only(&target)
-            .and_then(|c| sqlite::integrity_check(&c, &target).map(|_| c))
-        {
+        match sqlite::open_read_only(&target).and_then(|c| sqlite::integrity_check(&c, &target).map(|_| c)) {
             Ok(conn) => {
                 check(&mut out, format!("{prefix}: integrity_check"), "ok", "ok");
-                compare_counts(
-                    &mut out,
-                    &prefix,
-                    &db.tables,
-                    &sqlite::table_counts(&conn, &target)?,
-                );
+                compare_counts(&mut out, &prefix, &db.tables, &sqlite::table_counts(&conn, &target)?);
             }
             Err(e) => check(&mut out, format!("{prefix}: integrity_check"), "ok", e),
         }
@@ -146,12 +96,7 @@ pub fn postgres(manifest: &Manifest, pg: &PgTarget) -> Result<Vec<Check>> {
         let target = pg.with_database(&db.database);
         let mut c = target.connect()?;
         let counts = table_counts(&mut c, &target.describe())?;
-        compare_counts(
-            &mut out,
-            &format!("postgres {}", db.database),
-            &db.tables,
-            &counts,
-        );
+        compare_counts(&mut out, &format!("postgres {}", db.database), &db.tables, &counts);
     }
     Ok(out)
 }
@@ -161,31 +106,15 @@ mod tests {
     use super::*;
 
     fn t(name: &str, rows: u64) -> TableCount {
-        TableCount {
-            schema: "public".into(),
-            name: name.into(),
-            rows,
-        }
+        TableCount { schema: "public".into(), name: name.into(), rows }
     }
 
     /// Differences, missing tables and unexpected tables each fail one check.
     #[test]
     fn count_comparison() {
         let mut out = Vec::new();
-        compare_counts(
-            &mut out,
-            "p",
-            &[t("a", 1), t("b", 2), t("c", 3)],
-            &[t("a", 1), t("b", 5), t("d", 0)],
-        );
-        let bad: Vec<_> = out
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.check.as_str())
-            .collect();
-        assert_eq!(
-            bad,
-            vec!["p: public.b rows", "p: public.c rows", "p: public.d rows"]
-        );
+        compare_counts(&mut out, "p", &[t("a", 1), t("b", 2), t("c", 3)], &[t("a", 1), t("b", 5), t("d", 0)]);
+        let bad: Vec<_> = out.iter().filter(|c| !c.ok).map(|c| c.check.as_str()).collect();
+        assert_eq!(bad, vec!["p: public.b rows", "p: public.c rows", "p: public.d rows"]);
     }
 }
