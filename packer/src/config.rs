@@ -115,11 +115,7 @@ fn resolve(base: &Path, p: &Path, key: &str) -> Result<PathBuf> {
     for c in joined.components() {
         match c {
             std::path::Component::Normal(n) => out.push(n),
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    bail!("{key}: {} climbs above /", p.display());
-                }
-            }
+            std::path::Component::ParentDir if !out.pop() => bail!("{key}: {} climbs above /", p.display()),
             _ => {}
         }
     }

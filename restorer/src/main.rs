@@ -138,7 +138,7 @@ fn run(cli: Cli) -> restorer::Result<i32> {
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({"bundle_dir": dir, "created_at": manifest.created_at, "ok": report.ok(), "report": report})
+                    serde_json::json!({"bundle_dir": dir, "created_at": manifest.map(|m| m.created_at), "ok": report.ok(), "report": report})
                 );
             } else {
                 for p in &report.problems {

@@ -45,6 +45,8 @@ pub struct Prepared {
     pub manifest: Manifest,
     /// The digest check.
     pub verify: VerifyReport,
+    /// How long the digest check took.
+    pub verify_ms: u128,
     /// What will happen.
     pub plan: Plan,
     /// The PostgreSQL server, when the bundle has databases.
@@ -58,10 +60,14 @@ pub struct Prepared {
 /// Verifies the bundle (refusing on any mismatch), observes the target and builds the plan.
 /// Changes nothing.
 pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepared> {
+    let t = Instant::now();
     let (manifest, verify) = verify_dir(&opts.bundle_dir, progress)?;
-    if !verify.ok() {
-        return Err(verify.into_error());
-    }
+    let verify_ms = t.elapsed().as_millis();
+    let manifest = match manifest {
+        Some(m) if verify.ok() => m,
+        _ => return Err(verify.into_error()),
+    };
+    steps::files::check_targets_inside(&manifest, &opts.root)?;
     let mut observed = Observed {
         files: steps::files::observe_files(&manifest, &opts.root)?,
         sqlite: steps::files::observe_sqlite(&manifest, &opts.root)?,
@@ -82,7 +88,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     };
     let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
     let missing_packages = steps::system::missing_packages(&manifest.requirements);
-    Ok(Prepared { manifest, verify, plan, pg, pg_restore, missing_packages })
+    Ok(Prepared { manifest, verify, verify_ms, plan, pg, pg_restore, missing_packages })
 }
 
 /// Refuses a plan that would overwrite data without `--overwrite`, naming each item.
@@ -132,14 +138,20 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
     check_refusals(&p.plan)?;
     let started_at = Utc::now();
     let stamp = started_at.format("%Y%m%d%H%M%S").to_string();
-    let cp_dir =
-        opts.checkpoint_dir.clone().unwrap_or_else(|| opts.root.join("var/lib/n8n-restore/checkpoints").join(&stamp));
+    let cp_dir = opts.checkpoint_dir.clone().unwrap_or_else(|| {
+        // Unique even for two restores within one second.
+        let base = opts.root.join("var/lib/n8n-restore/checkpoints");
+        (0..)
+            .map(|i| base.join(if i == 0 { stamp.clone() } else { format!("{stamp}-{i}") }))
+            .find(|p| !p.exists())
+            .unwrap()
+    });
     let mut cp = Checkpoint::create(&cp_dir, &opts.root, &opts.bundle_dir.display().to_string())?;
     let mut steps = Steps { list: Vec::new() };
     steps.list.push(StepResult {
         step: "verify".into(),
         result: "ok".into(),
-        duration_ms: 0,
+        duration_ms: p.verify_ms,
         detail: format!("{} entries, {} bytes, every digest matches", p.verify.entries_checked, p.verify.bytes_checked),
     });
     let mut warnings = p.manifest.warnings.clone();
@@ -262,7 +274,8 @@ fn apply_all(
         let pg = p.pg.as_ref().expect("planned postgres has a target");
         let pg_restore = p.pg_restore.as_deref().expect("planned postgres has pg_restore");
         steps.run(&format!("postgres {}", db.database), log, || {
-            steps::postgres::apply(pg, cp, &opts.bundle_dir, db, &item.action, pg_restore, stamp, warnings)?;
+            let r = steps::postgres::DbRestorer { pg, pg_restore, bundle_dir: &opts.bundle_dir, stamp };
+            steps::postgres::apply(&r, cp, db, &item.action, warnings)?;
             Ok(((), format!("{} -> database {} on {}", db.entry, db.database, pg.host_port())))
         })?;
     }

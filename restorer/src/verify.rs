@@ -66,8 +66,9 @@ impl VerifyReport {
 
 /// Verifies the bundle extracted in `dir`. `progress` is called with each entry name before it
 /// is hashed. Fails outright (without a report) when the checksum list or the manifest cannot be
-/// read at all; otherwise returns the manifest and a report listing every problem found.
-pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Manifest, VerifyReport)> {
+/// read at all; otherwise a report listing every problem found, and the manifest unless its own
+/// digest was wrong (an unverified manifest is never returned).
+pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
     let sums_path = dir.join(layout::CHECKSUMS);
     let text = match fs::read_to_string(&sums_path) {
         Ok(t) => t,
@@ -127,7 +128,7 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Ma
     // The manifest is only trusted once its own digest matched.
     let manifest_text = fs::read_to_string(dir.join(layout::MANIFEST)).ctx("reading", dir.join(layout::MANIFEST));
     if report.problems.iter().any(|p| p.entry == layout::MANIFEST) {
-        return Err(report.into_error());
+        return Ok((None, report));
     }
     let manifest = Manifest::from_json(&manifest_text?)?;
 
@@ -160,5 +161,5 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Ma
             });
         }
     }
-    Ok((manifest, report))
+    Ok((Some(manifest), report))
 }

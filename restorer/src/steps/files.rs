@@ -25,6 +25,39 @@ pub fn observe_sqlite(manifest: &Manifest, root: &Path) -> Result<Vec<PathState>
     manifest.sqlite.iter().map(|s| observe_regular(&layout::target_path(root, &s.path)?, &s.sha256)).collect()
 }
 
+/// Pre-flight: every target's nearest existing ancestor must resolve inside the restore root, so
+/// a symbolic link already on the target (say `ROOT/etc -> /elsewhere`) cannot carry a write
+/// outside it. Checked before anything changes; the writer checks again as it goes.
+pub fn check_targets_inside(manifest: &Manifest, root: &Path) -> Result<()> {
+    let canonical_root = match fs::canonicalize(root) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()), // nothing there yet
+        Err(e) => return Err(Error::io("resolving", root, e)),
+    };
+    let paths = manifest.files.iter().map(|f| &f.path).chain(manifest.sqlite.iter().map(|s| &s.path));
+    for p in paths {
+        let target = layout::target_path(root, p)?;
+        let mut anc = target.parent();
+        while let Some(a) = anc {
+            if fs::symlink_metadata(a).is_ok() {
+                let real = fs::canonicalize(a).ctx("resolving", a)?;
+                if !real.starts_with(&canonical_root) {
+                    return Err(Error::Unsafe(format!(
+                        "{} would be written through {} which resolves to {}, outside the restore root {}",
+                        target.display(),
+                        a.display(),
+                        real.display(),
+                        root.display()
+                    )));
+                }
+                break;
+            }
+            anc = a.parent();
+        }
+    }
+    Ok(())
+}
+
 fn observe_record(f: &FileRecord, root: &Path) -> Result<PathState> {
     let target = layout::target_path(root, &f.path)?;
     match &f.content {

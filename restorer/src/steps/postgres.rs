@@ -68,7 +68,7 @@ pub fn find_pg_tool(tool: &str, pg_bin: Option<&Path>, need_major: u32) -> Resul
             .flatten()
             .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin").join(tool))))
             .collect();
-        versioned.sort_by(|a, b| b.0.cmp(&a.0));
+        versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
         candidates.extend(versioned.into_iter().map(|v| v.1));
         candidates.extend(super::which(tool));
     }
@@ -89,17 +89,27 @@ pub fn find_pg_tool(tool: &str, pg_bin: Option<&Path>, need_major: u32) -> Resul
     )))
 }
 
+/// Where and with what databases are restored.
+pub struct DbRestorer<'a> {
+    /// The server.
+    pub pg: &'a PgTarget,
+    /// The pg_restore binary.
+    pub pg_restore: &'a Path,
+    /// The extracted bundle.
+    pub bundle_dir: &'a Path,
+    /// Time stamp used in the names of databases renamed aside.
+    pub stamp: &'a str,
+}
+
 /// Restores one database according to its planned action.
 pub fn apply(
-    pg: &PgTarget,
+    r: &DbRestorer<'_>,
     cp: &mut Checkpoint,
-    bundle_dir: &Path,
     db: &PostgresDb,
     action: &Action,
-    pg_restore: &Path,
-    stamp: &str,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
+    let DbRestorer { pg, pg_restore, bundle_dir, stamp } = *r;
     let admin = pg.with_database("postgres");
     let mut c = admin.connect()?;
     let name = &db.database;
