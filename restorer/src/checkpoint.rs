@@ -175,12 +175,12 @@ fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
         Change::DatabaseRenamed { from, to } => {
             let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;
             let mut c = pg.with_database("postgres").connect()?;
-            c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {f} WITH (FORCE); ALTER DATABASE {t} RENAME TO {f}",
-                f = quote_ident(from),
-                t = quote_ident(to)
-            ))
-            .map_err(|source| Error::Postgres { context: format!("renaming database {to} back to {from}"), source })
+            // Two statements: DROP DATABASE cannot run inside the implicit transaction of a
+            // multi-statement query.
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(from)))
+                .map_err(|source| Error::Postgres { context: format!("dropping restored database {from}"), source })?;
+            c.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(to), quote_ident(from)))
+                .map_err(|source| Error::Postgres { context: format!("renaming database {to} back to {from}"), source })
         }
     }
 }

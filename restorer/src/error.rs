@@ -34,7 +34,7 @@ pub enum Error {
     #[error("validation failed: {0}")]
     Validation(String),
     /// A PostgreSQL operation failed.
-    #[error("postgres {context}: {source}")]
+    #[error("postgres {context}: {}", pg_detail(source))]
     Postgres {
         /// Which server / database / statement.
         context: String,
@@ -63,6 +63,31 @@ pub enum Error {
     /// Anything else, with its context already in the message.
     #[error("{0}")]
     Other(String),
+}
+
+/// The server's own words (severity, message, detail, hint) for a database error, or the
+/// driver's error with its causes: `postgres::Error`'s Display alone says only "db error".
+pub fn pg_detail(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            s += &format!(" (detail: {d})");
+        }
+        if let Some(h) = db.hint() {
+            s += &format!(" (hint: {h})");
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s += &format!(": {text}");
+        }
+        cur = c.source();
+    }
+    s
 }
 
 impl Error {
