@@ -38,8 +38,8 @@ psql_() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres "$@"; 
 P1=$(free_port); start_cluster "$work/pg1" "$P1"
 P2=$(free_port); start_cluster "$work/pg2" "$P2"
 
-rows=$(python3 -c "print(max(1000, int(100000 * $SCALE)))")
-echo "== generating: $rows execution rows (~$(python3 -c "print(round(10*$rows/1000))") MB of JSON) ..." >&2
+rows=$(python3 -c "print(max(1000, int(150000 * $SCALE)))")
+echo "== generating: $rows execution rows (~$(python3 -c "print(round(6.5*$rows/1000))") MB of JSON) ..." >&2
 psql_ -p "$P1" -d postgres -c "CREATE DATABASE n8n"
 psql_ -p "$P1" -d n8n <<SQL
 CREATE TABLE workflow_entity (id varchar(36) PRIMARY KEY, name varchar(128), active boolean, nodes json, connections json, "createdAt" timestamptz DEFAULT now(), "updatedAt" timestamptz DEFAULT now());
@@ -130,6 +130,9 @@ restore_run() {
 export -f restore_run; export bundle P2
 read -r t_rest m_rest < <(measure rest bash -c restore_run)
 
+python3 -c "
+import json; r = json.load(open('$work/x/restore-report.json'))
+print('   restore steps: ' + ', '.join(f\"{s['step']} {s['duration_ms']/1000:.1f}s\" for s in r['steps']))" >&2
 echo "== baseline restore: tar xzf + pg_restore" >&2
 baseline_restore() {
   mkdir -p "$work/bx" && tar xzf "$work/base.tar.gz" -C "$work/bx"

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod create;
 pub mod pg_cluster;
+pub mod pgzip;
 pub mod restorer_bin;
 pub mod show;
 pub mod sources;

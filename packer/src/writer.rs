@@ -10,11 +10,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use restorer::digest::{Checksums, HashingReader, HashingWriter};
 use restorer::layout;
 
+use crate::pgzip::ParallelGz;
 use crate::sources::Payload;
 
 /// A finished bundle.
@@ -82,7 +81,8 @@ pub fn write_bundle(
     let mut guard = PartialGuard(Some(partial.clone()));
 
     let sink = HashingWriter::new(BufWriter::with_capacity(1024 * 1024, file));
-    let gz = GzEncoder::new(sink, Compression::new(level));
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let gz = ParallelGz::new(sink, level, threads);
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut sums = Checksums::default();

@@ -1,7 +1,12 @@
 //! The checkpoint: a journal of every change a restore makes, plus whatever was at a target path
 //! before, moved aside. A failed restore replays it backwards; `restore rollback DIR` does the
-//! same by hand. The journal is rewritten (atomically) after each change, so even after a power
-//! cut it describes exactly what was done.
+//! same by hand.
+//!
+//! The journal is append-only JSON lines (a header line, then one line per change, recorded
+//! *before* the change is made), so recording stays cheap for a data directory of thousands of
+//! files. Changes that destroy or hide data (moving aside, renaming or creating a database) are
+//! fsynced at once; file creations are fsynced at the end of each step ([`Checkpoint::sync`]):
+//! after a power cut the journal may miss a just-created file, never something moved aside.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -15,7 +20,7 @@ use crate::pg::{quote_ident, PgTarget};
 use crate::{Error, Result};
 
 /// Name of the journal inside a checkpoint directory.
-pub const JOURNAL: &str = "checkpoint.json";
+pub const JOURNAL: &str = "checkpoint.jsonl";
 
 /// One change made to the target.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -63,8 +68,21 @@ pub enum Change {
     },
 }
 
-/// A checkpoint being written or read back.
+/// The journal's first line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    root: PathBuf,
+    bundle: String,
+}
+
+/// The journal's last line once a rollback completed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RolledBack {
+    rolled_back: bool,
+}
+
+/// A checkpoint being written or read back.
+#[derive(Debug)]
 pub struct Checkpoint {
     /// The checkpoint directory.
     pub dir: PathBuf,
@@ -75,8 +93,8 @@ pub struct Checkpoint {
     /// Changes in the order they were made.
     pub changes: Vec<Change>,
     /// True once a rollback has completed.
-    #[serde(default)]
     pub rolled_back: bool,
+    journal: File,
 }
 
 impl Checkpoint {
@@ -86,14 +104,18 @@ impl Checkpoint {
             return Err(Error::Refused(format!("checkpoint directory {} already exists", dir.display())));
         }
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).ctx("creating checkpoint", dir)?;
-        let cp = Checkpoint {
+        let path = dir.join(JOURNAL);
+        let journal = fs::OpenOptions::new().append(true).create_new(true).open(&path).ctx("creating", &path)?;
+        let mut cp = Checkpoint {
             dir: dir.to_path_buf(),
             root: root.to_path_buf(),
             bundle: bundle.to_string(),
             changes: Vec::new(),
             rolled_back: false,
+            journal,
         };
-        cp.save()?;
+        let header = Header { root: root.to_path_buf(), bundle: bundle.to_string() };
+        cp.append(&serde_json::to_string(&header).expect("serialises"), true)?;
         Ok(cp)
     }
 
@@ -101,22 +123,51 @@ impl Checkpoint {
     pub fn load(dir: &Path) -> Result<Checkpoint> {
         let path = dir.join(JOURNAL);
         let text = fs::read_to_string(&path).ctx("reading", &path)?;
-        serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+        let bad = |i: usize, e: serde_json::Error| Error::Other(format!("{} line {}: {e}", path.display(), i + 1));
+        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let (i, first) = lines.next().ok_or_else(|| Error::Other(format!("{} is empty", path.display())))?;
+        let header: Header = serde_json::from_str(first).map_err(|e| bad(i, e))?;
+        let mut changes = Vec::new();
+        let mut rolled_back = false;
+        for (i, line) in lines {
+            if let Ok(r) = serde_json::from_str::<RolledBack>(line) {
+                rolled_back = r.rolled_back;
+            } else {
+                changes.push(serde_json::from_str(line).map_err(|e| bad(i, e))?);
+            }
+        }
+        let journal = fs::OpenOptions::new().append(true).open(&path).ctx("opening", &path)?;
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            root: header.root,
+            bundle: header.bundle,
+            changes,
+            rolled_back,
+            journal,
+        })
     }
 
-    fn save(&self) -> Result<()> {
+    fn append(&mut self, line: &str, durable: bool) -> Result<()> {
         let path = self.dir.join(JOURNAL);
-        let tmp = self.dir.join(".checkpoint.json.partial");
-        let mut f = File::create(&tmp).ctx("writing", &tmp)?;
-        f.write_all(serde_json::to_string_pretty(self).expect("serialises").as_bytes()).ctx("writing", &tmp)?;
-        f.sync_all().ctx("syncing", &tmp)?;
-        fs::rename(&tmp, &path).ctx("renaming", &path)
+        self.journal.write_all(format!("{line}\n").as_bytes()).ctx("writing", &path)?;
+        if durable {
+            self.journal.sync_data().ctx("syncing", &path)?;
+        }
+        Ok(())
     }
 
-    /// Records a change (and persists the journal) before the caller relies on it.
+    /// Makes every recorded change durable.
+    pub fn sync(&mut self) -> Result<()> {
+        let path = self.dir.join(JOURNAL);
+        self.journal.sync_data().ctx("syncing", path)
+    }
+
+    /// Records a change before the caller makes it.
     pub fn record(&mut self, change: Change) -> Result<()> {
+        let durable = !matches!(change, Change::CreatedFile { .. } | Change::CreatedDir { .. });
+        self.append(&serde_json::to_string(&change).expect("serialises"), durable)?;
         self.changes.push(change);
-        self.save()
+        Ok(())
     }
 
     /// Moves whatever is at `original` into the checkpoint and records it.
@@ -126,8 +177,8 @@ impl Checkpoint {
         if let Some(p) = saved.parent() {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(p).ctx("creating", p)?;
         }
-        move_path(original, &saved)?;
-        self.record(Change::MovedAside { original: original.to_path_buf(), saved })
+        self.record(Change::MovedAside { original: original.to_path_buf(), saved: saved.clone() })?;
+        move_path(original, &saved)
     }
 
     /// Undoes every change, newest first. Database changes need `pg` (the server they were made
@@ -141,7 +192,7 @@ impl Checkpoint {
         }
         if failures.is_empty() {
             self.rolled_back = true;
-            let _ = self.save();
+            let _ = self.append(&serde_json::to_string(&RolledBack { rolled_back: true }).expect("serialises"), true);
         }
         failures
     }
@@ -150,6 +201,11 @@ impl Checkpoint {
 fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
     match change {
         Change::MovedAside { original, saved } => {
+            // Recorded before the move: if the move never happened, there is nothing to undo
+            // (and `original` must not be removed).
+            if fs::symlink_metadata(saved).is_err() {
+                return Ok(());
+            }
             remove_any(original)?;
             move_path(saved, original)
         }

@@ -257,6 +257,10 @@ fn apply_all(
                 writer.apply_record(cp, &m.files[item.index], &item.action)?;
             }
             writer.finish_dirs()?;
+            // One sync for the whole tree instead of one per file: the files were renamed into
+            // place, and the journal knows each of them.
+            writer.sync_all()?;
+            cp.sync()?;
             let replaced = file_items.iter().filter(|i| i.action == Action::Replace).count();
             Ok(((), format!("{} paths ({replaced} replaced, kept in the checkpoint)", file_items.len())))
         })?;
@@ -267,6 +271,10 @@ fn apply_all(
             writer.apply_sqlite(cp, db, &item.action)?;
             Ok(((), format!("{} -> {}", db.entry, item.target)))
         })?;
+    }
+    if !m.sqlite.is_empty() {
+        writer.sync_all()?;
+        cp.sync()?;
     }
     warnings.append(&mut writer.warnings);
     for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Postgres) {

@@ -12,7 +12,7 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use tar::{Archive, EntryType};
 
 use crate::error::IoContext;
@@ -20,12 +20,12 @@ use crate::manifest::Manifest;
 use crate::{layout, Error, Result};
 
 /// The archive reader over a gzip-compressed bundle file.
-pub type BundleArchive = Archive<GzDecoder<BufReader<File>>>;
+pub type BundleArchive = Archive<MultiGzDecoder<BufReader<File>>>;
 
 /// Opens a bundle for sequential reading.
 pub fn open(bundle: &Path) -> Result<BundleArchive> {
     let f = File::open(bundle).ctx("opening bundle", bundle)?;
-    Ok(Archive::new(GzDecoder::new(BufReader::with_capacity(256 * 1024, f))))
+    Ok(Archive::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, f))))
 }
 
 /// A damaged archive: gzip or tar could not go on.

@@ -242,7 +242,6 @@ impl<'a> FileWriter<'a> {
         let mut src = File::open(from).ctx("reading", from)?;
         let mut out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).ctx("creating", &tmp)?;
         io::copy(&mut src, &mut out).ctx("writing", &tmp)?;
-        out.sync_all().ctx("syncing", &tmp)?;
         cp.record(Change::CreatedFile { path: target.to_path_buf() })?;
         fs::rename(&tmp, target).ctx("renaming into place", target)
     }
@@ -290,6 +289,11 @@ impl<'a> FileWriter<'a> {
         f.set_times(fs::FileTimes::new().set_modified(mtime).set_accessed(mtime)).ctx("setting time of", path)?;
         self.chown(path, meta, false)?;
         fs::set_permissions(path, fs::Permissions::from_mode(meta.mode & 0o7777)).ctx("setting mode of", path)
+    }
+
+    /// Flushes everything written to disk (`sync`; one call rather than an fsync per file).
+    pub fn sync_all(&self) -> Result<()> {
+        super::run(&mut std::process::Command::new("sync")).map(|_| ())
     }
 
     /// Applies directory modes, owners and times, deepest first, after everything inside them
