@@ -154,3 +154,45 @@ pub fn write_bundle(
     sync_dir(dir)?;
     Ok(Written { path: final_path, sidecar, size, sha256, payload_bytes })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(dir: &Path, content: &[u8]) -> Payload {
+        let source = dir.join("f.conf");
+        fs::write(&source, content).unwrap();
+        let (sha256, size) = restorer::digest::sha256_file(&source).unwrap();
+        Payload { entry: "config/etc/f.conf".into(), source, size, sha256, mtime: 0 }
+    }
+
+    /// A file whose content changed after it was inventoried (same size, other bytes) aborts the
+    /// bundle with its name, and leaves neither a bundle nor a .partial.
+    #[test]
+    fn file_changed_while_packing_is_reported_and_nothing_is_left() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let p = payload(t.path(), b"version one\n");
+        fs::write(&p.source, b"version two\n").unwrap();
+        let e = write_bundle(&out, "b.tar.gz", "{}", &[p], 1, |_, _| {}).unwrap_err();
+        assert!(format!("{e:#}").contains("f.conf changed while the bundle was written"), "{e:#}");
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+
+        // Grown since the inventory: caught by its size.
+        let p = payload(t.path(), b"short\n");
+        fs::write(&p.source, b"much longer now\n").unwrap();
+        assert!(write_bundle(&out, "b.tar.gz", "{}", &[p], 1, |_, _| {}).is_err());
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+    }
+
+    /// An existing bundle of the same name is never replaced.
+    #[test]
+    fn existing_bundle_is_not_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("b.tar.gz"), b"earlier bundle").unwrap();
+        let p = payload(t.path(), b"x");
+        assert!(write_bundle(t.path(), "b.tar.gz", "{}", &[p], 1, |_, _| {}).is_err());
+        assert_eq!(fs::read(t.path().join("b.tar.gz")).unwrap(), b"earlier bundle");
+    }
+}
