@@ -33,6 +33,132 @@ pub struct Config {
     /// `[requirements]`.
     #[serde(default)]
     pub requirements: RequirementsSection,
+    /// `[retention]`.
+    #[serde(default)]
+    pub retention: RetentionSection,
+    /// `[schedule]`.
+    #[serde(default)]
+    pub schedule: ScheduleSection,
+    /// `[notify]`.
+    #[serde(default)]
+    pub notify: NotifySection,
+}
+
+/// `[retention]`: restic's keep rules, limits, and what happens when space runs out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Keep the N newest.
+    #[serde(default)]
+    pub keep_last: u32,
+    /// Newest of each of the last N hours.
+    #[serde(default)]
+    pub keep_hourly: u32,
+    /// Newest of each of the last N days.
+    #[serde(default)]
+    pub keep_daily: u32,
+    /// Newest of each of the last N ISO weeks.
+    #[serde(default)]
+    pub keep_weekly: u32,
+    /// Newest of each of the last N months.
+    #[serde(default)]
+    pub keep_monthly: u32,
+    /// Newest of each of the last N years.
+    #[serde(default)]
+    pub keep_yearly: u32,
+    /// Every bundle within this duration of the newest ("14d").
+    #[serde(default)]
+    pub keep_within: Option<String>,
+    /// Remove bundles older than this many days.
+    #[serde(default)]
+    pub max_age_days: Option<u32>,
+    /// Remove oldest bundles until the total is at most this ("100GB").
+    #[serde(default)]
+    pub max_total_size: Option<String>,
+    /// Remove oldest bundles until this much of the disk is free.
+    #[serde(default)]
+    pub min_free_space_percent: Option<f64>,
+    /// Mark bundles due for deletion, notify, delete them this many hours later.
+    #[serde(default)]
+    pub notify_before_hours: Option<u32>,
+    /// Before a backup: the free space (percent) under which the critical policy applies.
+    #[serde(default)]
+    pub critical_free_space_percent: Option<f64>,
+    /// delete_oldest | stop_and_alert.
+    #[serde(default)]
+    pub critical_policy: CriticalPolicy,
+}
+
+/// What to do when a backup would not fit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriticalPolicy {
+    /// Stop, and send an emergency notification.
+    #[default]
+    StopAndAlert,
+    /// Delete the oldest unprotected bundles until it fits (never the only good bundle).
+    DeleteOldest,
+}
+
+impl RetentionSection {
+    /// The pure policy, with units parsed.
+    pub fn policy(&self) -> Result<crate::retention::Policy> {
+        Ok(crate::retention::Policy {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            keep_within: self
+                .keep_within
+                .as_deref()
+                .map(crate::units::parse_duration)
+                .transpose()
+                .context("[retention] keep_within")?,
+            max_age: self.max_age_days.map(|d| chrono::Duration::days(d as i64)),
+            max_total_size: self
+                .max_total_size
+                .as_deref()
+                .map(crate::units::parse_size)
+                .transpose()
+                .context("[retention] max_total_size")?,
+            min_free_space_percent: self.min_free_space_percent,
+        })
+    }
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// Standard 5-field cron expression, UTC.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// Random delay added to each run, up to this ("10m").
+    #[serde(default)]
+    pub jitter: Option<String>,
+    /// `packer status` fails when the last success is older than this ("26h").
+    #[serde(default)]
+    pub alert_after: Option<String>,
+}
+
+/// `[notify]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// URL to POST events to.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Shape of the webhook body.
+    #[serde(default)]
+    pub format: crate::notify::Format,
+    /// Command run with the event as JSON on stdin (`sh -c`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// error: only failures and warnings; info: every event.
+    #[serde(default)]
+    pub level: crate::notify::Level,
 }
 
 /// `[bundle]`.
@@ -149,6 +275,16 @@ impl Config {
         for f in &mut c.files {
             for p in &mut f.paths {
                 *p = resolve(base, p, "[[files]] paths")?;
+            }
+        }
+        c.retention.policy()?;
+        if let Some(cron) = &c.schedule.cron {
+            crate::schedule::Cron::parse(cron).context("[schedule] cron")?;
+        }
+        for (key, v) in [("[schedule] jitter", &c.schedule.jitter), ("[schedule] alert_after", &c.schedule.alert_after)]
+        {
+            if let Some(v) = v {
+                crate::units::parse_duration(v).context(key)?;
             }
         }
         Ok(c)

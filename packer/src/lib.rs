@@ -1,12 +1,15 @@
 //! packer: builds self-contained backup bundles. The binary in `main.rs` is a thin CLI over these
 //! modules; the bundle format itself belongs to the `restorer` crate.
 
+pub mod catalog;
 pub mod config;
 pub mod create;
+pub mod notify;
 pub mod pg_cluster;
 pub mod pgzip;
 pub mod restorer_bin;
 pub mod retention;
+pub mod schedule;
 pub mod show;
 pub mod sources;
 pub mod system_info;

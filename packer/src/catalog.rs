@@ -1,0 +1,365 @@
+//! The catalog: a SQLite file beside the bundles (`<output_dir>/catalog.sqlite`) recording every
+//! bundle, every run and every verification, so `list`, `show`, `status` and retention answer
+//! without opening a bundle. It is an index, never the truth: it can always be rebuilt from the
+//! bundles' heads, and a damaged catalog is set aside and rebuilt rather than blocking a backup.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use restorer::layout;
+use restorer::manifest::Manifest;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::retention::{Candidate, Source};
+
+/// File name of the catalog inside the output directory.
+pub const FILE: &str = "catalog.sqlite";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bundles (
+    id INTEGER PRIMARY KEY,
+    file_name TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    protected INTEGER NOT NULL DEFAULT 0,
+    pending_since TEXT,
+    confirmed INTEGER NOT NULL DEFAULT 0,
+    verified_at TEXT,
+    verify_depth TEXT,
+    verify_ok INTEGER,
+    verify_detail TEXT,
+    manifest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    bundle_id INTEGER,
+    error TEXT
+);
+";
+
+/// One bundle as the catalog knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleRow {
+    /// Catalog id (what `protect`, `delete`, `show` take).
+    pub id: i64,
+    /// File name inside the output directory.
+    pub file_name: String,
+    /// Creation time (UTC).
+    pub created: DateTime<Utc>,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the file.
+    pub sha256: String,
+    /// manual, scheduled or checkpoint.
+    pub source: Source,
+    /// ok, missing or pending-deletion.
+    pub status: String,
+    /// Never removed automatically.
+    pub protected: bool,
+    /// When it was marked for deletion.
+    pub pending_since: Option<DateTime<Utc>>,
+    /// For checkpoints: the restore was confirmed.
+    pub confirmed: bool,
+    /// Last verification: when.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Last verification: digest or deep.
+    pub verify_depth: Option<String>,
+    /// Last verification: passed.
+    pub verify_ok: Option<bool>,
+}
+
+impl BundleRow {
+    /// What retention needs.
+    pub fn candidate(&self) -> Candidate {
+        Candidate {
+            id: self.id,
+            created: self.created,
+            size: self.size,
+            protected: self.protected,
+            verified_ok: self.verify_ok == Some(true),
+            source: self.source,
+            confirmed: self.confirmed,
+        }
+    }
+}
+
+/// A finished run (create, prune, verify), for `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    /// Start.
+    pub started: DateTime<Utc>,
+    /// End.
+    pub finished: DateTime<Utc>,
+    /// create, prune, ...
+    pub kind: String,
+    /// Succeeded.
+    pub ok: bool,
+    /// The bundle it made.
+    pub bundle_id: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// An open catalog.
+pub struct Catalog {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+fn source_str(s: Source) -> &'static str {
+    match s {
+        Source::Manual => "manual",
+        Source::Scheduled => "scheduled",
+        Source::Checkpoint => "checkpoint",
+    }
+}
+
+fn parse_source(s: &str) -> Source {
+    match s {
+        "scheduled" => Source::Scheduled,
+        "checkpoint" => Source::Checkpoint,
+        _ => Source::Manual,
+    }
+}
+
+fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog of `dir`. A catalog that SQLite cannot read or
+    /// that fails its quick check is moved aside and rebuilt from the bundles; the returned
+    /// events say so.
+    pub fn open(dir: &Path) -> Result<(Catalog, Vec<String>)> {
+        let path = dir.join(FILE);
+        let mut events = Vec::new();
+        match Catalog::open_checked(dir) {
+            Ok(c) => return Ok((c, events)),
+            Err(e) if path.exists() => {
+                let aside = dir.join(format!("{FILE}.damaged-{}", Utc::now().format("%Y%m%d%H%M%S")));
+                fs::rename(&path, &aside)
+                    .with_context(|| format!("moving damaged catalog {} aside", path.display()))?;
+                for suffix in ["-wal", "-shm", "-journal"] {
+                    let _ = fs::remove_file(dir.join(format!("{FILE}{suffix}")));
+                }
+                events.push(format!(
+                    "catalog {} was damaged ({e:#}); kept as {} and rebuilt from the bundles",
+                    path.display(),
+                    aside.display()
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        let mut c = Catalog::open_checked(dir)?;
+        let (n, problems) = c.rebuild()?;
+        events.push(format!("catalog rebuilt: {n} bundle(s) indexed"));
+        events.extend(problems.into_iter().map(|p| format!("not indexed: {p}")));
+        Ok((c, events))
+    }
+
+    fn open_checked(dir: &Path) -> Result<Catalog> {
+        let path = dir.join(FILE);
+        let conn = Connection::open(&path).with_context(|| format!("opening catalog {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).context("checking catalog")?;
+        if check != "ok" {
+            bail!("quick_check: {check}");
+        }
+        conn.execute_batch(SCHEMA).context("creating catalog tables")?;
+        Ok(Catalog { conn, dir: dir.to_path_buf() })
+    }
+
+    /// Adds a bundle file (its manifest read from the head).
+    pub fn insert(&self, file_name: &str, manifest: &Manifest, size: u64, sha256: &str, source: Source) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO bundles (file_name, created, size, sha256, source, status, manifest) VALUES (?1, ?2, ?3, ?4, ?5, 'ok', ?6)
+             ON CONFLICT(file_name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, status = 'ok', manifest = excluded.manifest",
+            params![file_name, manifest.created_at.to_rfc3339(), size as i64, sha256, source_str(source), manifest.to_json()],
+        )?;
+        Ok(self.conn.query_row("SELECT id FROM bundles WHERE file_name = ?1", [file_name], |r| r.get(0))?)
+    }
+
+    /// Every bundle row, newest first.
+    pub fn list(&self) -> Result<Vec<BundleRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, file_name, created, size, sha256, source, status, protected, pending_since, confirmed, verified_at, verify_depth, verify_ok
+             FROM bundles ORDER BY created DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(BundleRow {
+                id: r.get(0)?,
+                file_name: r.get(1)?,
+                created: parse_time(r.get(2)?).unwrap_or_default(),
+                size: r.get::<_, i64>(3)? as u64,
+                sha256: r.get(4)?,
+                source: parse_source(&r.get::<_, String>(5)?),
+                status: r.get(6)?,
+                protected: r.get(7)?,
+                pending_since: parse_time(r.get(8)?),
+                confirmed: r.get(9)?,
+                verified_at: parse_time(r.get(10)?),
+                verify_depth: r.get(11)?,
+                verify_ok: r.get(12)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Finds a bundle by id or file name (or full path).
+    pub fn find(&self, key: &str) -> Result<Option<BundleRow>> {
+        let name = Path::new(key).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(self.list()?.into_iter().find(|b| b.id.to_string() == key || b.file_name == name))
+    }
+
+    /// The stored manifest of a bundle.
+    pub fn manifest(&self, id: i64) -> Result<Manifest> {
+        let text: String = self.conn.query_row("SELECT manifest FROM bundles WHERE id = ?1", [id], |r| r.get(0))?;
+        Ok(Manifest::from_json(&text)?)
+    }
+
+    /// Sets a bundle's status.
+    pub fn set_status(&self, id: i64, status: &str, pending_since: Option<DateTime<Utc>>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE bundles SET status = ?2, pending_since = ?3 WHERE id = ?1",
+            params![id, status, pending_since.map(|t| t.to_rfc3339())],
+        )?;
+        Ok(())
+    }
+
+    /// Sets or clears the protected flag.
+    pub fn set_protected(&self, id: i64, protected: bool) -> Result<()> {
+        self.conn.execute("UPDATE bundles SET protected = ?2 WHERE id = ?1", params![id, protected])?;
+        Ok(())
+    }
+
+    /// Records a verification result.
+    pub fn record_verification(&self, id: i64, depth: &str, ok: bool, detail: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE bundles SET verified_at = ?2, verify_depth = ?3, verify_ok = ?4, verify_detail = ?5 WHERE id = ?1",
+            params![id, Utc::now().to_rfc3339(), depth, ok, detail],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a bundle's row.
+    pub fn remove(&self, id: i64) -> Result<()> {
+        self.conn.execute("DELETE FROM bundles WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Records a finished run.
+    pub fn record_run(&self, run: &RunRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO runs (started, finished, kind, ok, bundle_id, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![run.started.to_rfc3339(), run.finished.to_rfc3339(), run.kind, run.ok, run.bundle_id, run.error],
+        )?;
+        Ok(())
+    }
+
+    /// The newest run of `kind` that succeeded (`ok = true`) or failed.
+    pub fn last_run(&self, kind: &str, ok: bool) -> Result<Option<RunRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT started, finished, kind, ok, bundle_id, error FROM runs WHERE kind = ?1 AND ok = ?2 ORDER BY finished DESC, id DESC LIMIT 1",
+                params![kind, ok],
+                |r| {
+                    Ok(RunRow {
+                        started: parse_time(r.get(0)?).unwrap_or_default(),
+                        finished: parse_time(r.get(1)?).unwrap_or_default(),
+                        kind: r.get(2)?,
+                        ok: r.get(3)?,
+                        bundle_id: r.get(4)?,
+                        error: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Start-up housekeeping: removes `.partial` files and spool directories left by a crash,
+    /// indexes bundle files that have no row, marks rows whose file is gone as missing.
+    /// Returns what it did, for the log.
+    pub fn housekeeping(&self) -> Result<Vec<String>> {
+        let mut events = Vec::new();
+        let mut on_disk = Vec::new();
+        for e in fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("backup_") && name.ends_with(".partial") {
+                fs::remove_file(e.path()).with_context(|| format!("removing {}", e.path().display()))?;
+                events.push(format!("removed {name} left by an interrupted run"));
+            } else if name.starts_with(".packer-spool-") {
+                fs::remove_dir_all(e.path()).with_context(|| format!("removing {}", e.path().display()))?;
+                events.push(format!("removed spool directory {name} left by an interrupted run"));
+            } else if name.starts_with("backup_") && name.ends_with(layout::BUNDLE_SUFFIX) {
+                on_disk.push(name);
+            }
+        }
+        let rows = self.list()?;
+        for name in &on_disk {
+            if !rows.iter().any(|r| &r.file_name == name) {
+                match self.index_file(name, Source::Manual) {
+                    Ok(id) => events.push(format!("indexed {name} (id {id}), which the catalog did not know")),
+                    Err(e) => events.push(format!("could not index {name}: {e:#}")),
+                }
+            }
+        }
+        for r in rows {
+            let exists = self.dir.join(&r.file_name).exists();
+            if !exists && r.status != "missing" {
+                self.set_status(r.id, "missing", None)?;
+                events.push(format!("bundle {} (id {}) is missing from {}", r.file_name, r.id, self.dir.display()));
+            } else if exists && r.status == "missing" {
+                self.set_status(r.id, "ok", None)?;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Indexes one bundle file from its head (its digest from the sidecar when there is one).
+    pub fn index_file(&self, name: &str, source: Source) -> Result<i64> {
+        let path = self.dir.join(name);
+        let manifest = restorer::unpack::read_manifest(&path)?;
+        let size = fs::metadata(&path)?.len();
+        let sidecar = fs::read_to_string(self.dir.join(format!("{name}.sha256"))).ok();
+        let sha256 = match sidecar.as_deref().and_then(|s| s.split_whitespace().next()) {
+            Some(d) if d.len() == 64 => d.to_string(),
+            _ => restorer::digest::sha256_file(&path)?.0,
+        };
+        self.insert(name, &manifest, size, &sha256, source)
+    }
+
+    /// Re-indexes every bundle file in the directory; rows of vanished files are dropped.
+    /// Protection, verification and source of files already known are kept. A file whose head
+    /// cannot be read is reported in the returned list, not indexed.
+    pub fn rebuild(&mut self) -> Result<(usize, Vec<String>)> {
+        let known: Vec<String> = self.list()?.into_iter().map(|r| r.file_name).collect();
+        let mut n = 0;
+        let mut problems = Vec::new();
+        for e in fs::read_dir(&self.dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("backup_") && name.ends_with(layout::BUNDLE_SUFFIX) {
+                match self.index_file(&name, Source::Manual) {
+                    Ok(_) => n += 1,
+                    Err(e) => problems.push(format!("{name}: {e:#}")),
+                }
+            }
+        }
+        for name in known {
+            if !self.dir.join(&name).exists() {
+                self.conn.execute("DELETE FROM bundles WHERE file_name = ?1", [&name])?;
+            }
+        }
+        Ok((n, problems))
+    }
+}
