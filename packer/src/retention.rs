@@ -193,12 +193,8 @@ pub fn evaluate(policy: &Policy, candidates: &[Candidate], at: DateTime<Utc>, di
 
     let mut keep: Vec<bool> =
         (0..candidates.len()).map(|i| safe.contains_key(&i) || reasons.contains_key(&i)).collect();
-    let mut removed_why: HashMap<usize, String> = HashMap::new();
-    for i in 0..candidates.len() {
-        if !keep[i] {
-            removed_why.insert(i, "matched no keep rule".into());
-        }
-    }
+    let mut removed_why: HashMap<usize, String> =
+        keep.iter().enumerate().filter(|(_, k)| !**k).map(|(i, _)| (i, "matched no keep rule".to_string())).collect();
 
     // Limits, oldest first, never touching safe bundles.
     let oldest_first: Vec<usize> = order.iter().rev().copied().filter(|i| !safe.contains_key(i)).collect();
