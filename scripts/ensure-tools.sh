@@ -14,6 +14,7 @@ if [ "$what" = test ]; then
   command -v sqlite3 >/dev/null || need_pkgs+=(sqlite3)
   command -v runuser >/dev/null || need_pkgs+=(util-linux)
   command -v openssl >/dev/null || need_pkgs+=(openssl)
+  command -v curl >/dev/null || need_pkgs+=(curl)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}" >&2

@@ -287,12 +287,10 @@ impl Catalog {
             .optional()?)
     }
 
-    /// Start-up housekeeping: removes `.partial` files and spool directories left by a crash,
-    /// indexes bundle files that have no row, marks rows whose file is gone as missing.
-    /// Returns what it did, for the log.
+    /// Start-up housekeeping, only while holding the lock: removes `.partial` files and spool
+    /// directories left by a crash, then [`Catalog::reconcile`]s. Returns what it did.
     pub fn housekeeping(&self) -> Result<Vec<String>> {
         let mut events = Vec::new();
-        let mut on_disk = Vec::new();
         for e in fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with("backup_") && name.ends_with(".partial") {
@@ -301,7 +299,20 @@ impl Catalog {
             } else if name.starts_with(".packer-spool-") {
                 fs::remove_dir_all(e.path()).with_context(|| format!("removing {}", e.path().display()))?;
                 events.push(format!("removed spool directory {name} left by an interrupted run"));
-            } else if name.starts_with("backup_") && name.ends_with(layout::BUNDLE_SUFFIX) {
+            }
+        }
+        events.extend(self.reconcile()?);
+        Ok(events)
+    }
+
+    /// Makes the catalog match the directory (safe without the lock: it never deletes a file):
+    /// indexes bundle files that have no row, marks rows whose file is gone as missing.
+    pub fn reconcile(&self) -> Result<Vec<String>> {
+        let mut events = Vec::new();
+        let mut on_disk = Vec::new();
+        for e in fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("backup_") && name.ends_with(layout::BUNDLE_SUFFIX) {
                 on_disk.push(name);
             }
         }

@@ -34,22 +34,6 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
-/// Removes what a crashed run left behind: `*.partial` files and spool directories.
-fn housekeeping(dir: &Path, log: &mut impl FnMut(&str)) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let stale_partial = name.starts_with("backup_") && name.ends_with(".partial");
-        let stale_spool = name.starts_with(".packer-spool-");
-        if stale_partial || stale_spool {
-            log(&format!("removing {name} left by an interrupted run"));
-            let _ = if stale_spool { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
-        }
-    }
-}
-
 /// The requirements: the configured packages plus what the sources imply.
 fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
     let mut out = cfg.requirements.packages.clone();
@@ -62,21 +46,24 @@ fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
     out
 }
 
-/// Builds one bundle.
-pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) -> Result<Created> {
-    // Everything that can be checked without writing is checked first.
+/// Everything that can be checked without writing a byte: sources exist, databases answer
+/// (with the right password), the static restore binary is there. Returns that binary.
+pub fn check(cfg: &Config, restorer: Option<&Path>) -> Result<PathBuf> {
     cfg.check_sources_exist()?;
     sources::postgres::check_reachable(&cfg.postgres)?;
     let restore_bin = restorer_bin::locate(restorer)?;
     restorer_bin::check(&restore_bin)?;
+    Ok(restore_bin)
+}
 
+/// Builds one bundle with the restore binary that [`check`] returned.
+pub fn create(cfg: &Config, restore_bin: &Path, mut log: impl FnMut(&str)) -> Result<Created> {
     let out_dir = &cfg.bundle.output_dir;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(out_dir)
         .with_context(|| format!("[bundle] output_dir {}", out_dir.display()))?;
-    housekeeping(out_dir, &mut log);
     let created_at = Utc::now();
     let file_name = layout::bundle_file_name(&cfg.bundle.name, created_at);
     if out_dir.join(&file_name).exists() {
@@ -129,7 +116,7 @@ pub fn create(cfg: &Config, restorer: Option<&Path>, mut log: impl FnMut(&str)) 
         Ok(())
     };
     let now = created_at.timestamp();
-    add_support(layout::RESTORE_BIN, restore_bin.clone(), now)?;
+    add_support(layout::RESTORE_BIN, restore_bin.to_path_buf(), now)?;
 
     let mut manifest = Manifest {
         format_version: layout::FORMAT_VERSION,

@@ -2,16 +2,19 @@
 //! modules; the bundle format itself belongs to the `restorer` crate.
 
 pub mod catalog;
+pub mod commands;
 pub mod config;
 pub mod create;
+pub mod job;
+pub mod lock;
 pub mod notify;
 pub mod pg_cluster;
 pub mod pgzip;
 pub mod restorer_bin;
 pub mod retention;
 pub mod schedule;
-pub mod show;
 pub mod sources;
+pub mod space;
 pub mod system_info;
 pub mod units;
 pub mod writer;

@@ -1,23 +1,47 @@
-//! `packer show`: the inventory of a bundle, read from its head (manifest.json is the first
-//! entry), so it answers instantly whatever the bundle's size.
+//! `packer show`: the inventory of a bundle, from the catalog when it knows the bundle, else
+//! from the bundle's head (manifest.json is the first entry): instant whatever the size.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
+use anyhow::Result;
 use restorer::manifest::{FileContent, Manifest};
 
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
+use crate::config::Config;
+use crate::units::human_size;
+
+/// `packer show ID|FILE`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A catalog id, a bundle file name in output_dir, or a path to any bundle file.
+    pub bundle: String,
+    /// Print the manifest as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Finds the manifest: a path to a file first, else the catalog of the configuration.
+pub fn manifest_of(key: &str, config: &Path) -> Result<Manifest> {
+    let p = Path::new(key);
+    if p.is_file() {
+        return Ok(restorer::unpack::read_manifest(p)?);
     }
-    if u == 0 {
-        format!("{n} B")
+    let cfg = Config::load(config)?;
+    let (catalog, _) = crate::catalog::Catalog::open(&cfg.bundle.output_dir)?;
+    catalog.reconcile()?;
+    let row = crate::job::find(&catalog, key)?;
+    catalog.manifest(row.id)
+}
+
+/// Runs the command.
+pub fn run(args: Args, config: &Path) -> Result<()> {
+    let m = manifest_of(&args.bundle, config)?;
+    if args.json {
+        println!("{}", m.to_json());
     } else {
-        format!("{v:.1} {}", UNITS[u])
+        print!("{}", render(&m));
     }
+    Ok(())
 }
 
 /// The human inventory.
@@ -99,13 +123,4 @@ pub fn render(m: &Manifest) -> String {
         let _ = writeln!(s, "warning: {w}");
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        assert_eq!(super::human_size(5), "5 B");
-        assert_eq!(super::human_size(1536), "1.5 KiB");
-    }
 }

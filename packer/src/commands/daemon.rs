@@ -1,0 +1,121 @@
+//! `packer daemon`: create -> prune on the cron schedule until told to stop.
+//!
+//! SIGTERM/SIGINT set a flag: a bundle being written is finished (or fails cleanly), then the
+//! daemon exits 0. A second signal while a bundle is being written exits at once (status 1);
+//! the `.partial` it leaves is removed by the next run's housekeeping.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::{Context, Result};
+use chrono::{Duration, Utc};
+
+use crate::config::Config;
+use crate::retention::Source;
+use crate::schedule::Cron;
+use crate::units::parse_duration;
+
+/// `packer daemon`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run one cycle (create, then prune) now and exit: what the systemd timer runs.
+    #[arg(long)]
+    pub once: bool,
+    /// The static restore binary to embed (see `packer create --help`).
+    #[arg(long, value_name = "PATH")]
+    pub restorer: Option<PathBuf>,
+}
+
+fn log(line: &str) {
+    eprintln!("{} {line}", Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+}
+
+/// One scheduled cycle. Returns whether the backup succeeded.
+pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
+    log("backup starting");
+    let mut sink = |l: &str| {
+        if l.starts_with("warning")
+            || l.starts_with("critical")
+            || l.starts_with("deleted")
+            || l.starts_with("removed")
+            || l.starts_with("indexed")
+        {
+            log(l)
+        }
+    };
+    let ok = match crate::job::backup(cfg, restorer, Source::Scheduled, &mut sink) {
+        Ok(b) => {
+            log(&format!(
+                "backup ok: {} ({} bytes, id {})",
+                b.created.written.path.display(),
+                b.created.written.size,
+                b.id
+            ));
+            true
+        }
+        Err(e) => {
+            log(&format!("backup FAILED: {e:#}"));
+            false
+        }
+    };
+    // Retention runs after a failed backup too (it never removes the newest good bundle), so a
+    // full disk can recover.
+    let pruned = crate::job::open(cfg, "prune", &mut sink)
+        .and_then(|(_lock, catalog)| crate::job::prune(cfg, &catalog, Utc::now(), false, &mut sink));
+    match pruned {
+        Ok(lines) => log(&format!(
+            "prune ok: {} kept, {} deleted",
+            lines.iter().filter(|l| l.action == "keep").count(),
+            lines.iter().filter(|l| l.action == "delete").count()
+        )),
+        Err(e) => log(&format!("prune FAILED: {e:#}")),
+    }
+    ok
+}
+
+/// Runs the command.
+pub fn run(args: Args, config: &Path) -> Result<i32> {
+    let cfg = Config::load(config)?;
+    if args.once {
+        return Ok(if cycle(&cfg, args.restorer.as_deref()) { 0 } else { 1 });
+    }
+    let expr =
+        cfg.schedule.cron.clone().context(
+            "[schedule] cron is not set: add e.g. cron = \"0 2 * * *\" (or use --once from your own scheduler)",
+        )?;
+    let cron = Cron::parse(&expr)?;
+    let jitter = cfg.schedule.jitter.as_deref().map(parse_duration).transpose()?.unwrap_or_else(Duration::zero);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // Second signal while the flag is set: exit now.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    log(&format!("daemon started: cron {expr:?} (UTC), jitter {}s, config {}", jitter.num_seconds(), config.display()));
+    loop {
+        let Some(mut next) = cron.next_after(Utc::now()) else {
+            anyhow::bail!("cron {expr:?} never fires");
+        };
+        if jitter > Duration::zero() {
+            let r = RandomState::new().hash_one(Utc::now().timestamp_nanos_opt());
+            next += Duration::seconds((r % (jitter.num_seconds().max(1) as u64)) as i64);
+        }
+        log(&format!("next run at {}", next.format("%Y-%m-%d %H:%M:%S UTC")));
+        while Utc::now() < next {
+            if stop.load(Ordering::Relaxed) {
+                log("stopping on signal");
+                return Ok(0);
+            }
+            std::thread::sleep(StdDuration::from_millis(200));
+        }
+        cycle(&cfg, args.restorer.as_deref());
+        if stop.load(Ordering::Relaxed) {
+            log("stopping on signal (the bundle in progress was finished)");
+            return Ok(0);
+        }
+    }
+}

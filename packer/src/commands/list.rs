@@ -1,0 +1,58 @@
+//! `packer list`: the catalog, newest first.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::units::human_size;
+
+/// `packer list`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// JSON array instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command.
+pub fn run(args: Args, config: &Path) -> Result<i32> {
+    let cfg = Config::load(config)?;
+    let (catalog, events) = Catalog::open(&cfg.bundle.output_dir)?;
+    for e in events.into_iter().chain(catalog.reconcile()?) {
+        eprintln!("warning: {e}");
+    }
+    let rows = catalog.list()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    println!(
+        "{:>4}  {:<20} {:>10}  {:<9} {:<16} {:<4} {:<22}  FILE",
+        "ID", "CREATED (UTC)", "SIZE", "SOURCE", "STATUS", "PROT", "VERIFIED"
+    );
+    for r in &rows {
+        let verified = match (r.verified_at, r.verify_ok) {
+            (Some(t), Some(ok)) => format!("{} {}", if ok { "ok" } else { "FAILED" }, t.format("%Y-%m-%d %H:%M")),
+            _ => "-".into(),
+        };
+        println!(
+            "{:>4}  {:<20} {:>10}  {:<9} {:<16} {:<4} {:<22}  {}",
+            r.id,
+            r.created.format("%Y-%m-%d %H:%M:%S"),
+            human_size(r.size),
+            format!("{:?}", r.source).to_lowercase(),
+            r.status,
+            if r.protected { "yes" } else { "" },
+            verified,
+            r.file_name
+        );
+    }
+    println!(
+        "{} bundle(s), {}",
+        rows.len(),
+        human_size(rows.iter().filter(|r| r.status != "missing").map(|r| r.size).sum())
+    );
+    Ok(0)
+}

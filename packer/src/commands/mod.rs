@@ -1,0 +1,113 @@
+//! The subcommands: one file each; the doc comment of each variant is its `--help`.
+
+pub mod catalog;
+pub mod create;
+pub mod daemon;
+pub mod install_timer;
+pub mod list;
+pub mod manage;
+pub mod prune;
+pub mod show;
+pub mod status;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Builds bare-metal recovery bundles for self-hosted servers (n8n and any app whose state is
+/// PostgreSQL and/or SQLite databases plus config, SSL and data files), keeps them on a
+/// schedule with retention, and tells you when something is wrong.
+///
+/// A bundle is one backup_YYYYMMDDHHMMSS.NAME_backup.tar.gz holding the dumps, the files, a
+/// manifest, the sha256 of every entry and a static `restore` binary. On the new host:
+/// `tar xzf BUNDLE && ./restore --help`.
+///
+/// Start with: packer init > packer.toml; edit it; packer create
+#[derive(Parser, Debug)]
+#[command(name = "packer", version)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, value_name = "FILE", default_value = "packer.toml", env = "PACKER_CONFIG")]
+    pub config: PathBuf,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print a commented configuration template (TOML) to stdout.
+    Init,
+    /// Create a bundle now: dump every database in one snapshot, copy SQLite safely, capture
+    /// files, write manifest and checksums, embed the static restore binary. Written to a
+    /// .partial file and published atomically (mode 0600) with a .sha256 sidecar; indexed in the
+    /// catalog. Prints the bundle path as the last line of stdout.
+    Create(create::Args),
+    /// Show a bundle's inventory (databases, tables and row counts, files, versions, creation
+    /// time) from the catalog or the bundle's head: instant even for a multi-GB bundle.
+    Show(show::Args),
+    /// List the bundles in the catalog (newest first) with status, protection and verification.
+    List(list::Args),
+    /// Apply the [retention] policy: delete (or, with notify_before_hours, mark) the bundles no
+    /// rule keeps. --dry-run prints every bundle with the rules that keep it or why it goes.
+    Prune(prune::Args),
+    /// Protect a bundle: retention never removes it.
+    Protect(manage::IdArgs),
+    /// Remove a bundle's protection.
+    Unprotect(manage::IdArgs),
+    /// Cancel a pending deletion: the bundle is protected (unprotect to hand it back to retention).
+    Keep(manage::IdArgs),
+    /// Delete a bundle now (refuses a protected one; asks on a terminal; --yes for scripts).
+    Delete(manage::DeleteArgs),
+    /// Catalog maintenance.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCmd),
+    /// Last success and its age, last failure and why, next run, bundles, sizes, free space,
+    /// pending deletions, last verification. Exits 1 when the last success is older than
+    /// [schedule] alert_after (for monitoring).
+    Status(status::Args),
+    /// Run create -> prune on the [schedule] cron, until SIGTERM/SIGINT (a bundle being written
+    /// is finished first; no .partial is ever left).
+    Daemon(daemon::Args),
+    /// Write a systemd service + timer pair that runs one scheduled cycle (`packer daemon
+    /// --once`), for those who prefer timers to a daemon. --dry-run prints them.
+    InstallTimer(install_timer::Args),
+}
+
+/// Progress and log lines: on stderr when it is a terminal (or when `verbose`), otherwise only
+/// warnings and errors, so logs and pipes stay quiet.
+pub fn logger(quiet: bool) -> impl FnMut(&str) {
+    let tty = std::io::stderr().is_terminal();
+    move |line: &str| {
+        let important = line.starts_with("warning") || line.starts_with("critical") || line.starts_with("deleted");
+        if !quiet && (tty || important) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Dispatches.
+pub fn run(cli: Cli) -> Result<i32> {
+    let cfg = &cli.config;
+    match cli.command {
+        Command::Init => {
+            print!("{}", crate::config::TEMPLATE);
+            Ok(0)
+        }
+        Command::Create(a) => create::run(a, cfg),
+        Command::Show(a) => show::run(a, cfg).map(|_| 0),
+        Command::List(a) => list::run(a, cfg),
+        Command::Prune(a) => prune::run(a, cfg),
+        Command::Protect(a) => manage::protect(a, cfg, true),
+        Command::Unprotect(a) => manage::protect(a, cfg, false),
+        Command::Keep(a) => manage::keep(a, cfg),
+        Command::Delete(a) => manage::delete(a, cfg),
+        Command::Catalog(c) => catalog::run(c, cfg),
+        Command::Status(a) => status::run(a, cfg),
+        Command::Daemon(a) => daemon::run(a, cfg),
+        Command::InstallTimer(a) => install_timer::run(a, cfg),
+    }
+}

@@ -1,0 +1,216 @@
+//! `packer status`: is the unattended path healthy? Exit 1 when the last successful backup is
+//! older than `[schedule] alert_after`, so a monitoring system can run it as a check.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::units::{human_duration, human_size, parse_duration, parse_size};
+
+/// `packer status`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// One JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A run, for status.
+#[derive(Debug, Serialize)]
+pub struct RunInfo {
+    /// When it finished.
+    pub time: DateTime<Utc>,
+    /// Seconds since.
+    pub age_seconds: i64,
+    /// The bundle it made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything `status` reports.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Where the bundles are.
+    pub output_dir: PathBuf,
+    /// True when nothing calls for attention.
+    pub healthy: bool,
+    /// Why not, when not.
+    pub alerts: Vec<String>,
+    /// The last successful backup.
+    pub last_success: Option<RunInfo>,
+    /// The last failed backup.
+    pub last_failure: Option<RunInfo>,
+    /// The next scheduled run (UTC), when a cron is set.
+    pub next_run: Option<DateTime<Utc>>,
+    /// Bundles on disk.
+    pub bundles: usize,
+    /// Their total size.
+    pub total_size: u64,
+    /// `[retention] max_total_size`.
+    pub max_total_size: Option<u64>,
+    /// Free bytes on the output directory's file system.
+    pub free_space: Option<u64>,
+    /// Size of that file system.
+    pub disk_size: Option<u64>,
+    /// Bundles marked for deletion.
+    pub pending_deletions: Vec<String>,
+    /// Bundles missing from disk.
+    pub missing: Vec<String>,
+    /// The last verification of any bundle.
+    pub last_verification: Option<RunInfo>,
+}
+
+/// Gathers the status.
+pub fn gather(cfg: &Config) -> Result<Status> {
+    let dir = &cfg.bundle.output_dir;
+    let now = Utc::now();
+    let mut alerts = Vec::new();
+    let (catalog, events) = if dir.is_dir() {
+        Catalog::open(dir)?
+    } else {
+        anyhow::bail!("{} does not exist: no backup has run yet", dir.display())
+    };
+    alerts.extend(events);
+    for e in catalog.reconcile()? {
+        eprintln!("{e}");
+    }
+    let rows = catalog.list()?;
+    let info = |t: DateTime<Utc>| (t, (now - t).num_seconds());
+    let last_success = catalog.last_run("create", true)?.map(|r| {
+        let (time, age) = info(r.finished);
+        let bundle = r.bundle_id.and_then(|id| rows.iter().find(|b| b.id == id)).map(|b| b.file_name.clone());
+        RunInfo { time, age_seconds: age, bundle, error: None }
+    });
+    let last_failure = catalog.last_run("create", false)?.map(|r| {
+        let (time, age) = info(r.finished);
+        RunInfo { time, age_seconds: age, bundle: None, error: r.error }
+    });
+    if let Some(limit) = cfg.schedule.alert_after.as_deref().map(parse_duration).transpose()? {
+        match &last_success {
+            None => alerts.push("no successful backup yet".into()),
+            Some(s) if s.age_seconds > limit.num_seconds() => alerts.push(format!(
+                "the last successful backup is {} old (alert_after {})",
+                human_duration(now - s.time),
+                human_duration(limit)
+            )),
+            _ => {}
+        }
+    }
+    if let (Some(f), Some(s)) = (&last_failure, &last_success) {
+        if f.time > s.time {
+            alerts.push(format!("the last backup failed: {}", f.error.clone().unwrap_or_default()));
+        }
+    } else if let (Some(f), None) = (&last_failure, &last_success) {
+        alerts.push(format!("the last backup failed: {}", f.error.clone().unwrap_or_default()));
+    }
+    let present: Vec<_> = rows.iter().filter(|r| r.status != "missing").collect();
+    let missing: Vec<String> = rows.iter().filter(|r| r.status == "missing").map(|r| r.file_name.clone()).collect();
+    if !missing.is_empty() {
+        alerts.push(format!("{} bundle(s) missing from disk", missing.len()));
+    }
+    let last_verification =
+        rows.iter().filter_map(|r| r.verified_at.map(|t| (t, r))).max_by_key(|(t, _)| *t).map(|(t, r)| {
+            let (time, age) = info(t);
+            RunInfo {
+                time,
+                age_seconds: age,
+                bundle: Some(r.file_name.clone()),
+                error: (r.verify_ok == Some(false)).then(|| "verification failed".to_string()),
+            }
+        });
+    if let Some(v) = &last_verification {
+        if v.error.is_some() {
+            alerts.push(format!("the last verification failed ({})", v.bundle.clone().unwrap_or_default()));
+        }
+    }
+    let disk = crate::space::disk_of(dir);
+    let total_size = present.iter().map(|r| r.size).sum();
+    let max_total_size = cfg.retention.max_total_size.as_deref().map(parse_size).transpose()?;
+    let next_run = match &cfg.schedule.cron {
+        Some(c) => crate::schedule::Cron::parse(c)?.next_after(now),
+        None => None,
+    };
+    Ok(Status {
+        output_dir: dir.clone(),
+        healthy: alerts.is_empty(),
+        alerts,
+        last_success,
+        last_failure,
+        next_run,
+        bundles: present.len(),
+        total_size,
+        max_total_size,
+        free_space: disk.map(|d| d.free),
+        disk_size: disk.map(|d| d.total),
+        pending_deletions: rows
+            .iter()
+            .filter(|r| r.status == "pending-deletion")
+            .map(|r| r.file_name.clone())
+            .collect(),
+        missing,
+        last_verification,
+    })
+}
+
+/// Runs the command.
+pub fn run(args: Args, config: &Path) -> Result<i32> {
+    let cfg = Config::load(config)?;
+    let s = gather(&cfg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        let ago = |r: &RunInfo| {
+            format!(
+                "{} ({} ago)",
+                r.time.format("%Y-%m-%d %H:%M:%S UTC"),
+                human_duration(chrono::Duration::seconds(r.age_seconds))
+            )
+        };
+        println!("{}", if s.healthy { "OK" } else { "ATTENTION" });
+        for a in &s.alerts {
+            println!("  ! {a}");
+        }
+        println!("Output directory:  {}", s.output_dir.display());
+        match &s.last_success {
+            Some(r) => println!("Last success:      {} {}", ago(r), r.bundle.clone().unwrap_or_default()),
+            None => println!("Last success:      never"),
+        }
+        if let Some(r) = &s.last_failure {
+            println!("Last failure:      {}: {}", ago(r), r.error.clone().unwrap_or_default());
+        }
+        match s.next_run {
+            Some(t) => println!("Next run:          {}", t.format("%Y-%m-%d %H:%M UTC")),
+            None => println!("Next run:          no [schedule] cron"),
+        }
+        let limit = s.max_total_size.map(|m| format!(" of max {}", human_size(m))).unwrap_or_default();
+        println!("Bundles:           {} ({}{limit})", s.bundles, human_size(s.total_size));
+        if let (Some(f), Some(t)) = (s.free_space, s.disk_size) {
+            println!(
+                "Free space:        {} of {} ({:.0}%)",
+                human_size(f),
+                human_size(t),
+                f as f64 * 100.0 / t.max(1) as f64
+            );
+        }
+        if !s.pending_deletions.is_empty() {
+            println!("Pending deletion:  {}", s.pending_deletions.join(", "));
+        }
+        match &s.last_verification {
+            Some(v) => println!(
+                "Last verification: {} {} {}",
+                ago(v),
+                v.bundle.clone().unwrap_or_default(),
+                if v.error.is_some() { "FAILED" } else { "ok" }
+            ),
+            None => println!("Last verification: never"),
+        }
+    }
+    Ok(if s.healthy { 0 } else { 1 })
+}

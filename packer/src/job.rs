@@ -1,0 +1,313 @@
+//! The unattended path: lock, housekeeping, space preflight, create, catalog, notify; and prune
+//! (retention applied, with the optional pending-deletion window). `packer create`, `packer
+//! prune` and `packer daemon` all go through here, so they behave the same.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::{BundleRow, Catalog, RunRow};
+use crate::config::{Config, CriticalPolicy};
+use crate::create::{self, Created};
+use crate::lock::Lock;
+use crate::notify::{self, Event, Kind};
+use crate::retention::{self, Decision, Source};
+use crate::{space, units};
+
+/// Logs a line (stderr, unless quiet) and keeps it for the caller.
+pub type Log<'a> = &'a mut dyn FnMut(&str);
+
+fn notify_and_log(cfg: &Config, event: &Event, log: Log<'_>) {
+    for f in notify::send(&cfg.notify, event) {
+        log(&format!("warning: notification failed: {f}"));
+    }
+}
+
+/// Creates the output directory, takes the lock, opens the catalog and tidies up. Every
+/// warning (stale lock, damaged catalog) is logged and notified.
+pub fn open(cfg: &Config, command: &str, log: Log<'_>) -> Result<(Lock, Catalog)> {
+    let dir = &cfg.bundle.output_dir;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("[bundle] output_dir {}", dir.display()))?;
+    let (lock, stale) = Lock::acquire(dir, command)?;
+    if let Some(w) = stale {
+        log(&format!("warning: {w}"));
+        let mut e = Event::new(Kind::StaleLockTakenOver, w);
+        e.what_to_do = Some("check why the previous run died (its log, dmesg for the OOM killer, a power cut)".into());
+        notify_and_log(cfg, &e, log);
+    }
+    let (catalog, events) = Catalog::open(dir)?;
+    for e in events {
+        log(&format!("warning: {e}"));
+    }
+    for e in catalog.housekeeping()? {
+        log(&e);
+    }
+    Ok((lock, catalog))
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// The newest bundles retention must never remove (newest, newest verified, protected,
+/// unconfirmed checkpoints), by id.
+fn safe_ids(rows: &[BundleRow]) -> Vec<i64> {
+    let cands: Vec<_> = rows.iter().filter(|r| r.status != "missing").map(BundleRow::candidate).collect();
+    retention::evaluate(&Default::default(), &cands, Utc::now(), None)
+        .into_iter()
+        .filter(|d| d.safe)
+        .map(|d| d.id)
+        .collect()
+}
+
+/// Deletes a bundle file, its sidecar and its row.
+pub fn delete_bundle(cfg: &Config, catalog: &Catalog, row: &BundleRow) -> Result<()> {
+    let path = cfg.bundle.output_dir.join(&row.file_name);
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("deleting {}", path.display())),
+    }
+    let _ = fs::remove_file(cfg.bundle.output_dir.join(format!("{}.sha256", row.file_name)));
+    catalog.remove(row.id)
+}
+
+/// Before a backup: will it fit, and keep `critical_free_space_percent` free? If not, apply the
+/// critical-space policy.
+fn preflight(cfg: &Config, catalog: &Catalog, log: Log<'_>) -> Result<()> {
+    let dir = &cfg.bundle.output_dir;
+    let Some(disk) = space::disk_of(dir) else {
+        log("warning: cannot tell the free space of the output directory; skipping the space check");
+        return Ok(());
+    };
+    let need = space::estimate(cfg)?;
+    let floor = cfg.retention.critical_free_space_percent.map(|p| (disk.total as f64 * p / 100.0) as u64).unwrap_or(0);
+    let fits = |free: u64| free >= need.saturating_add(floor);
+    if fits(disk.free) {
+        return Ok(());
+    }
+    let what = format!(
+        "the next bundle may need {} and {} must stay free, but {} has {} free",
+        units::human_size(need),
+        units::human_size(floor),
+        dir.display(),
+        units::human_size(disk.free)
+    );
+    match cfg.retention.critical_policy {
+        CriticalPolicy::StopAndAlert => {
+            let mut e = Event::new(Kind::CriticalSpace, format!("backup not started: {what}"));
+            e.what_to_do = Some(
+                "free space on the backup disk, ship old bundles elsewhere, or set critical_policy = \"delete_oldest\""
+                    .into(),
+            );
+            notify_and_log(cfg, &e, log);
+            bail!("not enough space: {what}; nothing was deleted (critical_policy = \"stop_and_alert\")");
+        }
+        CriticalPolicy::DeleteOldest => {
+            let rows = catalog.list()?;
+            let safe = safe_ids(&rows);
+            let mut free = disk.free;
+            let mut deleted = Vec::new();
+            for row in rows.iter().rev().filter(|r| !safe.contains(&r.id) && r.status != "missing") {
+                if fits(free) {
+                    break;
+                }
+                delete_bundle(cfg, catalog, row)?;
+                free += row.size;
+                deleted.push(row.file_name.clone());
+                log(&format!("critical space: deleted {} ({})", row.file_name, units::human_size(row.size)));
+            }
+            let mut e = Event::new(
+                Kind::CriticalSpace,
+                format!("{what}; deleted {} oldest bundle(s): {}", deleted.len(), deleted.join(", ")),
+            );
+            if !fits(space::disk_of(dir).map(|d| d.free).unwrap_or(free)) {
+                e.summary = format!("backup not started: {what}, and only protected or last good bundles are left");
+                e.what_to_do = Some("free space on the backup disk; the newest good bundle was kept".into());
+                notify_and_log(cfg, &e, log);
+                bail!("not enough space even after deleting every bundle that may go: {what}");
+            }
+            notify_and_log(cfg, &e, log);
+            Ok(())
+        }
+    }
+}
+
+fn notify_failure(cfg: &Config, err: &anyhow::Error, log: Log<'_>) {
+    let mut e = Event::new(Kind::BackupFailed, "backup failed; earlier bundles are untouched");
+    e.error = Some(format!("{err:#}"));
+    e.what_to_do =
+        Some("read the error, fix the source or the configuration, then run `packer create` by hand to check".into());
+    notify_and_log(cfg, &e, log);
+}
+
+/// What one backup run produced.
+#[derive(Debug, Serialize)]
+pub struct Backup {
+    /// Catalog id of the new bundle.
+    pub id: i64,
+    /// The bundle.
+    #[serde(flatten)]
+    pub created: Created,
+}
+
+/// One backup: lock, tidy, check space, create, index, notify. A failure is recorded in the
+/// catalog and notified, and never touches an earlier bundle.
+pub fn backup(cfg: &Config, restorer: Option<&Path>, source: Source, log: Log<'_>) -> Result<Backup> {
+    let started = Utc::now();
+    // Configuration mistakes fail here, before the output directory is touched.
+    let restore_bin = match create::check(cfg, restorer) {
+        Ok(p) => p,
+        Err(e) => {
+            // Still a failed backup: recorded (when the output directory exists, so nothing is
+            // created by a mistyped configuration) and notified, never silent.
+            if cfg.bundle.output_dir.is_dir() {
+                if let Ok((catalog, _)) = Catalog::open(&cfg.bundle.output_dir) {
+                    let run = RunRow {
+                        started,
+                        finished: Utc::now(),
+                        kind: "create".into(),
+                        ok: false,
+                        bundle_id: None,
+                        error: Some(format!("{e:#}")),
+                    };
+                    let _ = catalog.record_run(&run);
+                }
+            }
+            notify_failure(cfg, &e, log);
+            return Err(e);
+        }
+    };
+    let (_lock, catalog) = open(cfg, "create", log)?;
+    let result = (|| -> Result<Backup> {
+        preflight(cfg, &catalog, log)?;
+        let created = create::create(cfg, &restore_bin, &mut *log)?;
+        let name = created.written.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let manifest = restorer::unpack::read_manifest(&created.written.path)?;
+        let id = catalog.insert(&name, &manifest, created.written.size, &created.written.sha256, source)?;
+        Ok(Backup { id, created })
+    })();
+    let finished = Utc::now();
+    match &result {
+        Ok(b) => {
+            catalog.record_run(&RunRow {
+                started,
+                finished,
+                kind: "create".into(),
+                ok: true,
+                bundle_id: Some(b.id),
+                error: None,
+            })?;
+            let mut e =
+                Event::new(Kind::BackupSucceeded, format!("bundle {} written", b.created.written.path.display()));
+            e.bundle = Some(b.created.written.path.display().to_string());
+            e.size_bytes = Some(b.created.written.size);
+            notify_and_log(cfg, &e, log);
+        }
+        Err(err) => {
+            let run = RunRow {
+                started,
+                finished,
+                kind: "create".into(),
+                ok: false,
+                bundle_id: None,
+                error: Some(format!("{err:#}")),
+            };
+            catalog.record_run(&run)?;
+            notify_failure(cfg, err, log);
+        }
+    }
+    result
+}
+
+/// One bundle's line in a prune plan.
+#[derive(Debug, Serialize)]
+pub struct PruneLine {
+    /// The bundle.
+    pub bundle: BundleRow,
+    /// The decision and its reasons.
+    pub decision: Decision,
+    /// What prune does: keep, delete, mark (pending-deletion window), wait (already marked).
+    pub action: String,
+}
+
+/// Evaluates retention at `at` and, unless `dry_run`, applies it.
+pub fn prune(
+    cfg: &Config,
+    catalog: &Catalog,
+    at: DateTime<Utc>,
+    dry_run: bool,
+    log: Log<'_>,
+) -> Result<Vec<PruneLine>> {
+    let policy = cfg.retention.policy()?;
+    let rows: Vec<BundleRow> = catalog.list()?.into_iter().filter(|r| r.status != "missing").collect();
+    let cands: Vec<_> = rows.iter().map(BundleRow::candidate).collect();
+    let disk = space::disk_of(&cfg.bundle.output_dir);
+    let decisions = retention::evaluate(&policy, &cands, at, disk);
+    let window = cfg.retention.notify_before_hours.map(|h| chrono::Duration::hours(h as i64));
+    let mut lines = Vec::new();
+    let mut marked = Vec::new();
+    let mut deleted = Vec::new();
+    for (row, decision) in rows.into_iter().zip(decisions) {
+        let action = match (decision.keep, window, row.pending_since) {
+            (true, _, _) => "keep",
+            (false, None, _) => "delete",
+            (false, Some(_), None) => "mark",
+            (false, Some(w), Some(since)) if at - since >= w => "delete",
+            (false, Some(_), Some(_)) => "wait",
+        };
+        if !dry_run {
+            match action {
+                "keep" if row.status == "pending-deletion" => catalog.set_status(row.id, "ok", None)?,
+                "mark" => {
+                    catalog.set_status(row.id, "pending-deletion", Some(at))?;
+                    marked.push(row.file_name.clone());
+                }
+                "delete" => {
+                    delete_bundle(cfg, catalog, &row)?;
+                    log(&format!("deleted {} ({})", row.file_name, decision.reasons.join("; ")));
+                    deleted.push(row.file_name.clone());
+                }
+                _ => {}
+            }
+        }
+        lines.push(PruneLine { bundle: row, decision, action: action.into() });
+    }
+    if !marked.is_empty() {
+        let hours = cfg.retention.notify_before_hours.unwrap_or(0);
+        let mut e = Event::new(
+            Kind::PendingDeletion,
+            format!("{} bundle(s) will be deleted in {hours} h: {}", marked.len(), marked.join(", ")),
+        );
+        e.what_to_do = Some("to keep one: packer keep ID".into());
+        notify_and_log(cfg, &e, log);
+    }
+    if !deleted.is_empty() {
+        notify_and_log(
+            cfg,
+            &Event::new(Kind::Pruned, format!("retention deleted {} bundle(s): {}", deleted.len(), deleted.join(", "))),
+            log,
+        );
+    }
+    if !dry_run {
+        catalog.record_run(&RunRow {
+            started: Utc::now(),
+            finished: Utc::now(),
+            kind: "prune".into(),
+            ok: true,
+            bundle_id: None,
+            error: None,
+        })?;
+    }
+    Ok(lines)
+}
+
+/// Resolves an id or file name to a row, with an error naming what was not found.
+pub fn find(catalog: &Catalog, key: &str) -> Result<BundleRow> {
+    catalog.find(key)?.ok_or_else(|| anyhow!("no bundle {key:?} in the catalog (see `packer list`)"))
+}
