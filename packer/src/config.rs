@@ -141,6 +141,10 @@ pub struct ScheduleSection {
     /// `packer status` fails when the last success is older than this ("26h").
     #[serde(default)]
     pub alert_after: Option<String>,
+    /// The daemon verifies the new bundle when this many bundles were made since the last
+    /// verification (1: every bundle).
+    #[serde(default)]
+    pub verify_every: Option<u32>,
 }
 
 /// `[notify]`.

@@ -57,7 +57,12 @@ pub fn check(cfg: &Config, restorer: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Builds one bundle with the restore binary that [`check`] returned.
-pub fn create(cfg: &Config, restore_bin: &Path, mut log: impl FnMut(&str)) -> Result<Created> {
+pub fn create(
+    cfg: &Config,
+    restore_bin: &Path,
+    mut log: impl FnMut(&str),
+    progress: &mut dyn FnMut(&str, u64),
+) -> Result<Created> {
     let out_dir = &cfg.bundle.output_dir;
     fs::DirBuilder::new()
         .recursive(true)
@@ -157,11 +162,7 @@ pub fn create(cfg: &Config, restore_bin: &Path, mut log: impl FnMut(&str)) -> Re
         &manifest.to_json(),
         &ordered,
         cfg.bundle.compression_level,
-        |entry, size| {
-            if size > 64 * 1024 * 1024 {
-                log(&format!("  {entry} ({} MiB)", size / (1024 * 1024)));
-            }
-        },
+        progress,
     )?;
     drop(spool);
     for w in &manifest.warnings {

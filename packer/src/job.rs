@@ -158,7 +158,13 @@ pub struct Backup {
 
 /// One backup: lock, tidy, check space, create, index, notify. A failure is recorded in the
 /// catalog and notified, and never touches an earlier bundle.
-pub fn backup(cfg: &Config, restorer: Option<&Path>, source: Source, log: Log<'_>) -> Result<Backup> {
+pub fn backup(
+    cfg: &Config,
+    restorer: Option<&Path>,
+    source: Source,
+    log: Log<'_>,
+    progress: &mut dyn FnMut(&str, u64),
+) -> Result<Backup> {
     let started = Utc::now();
     // Configuration mistakes fail here, before the output directory is touched.
     let restore_bin = match create::check(cfg, restorer) {
@@ -186,7 +192,7 @@ pub fn backup(cfg: &Config, restorer: Option<&Path>, source: Source, log: Log<'_
     let (_lock, catalog) = open(cfg, "create", log)?;
     let result = (|| -> Result<Backup> {
         preflight(cfg, &catalog, log)?;
-        let created = create::create(cfg, &restore_bin, &mut *log)?;
+        let created = create::create(cfg, &restore_bin, &mut *log, progress)?;
         let name = created.written.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let manifest = restorer::unpack::read_manifest(&created.written.path)?;
         let id = catalog.insert(&name, &manifest, created.written.size, &created.written.sha256, source)?;

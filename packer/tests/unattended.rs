@@ -373,3 +373,31 @@ fn daemon_and_timer() {
     assert!(service.contains("daemon --once") && service.contains(cfg.to_str().unwrap()));
     assert!(units.join("n8n-backup.timer").exists());
 }
+
+/// `packer verify` streams a bundle without extracting it: a good one passes and is recorded;
+/// a damaged copy fails, is recorded as failed, and is notified.
+#[test]
+fn verify_streams_and_records() {
+    let t = tempfile::tempdir().unwrap();
+    let events = t.path().join("events.jsonl");
+    let (cfg, out) = setup(t.path(), &format!("\n[notify]\ncommand = \"cat >> {}\"\n", events.display()));
+    let bundle = create(&cfg);
+    let id = json(packer_cfg(&cfg).args(["list", "--json"]))[0]["id"].as_i64().unwrap().to_string();
+    packer_cfg(&cfg)
+        .args(["verify", &id])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OK"))
+        .stdout(predicate::str::contains("file digest matches"));
+    assert_eq!(json(packer_cfg(&cfg).args(["list", "--json"]))[0]["verify_ok"], true);
+    assert_eq!(tree(&out).iter().filter(|p| !p.starts_with("catalog")).count(), 2, "nothing extracted");
+
+    let mut bytes = fs::read(&bundle).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    fs::write(&bundle, bytes).unwrap();
+    packer_cfg(&cfg).args(["verify", &id]).assert().code(1).stdout(predicate::str::contains("BAD"));
+    assert_eq!(json(packer_cfg(&cfg).args(["list", "--json"]))[0]["verify_ok"], false);
+    assert!(fs::read_to_string(&events).unwrap().contains("verification_failed"));
+    packer_cfg(&cfg).arg("status").assert().code(1).stdout(predicate::str::contains("verification failed"));
+}

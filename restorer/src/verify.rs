@@ -131,8 +131,12 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Op
         return Ok((None, report));
     }
     let manifest = Manifest::from_json(&manifest_text?)?;
+    cross_check(&manifest, &sums, &mut report);
+    Ok((Some(manifest), report))
+}
 
-    // Cross-check: the manifest and the checksum list must describe the same entries.
+/// The manifest and the checksum list must describe the same entries with the same digests.
+fn cross_check(manifest: &Manifest, sums: &Checksums, report: &mut VerifyReport) {
     let claimed = manifest.digests();
     for (entry, digest) in &claimed {
         match sums.0.get(entry) {
@@ -161,5 +165,95 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Op
             });
         }
     }
+}
+
+/// Verifies a bundle file without extracting it: every entry is hashed as the archive streams
+/// past (no disk space needed), then compared with the checksum list (the last entry) and the
+/// manifest (the first). The same rules as [`verify_dir`]; an archive that cannot be read to
+/// its end is corrupt.
+pub fn verify_archive(bundle: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
+    let mut archive = crate::unpack::open(bundle)?;
+    let damaged = |near: &str, e: std::io::Error| {
+        Error::Corrupt(format!("{}: archive damaged{near}: {e} (truncated or altered copy?)", bundle.display()))
+    };
+    let mut computed: std::collections::BTreeMap<String, (String, u64)> = std::collections::BTreeMap::new();
+    let mut manifest_text = None;
+    let mut sums_text = None;
+    let mut last = String::new();
+    for entry in archive.entries().map_err(|e| damaged("", e))? {
+        let near = if last.is_empty() { String::new() } else { format!(" after entry {last}") };
+        let mut entry = entry.map_err(|e| damaged(&near, e))?;
+        let name = entry.path().map_err(|e| damaged(&near, e))?.to_string_lossy().into_owned();
+        layout::check_entry_name(&name)?;
+        if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
+            return Err(Error::Unsafe(format!("{name} is not a regular file")));
+        }
+        progress(&name, entry.size());
+        let mut hashing = crate::digest::HashingReader::new(&mut entry);
+        let mut text = String::new();
+        if name == layout::MANIFEST || name == layout::CHECKSUMS {
+            std::io::Read::read_to_string(&mut hashing, &mut text).map_err(|e| damaged(&format!(" in {name}"), e))?;
+        } else {
+            std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| damaged(&format!(" in {name}"), e))?;
+        }
+        let (digest, len) = hashing.finish();
+        if name == layout::MANIFEST {
+            manifest_text = Some(text);
+        } else if name == layout::CHECKSUMS {
+            sums_text = Some(text);
+        }
+        if computed.insert(name.clone(), (digest, len)).is_some() {
+            return Err(Error::Corrupt(format!("{name} appears twice in the archive")));
+        }
+        last = name;
+    }
+    let sums_text = sums_text.ok_or_else(|| {
+        Error::Corrupt(format!(
+            "{}: no {} entry: the bundle is truncated (it is the last entry)",
+            bundle.display(),
+            layout::CHECKSUMS
+        ))
+    })?;
+    let sums = Checksums::parse(&sums_text)?;
+    let mut report = VerifyReport { entries_checked: 0, bytes_checked: 0, problems: Vec::new() };
+    for (entry, expected) in &sums.0 {
+        match computed.get(entry) {
+            None => report.problems.push(Problem {
+                entry: entry.clone(),
+                problem: "missing".into(),
+                expected: Some(expected.clone()),
+                actual: None,
+            }),
+            Some((actual, len)) => {
+                report.entries_checked += 1;
+                report.bytes_checked += len;
+                if actual != expected {
+                    report.problems.push(Problem {
+                        entry: entry.clone(),
+                        problem: "digest mismatch".into(),
+                        expected: Some(expected.clone()),
+                        actual: Some(actual.clone()),
+                    });
+                }
+            }
+        }
+    }
+    for entry in computed.keys() {
+        if entry != layout::CHECKSUMS && !sums.0.contains_key(entry) {
+            report.problems.push(Problem {
+                entry: entry.clone(),
+                problem: format!("not listed in {}", layout::CHECKSUMS),
+                expected: None,
+                actual: None,
+            });
+        }
+    }
+    if report.problems.iter().any(|p| p.entry == layout::MANIFEST) {
+        return Ok((None, report));
+    }
+    let manifest = Manifest::from_json(
+        &manifest_text.ok_or_else(|| Error::Corrupt(format!("{}: no {}", bundle.display(), layout::MANIFEST)))?,
+    )?;
+    cross_check(&manifest, &sums, &mut report);
     Ok((Some(manifest), report))
 }

@@ -26,7 +26,10 @@ pub struct Args {
 pub fn run(args: Args, config: &Path) -> Result<i32> {
     let cfg = Config::load(config)?;
     let mut log = super::logger(args.quiet);
-    let b = crate::job::backup(&cfg, args.restorer.as_deref(), Source::Manual, &mut log)?;
+    let mut bar = super::Progress::new(args.quiet || args.json);
+    let b = crate::job::backup(&cfg, args.restorer.as_deref(), Source::Manual, &mut log, &mut |e, s| bar.step(e, s));
+    bar.done();
+    let b = b?;
     if args.json {
         println!("{}", serde_json::to_string(&b)?);
     } else {

@@ -47,7 +47,7 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
             log(l)
         }
     };
-    let ok = match crate::job::backup(cfg, restorer, Source::Scheduled, &mut sink) {
+    let ok = match crate::job::backup(cfg, restorer, Source::Scheduled, &mut sink, &mut |_, _| {}) {
         Ok(b) => {
             log(&format!(
                 "backup ok: {} ({} bytes, id {})",
@@ -62,6 +62,13 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
             false
         }
     };
+    if ok {
+        if let Some(n) = cfg.schedule.verify_every.filter(|n| *n > 0) {
+            if let Err(e) = verify_if_due(cfg, n) {
+                log(&format!("verification FAILED to run: {e:#}"));
+            }
+        }
+    }
     // Retention runs after a failed backup too (it never removes the newest good bundle), so a
     // full disk can recover.
     let pruned = crate::job::open(cfg, "prune", &mut sink)
@@ -75,6 +82,37 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
         Err(e) => log(&format!("prune FAILED: {e:#}")),
     }
     ok
+}
+
+/// Verifies the newest bundle when `n` bundles were made since the last verification.
+fn verify_if_due(cfg: &Config, n: u32) -> Result<()> {
+    let (catalog, _) = crate::catalog::Catalog::open(&cfg.bundle.output_dir)?;
+    let rows: Vec<_> = catalog.list()?.into_iter().filter(|r| r.status != "missing").collect();
+    let last = rows.iter().filter_map(|r| r.verified_at).max();
+    let since = rows.iter().filter(|r| last.is_none_or(|t| r.created > t)).count();
+    let Some(newest) = rows.first() else { return Ok(()) };
+    if since < n as usize {
+        return Ok(());
+    }
+    let path = cfg.bundle.output_dir.join(&newest.file_name);
+    let o = super::verify::verify_file(&path, Some(&newest.sha256), |_, _| {})?;
+    let detail =
+        if o.ok { "every digest matches".to_string() } else { format!("{} problem(s)", o.report.problems.len()) };
+    catalog.record_verification(newest.id, "digest", o.ok, &detail)?;
+    log(&format!("verification of {}: {}", newest.file_name, if o.ok { "ok" } else { "FAILED" }));
+    if !o.ok {
+        let mut e = crate::notify::Event::new(
+            crate::notify::Kind::VerificationFailed,
+            format!("bundle {} failed verification", newest.file_name),
+        );
+        e.bundle = Some(path.display().to_string());
+        e.error = Some(detail);
+        e.what_to_do = Some("do not rely on this bundle: check the backup disk, then run packer create".into());
+        for f in crate::notify::send(&cfg.notify, &e) {
+            log(&format!("warning: notification failed: {f}"));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the command.

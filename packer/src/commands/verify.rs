@@ -1,0 +1,133 @@
+//! `packer verify`: every entry's sha256, streamed from the bundle file (nothing extracted),
+//! against the checksum list and the manifest, plus the whole file against its sidecar and the
+//! catalog. The result is recorded in the catalog (retention never removes the newest bundle
+//! that passed) and a failure is notified.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::notify::{Event, Kind};
+
+/// `packer verify`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Catalog id, bundle file name in output_dir, or a path to any bundle file.
+    pub bundle: String,
+    /// One JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The outcome.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The bundle file.
+    pub bundle: String,
+    /// Every check passed.
+    pub ok: bool,
+    /// Whole-file digest against the sidecar / catalog, when known.
+    pub file_digest: Option<bool>,
+    /// Per-entry report.
+    pub report: restorer::verify::VerifyReport,
+}
+
+/// Verifies one bundle file (no catalog involved).
+pub fn verify_file(path: &Path, expected_sha: Option<&str>, mut progress: impl FnMut(&str, u64)) -> Result<Outcome> {
+    let (manifest, report) = match restorer::verify::verify_archive(path, &mut progress) {
+        Ok(r) => r,
+        // A damaged or unsafe archive is a verification result, not an error of the command.
+        Err(e @ (restorer::Error::Corrupt(_) | restorer::Error::Unsafe(_) | restorer::Error::Manifest(_))) => {
+            let problem = restorer::verify::Problem {
+                entry: "(archive)".into(),
+                problem: e.to_string(),
+                expected: None,
+                actual: None,
+            };
+            (None, restorer::verify::VerifyReport { entries_checked: 0, bytes_checked: 0, problems: vec![problem] })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let sidecar = std::fs::read_to_string(format!("{}.sha256", path.display())).ok();
+    let expected = expected_sha
+        .map(str::to_string)
+        .or_else(|| sidecar.and_then(|s| s.split_whitespace().next().map(str::to_string)));
+    let file_digest = match expected {
+        Some(e) if e.len() == 64 => Some(restorer::digest::sha256_file(path)?.0 == e),
+        _ => None,
+    };
+    Ok(Outcome {
+        bundle: path.display().to_string(),
+        ok: report.ok() && manifest.is_some() && file_digest != Some(false),
+        file_digest,
+        report,
+    })
+}
+
+/// Runs the command.
+pub fn run(args: Args, config: &Path) -> Result<i32> {
+    let p = Path::new(&args.bundle);
+    let mut bar = super::Progress::new(args.json);
+    let (outcome, cfg) = if p.is_file() {
+        (verify_file(p, None, |e, s| bar.step(e, s))?, None)
+    } else {
+        let cfg = Config::load(config)?;
+        let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
+        let row = crate::job::find(&catalog, &args.bundle)?;
+        let path = cfg.bundle.output_dir.join(&row.file_name);
+        let sha = (row.sha256.len() == 64 && row.sha256 != "0".repeat(64)).then_some(row.sha256.as_str());
+        let o = verify_file(&path, sha, |e, s| bar.step(e, s))?;
+        let detail =
+            if o.ok { "every digest matches".to_string() } else { format!("{} problem(s)", o.report.problems.len()) };
+        catalog.record_verification(row.id, "digest", o.ok, &detail)?;
+        (o, Some(cfg))
+    };
+    bar.done();
+    if !outcome.ok {
+        if let Some(cfg) = &cfg {
+            let mut e = Event::new(Kind::VerificationFailed, format!("bundle {} failed verification", outcome.bundle));
+            e.bundle = Some(outcome.bundle.clone());
+            e.error = Some(
+                outcome
+                    .report
+                    .problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.entry, p.problem))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            e.what_to_do = Some("do not rely on this bundle: make a new one now and check the disk it sits on".into());
+            for f in crate::notify::send(&cfg.notify, &e) {
+                eprintln!("warning: notification failed: {f}");
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        for p in &outcome.report.problems {
+            match (&p.expected, &p.actual) {
+                (Some(e), Some(a)) => println!("BAD  {}: {}\n     expected {e}\n     actual   {a}", p.entry, p.problem),
+                _ => println!("BAD  {}: {}", p.entry, p.problem),
+            }
+        }
+        if outcome.file_digest == Some(false) {
+            println!("BAD  the bundle file's sha256 differs from its .sha256 sidecar / the catalog");
+        }
+        println!(
+            "{}: {} entries, {} bytes checked{}",
+            if outcome.ok { "OK" } else { "CORRUPT" },
+            outcome.report.entries_checked,
+            outcome.report.bytes_checked,
+            match outcome.file_digest {
+                Some(true) => ", file digest matches",
+                Some(false) => ", FILE DIGEST DIFFERS",
+                None => "",
+            }
+        );
+    }
+    Ok(if outcome.ok { 0 } else { 1 })
+}
