@@ -17,6 +17,7 @@ pub mod error;
 pub mod exit;
 pub mod layout;
 pub mod manifest;
+pub mod n8n;
 pub mod owners;
 pub mod pg;
 pub mod plan;

@@ -44,6 +44,9 @@ pub struct Manifest {
     /// Warnings raised while packing (shown by `packer show` and at restore).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What the bundle knows about n8n, when a database has `profile = "n8n"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n8n: Option<crate::n8n::N8nInfo>,
 }
 
 /// Host facts worth seeing without opening system_info.json.

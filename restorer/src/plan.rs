@@ -231,6 +231,7 @@ mod tests {
             services: Default::default(),
             requirements: vec![],
             warnings: vec![],
+            n8n: None,
         }
     }
 
