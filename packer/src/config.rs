@@ -197,6 +197,17 @@ pub struct PostgresSource {
     /// Directory holding pg_dump.
     #[serde(default)]
     pub pg_bin: Option<PathBuf>,
+    /// `"n8n"`: this is n8n's database (workflows and credentials are inventoried).
+    #[serde(default)]
+    pub profile: Option<Profile>,
+}
+
+/// What application a database belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// n8n (PostgreSQL or SQLite).
+    N8n,
 }
 
 /// `[[sqlite]]`.
@@ -207,6 +218,9 @@ pub struct SqliteSource {
     pub name: String,
     /// The database file.
     pub path: PathBuf,
+    /// `"n8n"`: this is n8n's database (n8n's default is ~/.n8n/database.sqlite).
+    #[serde(default)]
+    pub profile: Option<Profile>,
 }
 
 /// `[[files]]`.
@@ -280,6 +294,11 @@ impl Config {
             for p in &mut f.paths {
                 *p = resolve(base, p, "[[files]] paths")?;
             }
+        }
+        let n8n = c.postgres.iter().filter(|p| p.profile.is_some()).count()
+            + c.sqlite.iter().filter(|s| s.profile.is_some()).count();
+        if n8n > 1 {
+            bail!("profile = \"n8n\" is set on {n8n} databases; a bundle describes one n8n");
         }
         c.retention.policy()?;
         if let Some(cron) = &c.schedule.cron {

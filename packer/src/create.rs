@@ -34,6 +34,81 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
+/// The n8n section: the encryption key looked for in every packed file (a `.env`, a compose
+/// file, n8n's own `config`), fingerprinted and proven against a real credential.
+fn n8n_metadata(
+    data: &sources::n8n::N8nData,
+    entry: &str,
+    kind: &str,
+    files: &[restorer::manifest::FileRecord],
+    warnings: &mut Vec<String>,
+    log: &mut impl FnMut(&str),
+) -> Result<restorer::n8n::N8nInfo> {
+    use restorer::manifest::FileContent;
+    use restorer::n8n::{decrypt_credential, find_key, fingerprint, release_from_compose, KeyInfo};
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut release = None;
+    for f in files {
+        let FileContent::File { size, .. } = f.content else { continue };
+        if size > 1024 * 1024 {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(&f.path) else { continue };
+        if let Some(k) = find_key(&text) {
+            keys.push((f.path.display().to_string(), k));
+        }
+        if release.is_none() {
+            release = release_from_compose(&text);
+        }
+    }
+    let mut distinct: Vec<&String> = keys.iter().map(|k| &k.1).collect();
+    distinct.sort();
+    distinct.dedup();
+    if distinct.len() > 1 {
+        let w = format!(
+            "different N8N_ENCRYPTION_KEY values in {} (fingerprints {}): n8n refuses to start with mismatching keys",
+            keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>().join(", "),
+            keys.iter().map(|k| fingerprint(&k.1)).collect::<Vec<_>>().join(", ")
+        );
+        log(&format!("warning: {w}"));
+        warnings.push(w);
+    }
+    let mut key_info = KeyInfo::default();
+    match (keys.first(), &data.sample_credential) {
+        (Some((path, key)), Some((id, name, ciphertext))) => {
+            decrypt_credential(ciphertext, key).map_err(|e| {
+                anyhow::anyhow!(
+                    "N8N_ENCRYPTION_KEY from {path} (fingerprint {}) does not decrypt credential {id} ({name}): {e}. A bundle with this key cannot bring credentials back; pack the key n8n really uses",
+                    fingerprint(key)
+                )
+            })?;
+            key_info = KeyInfo { found_in: Some(path.clone()), fingerprint: Some(fingerprint(key)), proven: true };
+        }
+        (Some((path, key)), None) => {
+            key_info = KeyInfo { found_in: Some(path.clone()), fingerprint: Some(fingerprint(key)), proven: false }
+        }
+        (None, _) if !data.credentials.is_empty() => {
+            let w = format!(
+                "N8N_ENCRYPTION_KEY IS NOT IN THIS BUNDLE: after a restore, all {} credentials will be unreadable. Add the file that holds it (.env, docker-compose.yaml or ~/.n8n/config) to [[files]]",
+                data.credentials.len()
+            );
+            log(&format!("warning: {w}"));
+            warnings.push(w);
+        }
+        (None, _) => {}
+    }
+    Ok(restorer::n8n::N8nInfo {
+        database_entry: entry.to_string(),
+        database_kind: kind.to_string(),
+        schema_level: data.schema_level.clone(),
+        migrations: data.migrations,
+        release,
+        encryption_key: key_info,
+        workflows: data.workflows.iter().map(|w| w.0.clone()).collect(),
+        credentials: data.credentials.clone(),
+    })
+}
+
 /// The requirements: the configured packages plus what the sources imply.
 fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
     let mut out = cfg.requirements.packages.clone();
@@ -83,10 +158,14 @@ pub fn create(
     let mut payloads: Vec<Payload> = Vec::new();
     let mut warnings = Vec::new();
 
+    let mut n8n_data = None;
     let mut postgres = Vec::new();
     for src in &cfg.postgres {
         log(&format!("dumping PostgreSQL database {} ...", src.name));
-        let (db, payload) = sources::postgres::dump(src, spool.path())?;
+        let (db, payload, n8n) = sources::postgres::dump(src, spool.path())?;
+        if let Some(d) = n8n {
+            n8n_data = Some((d, db.entry.clone(), "postgres"));
+        }
         log(&format!(
             "  {} tables, {} rows, {} bytes",
             db.tables.len(),
@@ -99,7 +178,10 @@ pub fn create(
     let mut sqlite = Vec::new();
     for src in &cfg.sqlite {
         log(&format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
-        let (db, payload) = sources::sqlite::snapshot(src, spool.path())?;
+        let (db, payload, n8n) = sources::sqlite::snapshot(src, spool.path())?;
+        if let Some(d) = n8n {
+            n8n_data = Some((d, db.entry.clone(), "sqlite"));
+        }
         log(&format!("  {} tables, {} rows", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>()));
         sqlite.push(db);
         payloads.push(payload);
@@ -123,6 +205,29 @@ pub fn create(
     let now = created_at.timestamp();
     add_support(layout::RESTORE_BIN, restore_bin.to_path_buf(), now)?;
 
+    let n8n = match n8n_data {
+        Some((data, entry, kind)) => {
+            let info = n8n_metadata(&data, &entry, kind, &captured.records, &mut warnings, &mut log)?;
+            // Workflows (summaries and each in import shape) and credentials as entries.
+            let wf_dir = spool.path().join("workflows");
+            fs::create_dir_all(&wf_dir)?;
+            let list: Vec<_> = data.workflows.iter().map(|w| &w.0).collect();
+            let p = spool.path().join("workflows.json");
+            fs::write(&p, serde_json::to_string_pretty(&list)?)?;
+            add_support(layout::N8N_WORKFLOWS, p, now)?;
+            for (summary, doc) in &data.workflows {
+                let p = wf_dir.join(summary.entry.rsplit('/').next().unwrap_or("w.json"));
+                fs::write(&p, serde_json::to_string_pretty(doc)?)?;
+                add_support(&summary.entry, p, now)?;
+            }
+            let p = spool.path().join("credentials.json");
+            fs::write(&p, serde_json::to_string_pretty(&data.credentials)?)?;
+            add_support(layout::N8N_CREDENTIALS, p, now)?;
+            Some(info)
+        }
+        None => None,
+    };
+
     let mut manifest = Manifest {
         format_version: layout::FORMAT_VERSION,
         created_by: format!("packer {}", env!("CARGO_PKG_VERSION")),
@@ -136,6 +241,7 @@ pub fn create(
         services: Services { start: cfg.services.start.clone() },
         requirements: Vec::new(),
         warnings,
+        n8n,
     };
     manifest.requirements = requirements(cfg, &manifest);
     let req_path = spool.path().join("requirements.txt");

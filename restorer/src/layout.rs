@@ -19,6 +19,10 @@ pub const RESTORE_BIN: &str = "restore";
 pub const REQUIREMENTS: &str = "requirements.txt";
 /// OS, kernel, CPU, memory, disks, hostname of the source host.
 pub const SYSTEM_INFO: &str = "metadata/system_info.json";
+/// n8n workflow summaries (with the n8n profile).
+pub const N8N_WORKFLOWS: &str = "metadata/workflows.json";
+/// n8n credentials: id, name, type, times; never the encrypted data.
+pub const N8N_CREDENTIALS: &str = "metadata/credentials.json";
 /// Suffix of every bundle file name.
 pub const BUNDLE_SUFFIX: &str = "_backup.tar.gz";
 

@@ -296,6 +296,70 @@ pub fn credential_refs(nodes: &Value) -> Vec<(String, String, String)> {
     out
 }
 
+/// Workflows matching a search (case-insensitive, in name, id, tags and node types) and the
+/// active filter.
+pub fn filter_workflows<'a>(info: &'a N8nInfo, search: Option<&str>, active_only: bool) -> Vec<&'a WorkflowSummary> {
+    let needle = search.map(str::to_lowercase);
+    info.workflows
+        .iter()
+        .filter(|w| !active_only || w.active)
+        .filter(|w| match &needle {
+            None => true,
+            Some(n) => {
+                w.name.to_lowercase().contains(n)
+                    || w.id.to_lowercase().contains(n)
+                    || w.tags.iter().any(|t| t.to_lowercase().contains(n))
+                    || w.node_types.iter().any(|t| t.to_lowercase().contains(n))
+            }
+        })
+        .collect()
+}
+
+/// The workflows table, for `packer show --workflows` and `restore list`.
+pub fn render_workflows(workflows: &[&WorkflowSummary]) -> String {
+    let mut s = format!(
+        "{:<18} {:<6} {:<8} {:>5}  {:<24} {:<20} NAME\n",
+        "ID", "ACTIVE", "ARCHIVED", "NODES", "UPDATED", "TAGS"
+    );
+    for w in workflows {
+        s += &format!(
+            "{:<18} {:<6} {:<8} {:>5}  {:<24} {:<20} {}\n",
+            w.id,
+            if w.active { "yes" } else { "no" },
+            match w.archived {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            },
+            w.nodes,
+            w.updated_at,
+            w.tags.join(","),
+            w.name
+        );
+    }
+    s += &format!("{} workflow(s)\n", workflows.len());
+    s
+}
+
+/// The credentials table (never any secret).
+pub fn render_credentials(info: &N8nInfo) -> String {
+    let mut s = format!("{:<18} {:<24} {:<24} NAME\n", "ID", "TYPE", "UPDATED");
+    for c in &info.credentials {
+        s += &format!("{:<18} {:<24} {:<24} {}\n", c.id, c.kind, c.updated_at, c.name);
+    }
+    let key = &info.encryption_key;
+    s += &format!(
+        "{} credential(s); encryption key: {}\n",
+        info.credentials.len(),
+        match (&key.found_in, &key.fingerprint) {
+            (Some(p), Some(f)) =>
+                format!("in {p}, fingerprint {f}{}", if key.proven { ", proven to decrypt" } else { "" }),
+            _ => "NOT IN THE BUNDLE (credentials cannot be decrypted after a restore)".into(),
+        }
+    );
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,21 @@ use crate::units::human_size;
 pub struct Args {
     /// A catalog id, a bundle file name in output_dir, or a path to any bundle file.
     pub bundle: String,
-    /// Print the manifest as JSON.
+    /// Print the manifest (or, with --workflows/--credentials, those lists) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// List n8n workflows (id, active, archived, nodes, updated, tags, name).
+    #[arg(long)]
+    pub workflows: bool,
+    /// With --workflows: only those whose name, id, tag or node type contains TEXT.
+    #[arg(long, value_name = "TEXT", requires = "workflows")]
+    pub search: Option<String>,
+    /// With --workflows: only active ones.
+    #[arg(long, requires = "workflows")]
+    pub active: bool,
+    /// List n8n credentials (id, type, name; never secrets) and the encryption key's status.
+    #[arg(long, conflicts_with = "workflows")]
+    pub credentials: bool,
 }
 
 /// Finds the manifest: a path to a file first, else the catalog of the configuration.
@@ -36,6 +48,25 @@ pub fn manifest_of(key: &str, config: &Path) -> Result<Manifest> {
 /// Runs the command.
 pub fn run(args: Args, config: &Path) -> Result<()> {
     let m = manifest_of(&args.bundle, config)?;
+    if args.workflows || args.credentials {
+        let info = m
+            .n8n
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("this bundle has no n8n inventory (no database with profile = \"n8n\")"))?;
+        if args.workflows {
+            let list = restorer::n8n::filter_workflows(info, args.search.as_deref(), args.active);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", restorer::n8n::render_workflows(&list));
+            }
+        } else if args.json {
+            println!("{}", serde_json::to_string_pretty(&info.credentials)?);
+        } else {
+            print!("{}", restorer::n8n::render_credentials(info));
+        }
+        return Ok(());
+    }
     if args.json {
         println!("{}", m.to_json());
     } else {
@@ -112,6 +143,24 @@ pub fn render(m: &Manifest) -> String {
                 f.path.display()
             );
         }
+    }
+    if let Some(n) = &m.n8n {
+        let _ = writeln!(
+            s,
+            "\nn8n ({} in {}): {} workflows ({} active), {} credentials; schema {}{}; key {}",
+            n.database_kind,
+            n.database_entry,
+            n.workflows.len(),
+            n.workflows.iter().filter(|w| w.active).count(),
+            n.credentials.len(),
+            n.schema_level.as_deref().unwrap_or("?"),
+            n.release.as_ref().map(|r| format!(", release {r}")).unwrap_or_default(),
+            match (&n.encryption_key.fingerprint, n.encryption_key.proven) {
+                (Some(f), true) => format!("{f} (proven)"),
+                (Some(f), false) => format!("{f} (not proven: no credential to test)"),
+                _ => "MISSING".into(),
+            }
+        );
     }
     if !m.services.start.is_empty() {
         let _ = writeln!(s, "\nServices: {}", m.services.start.join(", "));

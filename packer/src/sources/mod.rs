@@ -2,6 +2,7 @@
 //! Each source produces manifest records plus the local files to stream into the archive.
 
 pub mod files;
+pub mod n8n;
 pub mod postgres;
 pub mod sqlite;
 

@@ -27,7 +27,7 @@ pub fn check_reachable(sources: &[PostgresSource]) -> Result<()> {
 }
 
 /// Dumps one database into `spool` and describes it.
-pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload)> {
+pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, Option<super::n8n::N8nData>)> {
     let what = format!("[[postgres]] {}", src.name);
     let target = PgTarget::parse(&src.url).with_context(|| format!("{what} url"))?;
     let mut client = target.connect().with_context(|| what.clone())?;
@@ -77,6 +77,13 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload)>
         .with_context(|| format!("{what}: starting {}", pg_dump.display()))?;
     // Counted while pg_dump runs, inside the transaction whose snapshot it uses.
     let counts = table_counts(&mut tx, &target.describe());
+    // n8n's workflows and credentials, from the same snapshot as the dump.
+    let n8n = match src.profile {
+        Some(crate::config::Profile::N8n) => {
+            Some(super::n8n::read_postgres(&mut tx).with_context(|| format!("{what}: reading n8n's tables")))
+        }
+        None => None,
+    };
     let out = child.wait_with_output().with_context(|| format!("{what}: waiting for pg_dump"))?;
     tx.commit().with_context(|| format!("{what}: closing snapshot transaction"))?;
     if !out.status.success() {
@@ -84,6 +91,7 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload)>
         bail!("{what}: pg_dump failed ({}): {}", out.status, stderr.trim());
     }
     let tables = counts.map_err(|e| anyhow!(e)).with_context(|| format!("{what}: counting rows"))?;
+    let n8n = n8n.transpose()?;
     let (sha256, size) = sha256_file(&dump_path)?;
     let entry = layout::postgres_entry(&src.name);
     let mtime = chrono::Utc::now().timestamp();
@@ -105,5 +113,6 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload)>
             tables,
         },
         payload,
+        n8n,
     ))
 }

@@ -18,7 +18,7 @@ use super::Payload;
 use crate::config::SqliteSource;
 
 /// Copies one database into `spool` and describes it.
-pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload)> {
+pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload, Option<super::n8n::N8nData>)> {
     let what = format!("[[sqlite]] {} ({})", src.name, src.path.display());
     let m = fs::metadata(&src.path).with_context(|| what.clone())?;
     // Read-write without CREATE: a WAL database needs its -shm, and a missing file must be an
@@ -51,6 +51,12 @@ pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload)>
     restorer::sqlite::integrity_check(&copy, &copy_path)
         .with_context(|| format!("{what}: the copy failed its integrity check"))?;
     let tables = restorer::sqlite::table_counts(&copy, &copy_path)?;
+    let n8n = match src.profile {
+        Some(crate::config::Profile::N8n) => {
+            Some(super::n8n::read_sqlite(&copy).with_context(|| format!("{what}: reading n8n's tables"))?)
+        }
+        None => None,
+    };
     // One file, no -wal beside it: the copy is self-contained.
     copy.pragma_update(None, "journal_mode", "DELETE")?;
     drop(copy);
@@ -66,5 +72,5 @@ pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload)>
     };
     let entry = layout::sqlite_entry(&src.name);
     let payload = Payload { entry: entry.clone(), source: copy_path, size, sha256: sha256.clone(), mtime: meta.mtime };
-    Ok((SqliteDb { name: src.name.clone(), entry, path: src.path.clone(), meta, size, sha256, tables }, payload))
+    Ok((SqliteDb { name: src.name.clone(), entry, path: src.path.clone(), meta, size, sha256, tables }, payload, n8n))
 }
