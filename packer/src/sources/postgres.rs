@@ -78,12 +78,9 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, 
     // Counted while pg_dump runs, inside the transaction whose snapshot it uses.
     let counts = table_counts(&mut tx, &target.describe());
     // n8n's workflows and credentials, from the same snapshot as the dump.
-    let n8n = match src.profile {
-        Some(crate::config::Profile::N8n) => {
-            Some(super::n8n::read_postgres(&mut tx).with_context(|| format!("{what}: reading n8n's tables")))
-        }
-        None => None,
-    };
+    let n8n = src.profile.map(|crate::config::Profile::N8n| {
+        super::n8n::read_postgres(&mut tx).with_context(|| format!("{what}: reading n8n's tables"))
+    });
     let out = child.wait_with_output().with_context(|| format!("{what}: waiting for pg_dump"))?;
     tx.commit().with_context(|| format!("{what}: closing snapshot transaction"))?;
     if !out.status.success() {
