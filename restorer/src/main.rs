@@ -71,6 +71,9 @@ struct RunArgs {
     /// Directory holding pg_restore [default: newest under /usr/lib/postgresql, then PATH].
     #[arg(long, value_name = "DIR")]
     pg_bin: Option<PathBuf>,
+    /// Go on although the target holds a different n8n encryption key or an older n8n.
+    #[arg(long)]
+    force: bool,
     /// Where to write the JSON report [default: BUNDLE_DIR/restore-report.json].
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -81,6 +84,57 @@ enum Command {
     /// Check every entry's sha256 against checksums.sha256 and the manifest; exit 0 only if all
     /// match, 3 otherwise, naming each bad entry with expected and actual digest.
     Verify,
+    /// List what the bundle holds: its inventory, or n8n workflows / credentials.
+    List {
+        /// n8n workflows.
+        #[arg(long)]
+        workflows: bool,
+        /// With --workflows: only those whose name, id, tag or node type contains TEXT.
+        #[arg(long, value_name = "TEXT", requires = "workflows")]
+        search: Option<String>,
+        /// With --workflows: only active ones.
+        #[arg(long, requires = "workflows")]
+        active: bool,
+        /// n8n credentials (never secrets).
+        #[arg(long, conflicts_with = "workflows")]
+        credentials: bool,
+    },
+    /// Take back one n8n workflow: to a file in `n8n import:workflow` shape, or straight into a
+    /// running n8n through its public API, named NAME_backup_YYYYMMDD (the bundle's date).
+    Workflow {
+        /// Workflow id or name (see `restore list --workflows`).
+        workflow: String,
+        /// Write it to this file.
+        #[arg(long, value_name = "FILE", required_unless_present = "to_n8n", conflicts_with = "to_n8n")]
+        to_file: Option<PathBuf>,
+        /// Create it in the n8n at this URL (e.g. http://127.0.0.1:5678).
+        #[arg(long, value_name = "URL", requires = "api_key")]
+        to_n8n: Option<String>,
+        /// n8n API key (Settings > n8n API) [env: N8N_API_KEY].
+        #[arg(long, value_name = "KEY", env = "N8N_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Activate it after creating it (new workflows are inactive).
+        #[arg(long, requires = "to_n8n")]
+        activate: bool,
+        /// Point credential references the target lacks at its same-named credentials of the
+        /// same type.
+        #[arg(long, requires = "to_n8n")]
+        map_credentials_by_name: bool,
+        /// Overwrite --to-file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Take back one captured file (by its original path) to DEST.
+    File {
+        /// The original absolute path, as `restore list` shows it.
+        path: PathBuf,
+        /// Where to write it.
+        #[arg(long, value_name = "DEST")]
+        to: PathBuf,
+        /// Overwrite DEST if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Undo a restore from its checkpoint directory (files moved back, created ones removed,
     /// databases dropped or renamed back).
     Rollback {
@@ -177,6 +231,126 @@ fn run(cli: Cli) -> restorer::Result<i32> {
                 Ok(exit::FAILED)
             }
         }
+        Some(Command::List { workflows, search, active, credentials }) => {
+            let m = verify::verify_entries(&dir, &[])?;
+            if workflows || credentials {
+                let info = m.n8n.as_ref().ok_or_else(|| Error::Other("this bundle has no n8n inventory".into()))?;
+                let list = restorer::n8n::filter_workflows(info, search.as_deref(), active);
+                match (workflows, cli.json) {
+                    (true, true) => println!("{}", serde_json::to_string_pretty(&list).expect("serialises")),
+                    (true, false) => print!("{}", restorer::n8n::render_workflows(&list)),
+                    (false, true) => {
+                        println!("{}", serde_json::to_string_pretty(&info.credentials).expect("serialises"))
+                    }
+                    (false, false) => print!("{}", restorer::n8n::render_credentials(info)),
+                }
+            } else if cli.json {
+                println!("{}", m.to_json());
+            } else {
+                println!(
+                    "Bundle {} from {} ({}), created {}",
+                    m.bundle_name, m.source_host.hostname, m.source_host.os, m.created_at
+                );
+                for d in &m.postgres {
+                    println!(
+                        "postgres  {:<40} {} tables, {} rows",
+                        d.database,
+                        d.tables.len(),
+                        d.tables.iter().map(|t| t.rows).sum::<u64>()
+                    );
+                }
+                for d in &m.sqlite {
+                    println!(
+                        "sqlite    {:<40} {} tables, {} rows",
+                        d.path.display(),
+                        d.tables.len(),
+                        d.tables.iter().map(|t| t.rows).sum::<u64>()
+                    );
+                }
+                for f in &m.files {
+                    let what = match &f.content {
+                        restorer::manifest::FileContent::File { size, .. } => format!("{size} bytes"),
+                        restorer::manifest::FileContent::Dir => "dir".into(),
+                        restorer::manifest::FileContent::Symlink { target } => format!("-> {}", target.display()),
+                    };
+                    println!("{:<9} {:<40} {:04o} {what}", f.kind.folder(), f.path.display(), f.meta.mode);
+                }
+                if let Some(n) = &m.n8n {
+                    println!(
+                        "n8n       {} workflows, {} credentials (restore list --workflows | --credentials)",
+                        n.workflows.len(),
+                        n.credentials.len()
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        Some(Command::Workflow { workflow, to_file, to_n8n, api_key, activate, map_credentials_by_name, force }) => {
+            let m = verify::verify_entries(&dir, &[])?;
+            let w = restorer::steps::n8n::find_workflow(&m, &workflow)?.clone();
+            verify::verify_entries(&dir, &[w.entry.as_str()])?;
+            let text =
+                std::fs::read_to_string(dir.join(&w.entry)).map_err(|e| Error::io("reading", dir.join(&w.entry), e))?;
+            if let Some(path) = to_file {
+                write_new(&path, text.as_bytes(), force, 0o600)?;
+                println!("wrote workflow {} ({}) to {}", w.id, w.name, path.display());
+                return Ok(exit::OK);
+            }
+            let doc: serde_json::Value = serde_json::from_str(&text)?;
+            let url = to_n8n.expect("clap requires --to-file or --to-n8n");
+            let date = m.created_at.format("%Y%m%d").to_string();
+            let pushed = restorer::steps::n8n::push_workflow(
+                &url,
+                api_key.as_deref().unwrap_or(""),
+                &doc,
+                &date,
+                activate,
+                map_credentials_by_name,
+            )?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&pushed).expect("serialises"));
+            } else {
+                for (name, kind) in &pushed.missing_credentials {
+                    println!("missing on the target: credential {name:?} of type {kind} (create it, or use --map-credentials-by-name)");
+                }
+                for (name, kind, id) in &pushed.mapped_credentials {
+                    println!("mapped credential {name:?} ({kind}) to the target's {id}");
+                }
+                println!(
+                    "created workflow {} {:?}{}: {}",
+                    pushed.id,
+                    pushed.name,
+                    if pushed.active { " (active)" } else { " (inactive)" },
+                    pushed.url
+                );
+            }
+            Ok(exit::OK)
+        }
+        Some(Command::File { path, to, force }) => {
+            let m = verify::verify_entries(&dir, &[])?;
+            let rec = m.files.iter().find(|f| f.path == path).ok_or_else(|| {
+                Error::Other(format!("{} is not in this bundle (see `restore list`)", path.display()))
+            })?;
+            match &rec.content {
+                restorer::manifest::FileContent::File { entry, .. } => {
+                    verify::verify_entries(&dir, &[entry.as_str()])?;
+                    let bytes = std::fs::read(dir.join(entry)).map_err(|e| Error::io("reading", dir.join(entry), e))?;
+                    write_new(&to, &bytes, force, rec.meta.mode & 0o7777)?;
+                    println!("restored {} to {} (mode {:04o})", path.display(), to.display(), rec.meta.mode & 0o7777);
+                }
+                restorer::manifest::FileContent::Symlink { target } => {
+                    std::os::unix::fs::symlink(target, &to).map_err(|e| Error::io("creating link", &to, e))?;
+                    println!("restored link {} -> {} at {}", path.display(), target.display(), to.display());
+                }
+                restorer::manifest::FileContent::Dir => {
+                    return Err(Error::Other(format!(
+                        "{} is a directory: restore its files one by one, or use the full restore with --root",
+                        path.display()
+                    )))
+                }
+            }
+            Ok(exit::OK)
+        }
         None => restore_run(cli.run, dir, cli.json),
     }
 }
@@ -191,6 +365,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         services: !a.no_services,
         checkpoint_dir: a.checkpoint_dir.clone(),
         pg_bin: a.pg_bin.clone(),
+        force: a.force,
     };
     eprintln!("verifying {} ...", dir.display());
     let prepared = restore::prepare(&opts, progress)?;
@@ -245,6 +420,30 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         Outcome::ValidationFailed => exit::VALIDATION_FAILED,
         Outcome::FailedRolledBack | Outcome::FailedRollbackIncomplete => exit::FAILED,
     })
+}
+
+/// Writes a new file (refusing an existing one unless `force`), through a temporary name.
+fn write_new(path: &Path, bytes: &[u8], force: bool, mode: u32) -> restorer::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.symlink_metadata().is_ok() && !force {
+        return Err(Error::Refused(format!("{} exists; --force overwrites it", path.display())));
+    }
+    let tmp = path.with_file_name(format!(
+        ".{}.restore-partial",
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io("writing", &tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io("writing", &tmp, e))?;
+    f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("setting mode of", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("writing", path, e))
 }
 
 fn write_private(path: &Path, text: &str) -> restorer::Result<()> {

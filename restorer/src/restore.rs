@@ -37,6 +37,8 @@ pub struct Options {
     pub checkpoint_dir: Option<PathBuf>,
     /// Directory holding pg_restore.
     pub pg_bin: Option<PathBuf>,
+    /// Go on despite an n8n key or version conflict on the target.
+    pub force: bool,
 }
 
 /// Everything decided before anything changes.
@@ -68,6 +70,10 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         _ => return Err(verify.into_error()),
     };
     steps::files::check_targets_inside(&manifest, &opts.root)?;
+    let conflicts = steps::n8n::conflicts(&manifest, &opts.root);
+    if !conflicts.is_empty() && !opts.force {
+        return Err(Error::Refused(format!("{}. Nothing was changed; --force goes on anyway", conflicts.join("; "))));
+    }
     let mut observed = Observed {
         files: steps::files::observe_files(&manifest, &opts.root)?,
         sqlite: steps::files::observe_sqlite(&manifest, &opts.root)?,
@@ -292,6 +298,7 @@ fn apply_all(
         if let Some(pg) = &p.pg {
             checks.extend(steps::validate::postgres(m, pg)?);
         }
+        checks.extend(steps::n8n::validate_credentials(m, &opts.root, p.pg.as_ref()));
         let failed = checks.iter().filter(|c| !c.ok).count();
         let detail = format!("{} checks, {failed} failed", checks.len());
         Ok((checks, detail))

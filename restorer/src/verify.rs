@@ -135,6 +135,37 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Op
     Ok((Some(manifest), report))
 }
 
+/// Verifies only the manifest and the named entries of an extracted bundle (a selective
+/// restore must not hash gigabytes of dumps it does not use). Returns the manifest.
+pub fn verify_entries(dir: &Path, entries: &[&str]) -> Result<Manifest> {
+    let sums_path = dir.join(layout::CHECKSUMS);
+    let sums = Checksums::parse(&fs::read_to_string(&sums_path).ctx("reading", &sums_path)?)?;
+    let mut report = VerifyReport { entries_checked: 0, bytes_checked: 0, problems: Vec::new() };
+    for entry in std::iter::once(layout::MANIFEST).chain(entries.iter().copied()) {
+        let expected = sums.0.get(entry).cloned();
+        let actual = sha256_file(&dir.join(entry)).map(|d| d.0).ok();
+        if expected.is_none() || actual != expected {
+            report.problems.push(Problem {
+                entry: entry.to_string(),
+                problem: "digest mismatch or missing".into(),
+                expected,
+                actual,
+            });
+        }
+    }
+    if !report.ok() {
+        return Err(report.into_error());
+    }
+    let manifest = Manifest::from_json(
+        &fs::read_to_string(dir.join(layout::MANIFEST)).ctx("reading", dir.join(layout::MANIFEST))?,
+    )?;
+    cross_check(&manifest, &sums, &mut report);
+    if !report.ok() {
+        return Err(report.into_error());
+    }
+    Ok(manifest)
+}
+
 /// The manifest and the checksum list must describe the same entries with the same digests.
 fn cross_check(manifest: &Manifest, sums: &Checksums, report: &mut VerifyReport) {
     let claimed = manifest.digests();

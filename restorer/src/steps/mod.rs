@@ -1,6 +1,7 @@
 //! The restore's steps, each the thin I/O that carries out part of a [`crate::plan::Plan`].
 
 pub mod files;
+pub mod n8n;
 pub mod postgres;
 pub mod system;
 pub mod validate;

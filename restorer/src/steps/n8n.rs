@@ -1,0 +1,314 @@
+//! n8n on restore: safety checks before changing anything (a different encryption key or an
+//! older n8n on the target), proof after the restore that the restored key decrypts a restored
+//! credential, and taking back one workflow through n8n's public API.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::manifest::{FileContent, Manifest};
+use crate::n8n::{
+    credential_refs, decrypt_credential, find_key, fingerprint, release_from_compose, version_cmp, WorkflowSummary,
+};
+use crate::pg::PgTarget;
+use crate::steps::validate::Check;
+use crate::{layout, Error, Result};
+
+/// Captured config files as they are on the target now (original path, target path).
+fn target_configs(manifest: &Manifest, root: &Path) -> Vec<(PathBuf, PathBuf)> {
+    manifest
+        .files
+        .iter()
+        .filter(|f| matches!(f.content, FileContent::File { size, .. } if size < 1024 * 1024))
+        .filter_map(|f| Some((f.path.clone(), layout::target_path(root, &f.path).ok()?)))
+        .collect()
+}
+
+/// Reasons the restore must not go on without `--force`: the target already has an n8n key
+/// that differs from the bundle's (credentials would not decrypt), or runs an older n8n than
+/// the one that wrote the database (n8n's migrations only go forward).
+pub fn conflicts(manifest: &Manifest, root: &Path) -> Vec<String> {
+    let Some(n8n) = &manifest.n8n else { return Vec::new() };
+    let mut out = Vec::new();
+    for (original, target) in target_configs(manifest, root) {
+        let Ok(text) = std::fs::read_to_string(&target) else { continue };
+        if let (Some(key), Some(bundle_fp)) = (find_key(&text), &n8n.encryption_key.fingerprint) {
+            let fp = fingerprint(&key);
+            if &fp != bundle_fp {
+                out.push(format!(
+                    "{} on the target holds an n8n encryption key (fingerprint {fp}) different from the bundle's ({bundle_fp}): the restored credentials would not decrypt with it, and n8n refuses to start with mismatching keys",
+                    original.display()
+                ));
+            }
+        }
+        if let (Some(theirs), Some(ours)) = (release_from_compose(&text), &n8n.release) {
+            if version_cmp(&theirs, ours) == std::cmp::Ordering::Less {
+                out.push(format!(
+                    "{} on the target runs n8n {theirs}, older than the bundle's {ours}: n8n cannot run a database migrated by a newer release",
+                    original.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// After the restore: the key in the restored files decrypts a credential of the restored
+/// database. `None` when the bundle has no n8n or no credential.
+pub fn validate_credentials(manifest: &Manifest, root: &Path, pg: Option<&PgTarget>) -> Option<Check> {
+    let n8n = manifest.n8n.as_ref()?;
+    if n8n.credentials.is_empty() {
+        return None;
+    }
+    let what = "n8n: a restored credential decrypts with the restored key".to_string();
+    let fail = |actual: String| Some(Check { check: what.clone(), expected: "decrypts".into(), actual, ok: false });
+    let key = n8n
+        .encryption_key
+        .found_in
+        .as_ref()
+        .and_then(|p| layout::target_path(root, Path::new(p)).ok())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| find_key(&t));
+    let Some(key) = key else { return fail("no key in the restored files".into()) };
+    let data: std::result::Result<String, String> = match n8n.database_kind.as_str() {
+        "sqlite" => manifest
+            .sqlite
+            .iter()
+            .find(|s| s.entry == n8n.database_entry)
+            .ok_or("database not in manifest".to_string())
+            .and_then(|s| layout::target_path(root, &s.path).map_err(|e| e.to_string()))
+            .and_then(|p| {
+                let c = crate::sqlite::open_read_only(&p).map_err(|e| e.to_string())?;
+                c.query_row("SELECT data FROM credentials_entity ORDER BY id LIMIT 1", [], |r| r.get(0))
+                    .map_err(|e| e.to_string())
+            }),
+        _ => manifest
+            .postgres
+            .iter()
+            .find(|d| d.entry == n8n.database_entry)
+            .ok_or("database not in manifest".to_string())
+            .and_then(|d| {
+                let pg = pg.ok_or("no PostgreSQL target")?;
+                let mut c = pg.with_database(&d.database).connect().map_err(|e| e.to_string())?;
+                c.query_one("SELECT data FROM credentials_entity ORDER BY id LIMIT 1", &[])
+                    .map(|r| r.get(0))
+                    .map_err(|e| crate::error::pg_detail(&e))
+            }),
+    };
+    match data.map(|d| decrypt_credential(&d, &key)) {
+        Ok(Ok(_)) => Some(Check { check: what, expected: "decrypts".into(), actual: "decrypts".into(), ok: true }),
+        Ok(Err(e)) => fail(e),
+        Err(e) => fail(e),
+    }
+}
+
+/// Finds a workflow by id, else by exact name, else by case-insensitive name; an ambiguous
+/// name is an error listing the candidates.
+pub fn find_workflow<'a>(manifest: &'a Manifest, key: &str) -> Result<&'a WorkflowSummary> {
+    let n8n = manifest
+        .n8n
+        .as_ref()
+        .ok_or_else(|| Error::Other("this bundle has no n8n inventory (no database with profile = \"n8n\")".into()))?;
+    if let Some(w) = n8n.workflows.iter().find(|w| w.id == key) {
+        return Ok(w);
+    }
+    let exact: Vec<_> = n8n.workflows.iter().filter(|w| w.name == key).collect();
+    let loose: Vec<_> = n8n.workflows.iter().filter(|w| w.name.to_lowercase() == key.to_lowercase()).collect();
+    let found = if exact.is_empty() { loose } else { exact };
+    match found.as_slice() {
+        [w] => Ok(w),
+        [] => Err(Error::Other(format!(
+            "no workflow with id or name {key:?} in this bundle (see `restore list --workflows`)"
+        ))),
+        many => Err(Error::Other(format!(
+            "{} workflows are named {key:?}: {}; use the id",
+            many.len(),
+            many.iter().map(|w| w.id.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// One HTTP exchange through the system's curl. The API key travels in curl's configuration on
+/// stdin, never on a command line.
+pub fn http(method: &str, url: &str, api_key: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+    let mut config = format!("url = \"{url}\"\nrequest = \"{method}\"\nheader = \"X-N8N-API-KEY: {api_key}\"\nheader = \"Accept: application/json\"\n");
+    let body_file = match body {
+        Some(b) => {
+            let f = tempfile_in_tmp(&serde_json::to_vec(b).expect("serialises"))?;
+            config += &format!("header = \"Content-Type: application/json\"\ndata-binary = \"@{}\"\n", f.display());
+            Some(f)
+        }
+        None => None,
+    };
+    let run = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-K", "-", "-w", "\n%{http_code}"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Other(format!("cannot run curl ({e}): install curl to talk to n8n")));
+    let result = run.and_then(|mut child| {
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(config.as_bytes())
+            .map_err(|e| Error::io("writing to", "curl", e))?;
+        child.wait_with_output().map_err(|e| Error::io("running", "curl", e))
+    });
+    if let Some(f) = body_file {
+        let _ = std::fs::remove_file(f);
+    }
+    let out = result?;
+    if !out.status.success() {
+        return Err(Error::Other(format!(
+            "n8n does not answer at {url}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code: u16 = code.trim().parse().unwrap_or(0);
+    Ok((code, serde_json::from_str(body).unwrap_or(Value::String(body.to_string()))))
+}
+
+fn tempfile_in_tmp(bytes: &[u8]) -> Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::env::temp_dir().join(format!(
+        "restore-body-{}-{}.json",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io("creating", &path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io("writing", &path, e))?;
+    Ok(path)
+}
+
+/// What `restore workflow --to-n8n` did.
+#[derive(Debug, serde::Serialize)]
+pub struct Pushed {
+    /// The new workflow's id on the target.
+    pub id: String,
+    /// Its name there.
+    pub name: String,
+    /// Its editor URL.
+    pub url: String,
+    /// Activated.
+    pub active: bool,
+    /// Credentials the workflow references that the target lacks: (name, type).
+    pub missing_credentials: Vec<(String, String)>,
+    /// Credential references re-pointed by name: (name, type, target id).
+    pub mapped_credentials: Vec<(String, String, String)>,
+}
+
+/// Creates the workflow `doc` (import shape) in the n8n at `base` under
+/// `{name}_backup_{YYYYMMDD}`, inactive unless `activate`.
+pub fn push_workflow(
+    base: &str,
+    api_key: &str,
+    doc: &Value,
+    date: &str,
+    activate: bool,
+    map_by_name: bool,
+) -> Result<Pushed> {
+    let base = base.trim_end_matches('/');
+    let api = format!("{base}/api/v1");
+    match http("GET", &format!("{api}/workflows?limit=1"), api_key, None)? {
+        (200, _) => {}
+        (401 | 403, _) => {
+            return Err(Error::Refused(format!(
+                "the n8n at {base} rejected the API key (create one under Settings > n8n API)"
+            )))
+        }
+        (code, body) => {
+            return Err(Error::Other(format!("{api}/workflows answered {code}: {body}; is this n8n's URL?")))
+        }
+    }
+    // Credentials on the target (id, name, type), all pages.
+    let mut target = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut listed = true;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{api}/credentials?limit=250&cursor={c}"),
+            None => format!("{api}/credentials?limit=250"),
+        };
+        let (code, body) = http("GET", &url, api_key, None)?;
+        if code != 200 {
+            listed = false;
+            break;
+        }
+        for c in body.get("data").and_then(Value::as_array).into_iter().flatten() {
+            let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            target.push((s("id"), s("name"), s("type")));
+        }
+        cursor = body.get("nextCursor").and_then(Value::as_str).map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let mut nodes = doc.get("nodes").cloned().unwrap_or(Value::Array(vec![]));
+    let mut missing = Vec::new();
+    let mut mapped = Vec::new();
+    for (kind, id, name) in credential_refs(&nodes) {
+        if target.iter().any(|t| t.0 == id && t.2 == kind) {
+            continue;
+        }
+        let same_name = target.iter().find(|t| t.1 == name && t.2 == kind);
+        match (map_by_name, same_name) {
+            (true, Some(t)) => {
+                for node in nodes.as_array_mut().into_iter().flatten() {
+                    if let Some(r) = node.get_mut("credentials").and_then(|c| c.get_mut(&kind)) {
+                        if r.get("id").and_then(Value::as_str) == Some(id.as_str()) {
+                            r["id"] = Value::String(t.0.clone());
+                        }
+                    }
+                }
+                mapped.push((name, kind, t.0.clone()));
+            }
+            _ => missing.push((name, kind)),
+        }
+    }
+    if !listed {
+        missing.clear();
+    }
+    let name = format!("{}_backup_{date}", doc.get("name").and_then(Value::as_str).unwrap_or("workflow"));
+    // The public API accepts only these fields on create.
+    let mut body = serde_json::json!({
+        "name": name,
+        "nodes": nodes,
+        "connections": doc.get("connections").cloned().unwrap_or(serde_json::json!({})),
+        "settings": doc.get("settings").filter(|s| s.is_object()).cloned().unwrap_or(serde_json::json!({})),
+    });
+    if let Some(sd) = doc.get("staticData").filter(|v| !v.is_null()) {
+        body["staticData"] = sd.clone();
+    }
+    let (code, created) = http("POST", &format!("{api}/workflows"), api_key, Some(&body))?;
+    if !(200..300).contains(&code) {
+        return Err(Error::Other(format!("creating the workflow in {base} failed ({code}): {created}")));
+    }
+    let id = created.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut active = false;
+    if activate {
+        let (code, body) = http("POST", &format!("{api}/workflows/{id}/activate"), api_key, None)?;
+        if !(200..300).contains(&code) {
+            return Err(Error::Other(format!("workflow {id} was created but activating it failed ({code}): {body}")));
+        }
+        active = true;
+    }
+    Ok(Pushed {
+        url: format!("{base}/workflow/{id}"),
+        id,
+        name,
+        active,
+        missing_credentials: missing,
+        mapped_credentials: mapped,
+    })
+}
