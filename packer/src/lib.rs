@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod commands;
 pub mod config;
 pub mod create;
+pub mod deep;
 pub mod job;
 pub mod lock;
 pub mod notify;

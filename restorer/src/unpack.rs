@@ -64,11 +64,17 @@ pub fn read_manifest(bundle: &Path) -> Result<Manifest> {
 /// the partly written `dest` is removed, so a refused bundle leaves nothing behind.
 /// Returns the entry names in archive order.
 pub fn unpack(bundle: &Path, dest: &Path) -> Result<Vec<String>> {
+    unpack_only(bundle, dest, |_| true)
+}
+
+/// Like [`unpack`], writing only the entries `want` accepts (every entry is still read and
+/// checked for safety).
+pub fn unpack_only(bundle: &Path, dest: &Path, want: impl Fn(&str) -> bool) -> Result<Vec<String>> {
     if dest.exists() {
         return Err(Error::Refused(format!("{} already exists; unpack needs a new directory", dest.display())));
     }
     fs::DirBuilder::new().mode(0o700).recursive(true).create(dest).ctx("creating", dest)?;
-    let result = unpack_into(bundle, dest);
+    let result = unpack_into(bundle, dest, &want);
     if result.is_err() {
         let _ = fs::remove_dir_all(dest);
     }
@@ -77,7 +83,7 @@ pub fn unpack(bundle: &Path, dest: &Path) -> Result<Vec<String>> {
 
 use std::os::unix::fs::DirBuilderExt;
 
-fn unpack_into(bundle: &Path, dest: &Path) -> Result<Vec<String>> {
+fn unpack_into(bundle: &Path, dest: &Path, want: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
     let mut archive = open(bundle)?;
     let mut names = Vec::new();
     for entry in archive.entries().map_err(|e| damaged(bundle, "", e))? {
@@ -89,6 +95,9 @@ fn unpack_into(bundle: &Path, dest: &Path) -> Result<Vec<String>> {
         layout::check_entry_name(&name)?;
         let target = dest.join(&name);
         match entry.header().entry_type() {
+            EntryType::Regular | EntryType::Continuous if !want(&name) => {
+                io::copy(&mut entry, &mut io::sink()).map_err(|e| damaged(bundle, &format!(" in entry {name}"), e))?;
+            }
             EntryType::Regular | EntryType::Continuous => {
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).ctx("creating", parent)?;

@@ -17,6 +17,13 @@ use crate::notify::{Event, Kind};
 pub struct Args {
     /// Catalog id, bundle file name in output_dir, or a path to any bundle file.
     pub bundle: String,
+    /// Also restore every database into a throwaway PostgreSQL cluster (initdb in a temporary
+    /// directory, a free port, run as the `postgres` user; removed afterwards, even on failure
+    /// or Ctrl-C) or open the SQLite copy, and compare every table's row count and every n8n
+    /// workflow's recomputed checksum with the manifest. Needs PostgreSQL server binaries
+    /// (/usr/lib/postgresql/*/bin or $PG_BIN) when the bundle holds PostgreSQL dumps.
+    #[arg(long)]
+    pub deep: bool,
     /// One JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -33,10 +40,18 @@ pub struct Outcome {
     pub file_digest: Option<bool>,
     /// Per-entry report.
     pub report: restorer::verify::VerifyReport,
+    /// With --deep: every restore check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deep: Option<Vec<restorer::steps::validate::Check>>,
 }
 
 /// Verifies one bundle file (no catalog involved).
-pub fn verify_file(path: &Path, expected_sha: Option<&str>, mut progress: impl FnMut(&str, u64)) -> Result<Outcome> {
+pub fn verify_file(
+    path: &Path,
+    expected_sha: Option<&str>,
+    deep: bool,
+    mut progress: impl FnMut(&str, u64),
+) -> Result<Outcome> {
     let (manifest, report) = match restorer::verify::verify_archive(path, &mut progress) {
         Ok(r) => r,
         // A damaged or unsafe archive is a verification result, not an error of the command.
@@ -59,12 +74,16 @@ pub fn verify_file(path: &Path, expected_sha: Option<&str>, mut progress: impl F
         Some(e) if e.len() == 64 => Some(restorer::digest::sha256_file(path)?.0 == e),
         _ => None,
     };
-    Ok(Outcome {
-        bundle: path.display().to_string(),
-        ok: report.ok() && manifest.is_some() && file_digest != Some(false),
-        file_digest,
-        report,
-    })
+    let ok = report.ok() && manifest.is_some() && file_digest != Some(false);
+    let deep = match (deep, ok, &manifest) {
+        (true, true, Some(m)) => {
+            let mut log = super::logger(false);
+            Some(crate::deep::verify(path, m, &mut log)?)
+        }
+        _ => None,
+    };
+    let ok = ok && deep.as_ref().is_none_or(|d| d.iter().all(|c| c.ok));
+    Ok(Outcome { bundle: path.display().to_string(), ok, file_digest, report, deep })
 }
 
 /// Runs the command.
@@ -72,17 +91,17 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     let p = Path::new(&args.bundle);
     let mut bar = super::Progress::new(args.json);
     let (outcome, cfg) = if p.is_file() {
-        (verify_file(p, None, |e, s| bar.step(e, s))?, None)
+        (verify_file(p, None, args.deep, |e, s| bar.step(e, s))?, None)
     } else {
         let cfg = Config::load(config)?;
         let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
         let row = crate::job::find(&catalog, &args.bundle)?;
         let path = cfg.bundle.output_dir.join(&row.file_name);
         let sha = (row.sha256.len() == 64 && row.sha256 != "0".repeat(64)).then_some(row.sha256.as_str());
-        let o = verify_file(&path, sha, |e, s| bar.step(e, s))?;
+        let o = verify_file(&path, sha, args.deep, |e, s| bar.step(e, s))?;
         let detail =
             if o.ok { "every digest matches".to_string() } else { format!("{} problem(s)", o.report.problems.len()) };
-        catalog.record_verification(row.id, "digest", o.ok, &detail)?;
+        catalog.record_verification(row.id, if args.deep { "deep" } else { "digest" }, o.ok, &detail)?;
         (o, Some(cfg))
     };
     bar.done();
@@ -114,11 +133,20 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
                 _ => println!("BAD  {}: {}", p.entry, p.problem),
             }
         }
+        for c in outcome.deep.iter().flatten() {
+            println!(
+                "{}  {:<60} expected {:<20} actual {}",
+                if c.ok { "PASS" } else { "FAIL" },
+                c.check,
+                c.expected,
+                c.actual
+            );
+        }
         if outcome.file_digest == Some(false) {
             println!("BAD  the bundle file's sha256 differs from its .sha256 sidecar / the catalog");
         }
         println!(
-            "{}: {} entries, {} bytes checked{}",
+            "{}: {} entries, {} bytes checked{}{}",
             if outcome.ok { "OK" } else { "CORRUPT" },
             outcome.report.entries_checked,
             outcome.report.bytes_checked,
@@ -126,6 +154,10 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
                 Some(true) => ", file digest matches",
                 Some(false) => ", FILE DIGEST DIFFERS",
                 None => "",
+            },
+            match &outcome.deep {
+                Some(d) => format!("; deep: {}/{} checks passed", d.iter().filter(|c| c.ok).count(), d.len()),
+                None => String::new(),
             }
         );
     }
