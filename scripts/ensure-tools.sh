@@ -15,6 +15,7 @@ if [ "$what" = test ]; then
   command -v runuser >/dev/null || need_pkgs+=(util-linux)
   command -v openssl >/dev/null || need_pkgs+=(openssl)
   command -v curl >/dev/null || need_pkgs+=(curl)
+  command -v node >/dev/null || need_pkgs+=(nodejs)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}" >&2

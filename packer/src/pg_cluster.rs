@@ -139,6 +139,20 @@ impl Cluster {
         &self.bin
     }
 
+    /// Runs a SQL script file through psql (meta-commands such as pg_dump's `\restrict` work).
+    pub fn psql_file(&self, db: &str, file: &Path) -> Result<String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-f"])
+            .arg(file)
+            .output()?;
+        if !out.status.success() {
+            bail!("psql -f {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Runs SQL through psql against `db`, returning its unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String> {
         self.psql_socket(db, sql)
