@@ -370,9 +370,7 @@ fn n8n_on_sqlite() {
     let cfg = t.path().join("packer.toml");
     fs::write(
         &cfg,
-        format!(
-            "[bundle]\noutput_dir = \"out\"\n[[sqlite]]\nname = \"n8n\"\npath = \"database.sqlite\"\nprofile = \"n8n\"\n[[files]]\nkind = \"config\"\npaths = [\".env\"]\n"
-        ),
+        "[bundle]\noutput_dir = \"out\"\n[[sqlite]]\nname = \"n8n\"\npath = \"database.sqlite\"\nprofile = \"n8n\"\n[[files]]\nkind = \"config\"\npaths = [\".env\"]\n",
     )
     .unwrap();
     let bundle = create(&cfg);
