@@ -146,4 +146,20 @@ echo "== ./restore workflow --to-n8n" >&2
 date=$(basename "$bundle" | sed -E 's/^backup_([0-9]{8}).*/\1/')
 list_workflows | grep -q "Workflow 2 — ünïcødé_backup_$date" || fail "restored workflow not found: $(list_workflows)"
 
-echo "n8n end-to-end: 1 passed, 0 failed"
+echo "== a wrong API key is refused before anything is written" >&2
+set +e
+(cd "$work/x" && ./restore workflow "Workflow 3 — ünïcødé" --to-n8n "$N8N_URL" --api-key wrong-key) 2>"$work/err"; rc=$?
+set -e
+[ "$rc" = 5 ] && grep -q "rejected the API key" "$work/err" || fail "wrong key: exit $rc, $(cat "$work/err")"
+
+echo "== credentials the target lacks are listed, and mapped by name on request" >&2
+api -X DELETE "$N8N_URL/api/v1/credentials/$cred" >/dev/null
+newcred=$(api -X POST "$N8N_URL/api/v1/credentials" -d '{"name":"API header ☀","type":"httpHeaderAuth","data":{"name":"X-New","value":"v"}}' | py 'import json,sys; print(json.load(sys.stdin)["id"])')
+(cd "$work/x" && ./restore workflow "Workflow 3 — ünïcødé" --to-n8n "$N8N_URL" --api-key "$API_KEY") | tee "$work/out3"
+grep -q 'missing on the target: credential "API header ☀" of type httpHeaderAuth' "$work/out3" || fail "missing credential not reported"
+(cd "$work/x" && ./restore workflow "Workflow 1 — ünïcødé" --to-n8n "$N8N_URL" --api-key "$API_KEY" --map-credentials-by-name --activate) | tee "$work/out1"
+grep -q "mapped credential \"API header ☀\" (httpHeaderAuth) to the target's $newcred" "$work/out1" || fail "credential not mapped"
+mapped=$(api "$N8N_URL/api/v1/workflows?limit=250" | py "import json,sys; w=[w for w in json.load(sys.stdin)['data'] if w['name']=='Workflow 1 — ünïcødé_backup_$date'][0]; print(w['active'], [n for n in w['nodes'] if n['name']=='Post'][0]['credentials']['httpHeaderAuth']['id'])")
+[ "$mapped" = "True $newcred" ] || fail "mapped workflow: $mapped"
+
+echo "e2e: 1 passed, 0 failed"
