@@ -25,6 +25,6 @@ fi
 if [ "$what" = test ] && ! id postgres >/dev/null 2>&1; then
   $SUDO useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
 fi
-if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+if ! grep -qx x86_64-unknown-linux-musl <<<"$(rustup target list --installed)"; then
   rustup target add x86_64-unknown-linux-musl
 fi

@@ -100,8 +100,9 @@ api -X POST "$N8N_URL/api/v1/workflows/$first/activate" >/dev/null
 list_workflows() { api "$N8N_URL/api/v1/workflows?limit=250" | py 'import json,sys; print("\n".join(sorted(w["id"]+" "+w["name"]+" active="+str(w["active"])+" tags="+",".join(t["name"] for t in w.get("tags",[])) for w in json.load(sys.stdin)["data"])))'; }
 list_creds() { api "$N8N_URL/api/v1/credentials?limit=250" | py 'import json,sys; print("\n".join(sorted(c["id"]+" "+c["name"]+" "+c["type"] for c in json.load(sys.stdin)["data"])))'; }
 before_wf=$(list_workflows); before_cred=$(list_creds)
-echo "$before_wf" | grep -q "Workflow 3" || fail "seeding workflows: $before_wf"
-echo "$before_wf" | grep -q "active=True tags=ops ✓" || fail "seeding active/tags: $before_wf"
+# (here-strings, not pipes into grep -q: with pipefail, an early grep exit fails the pipe)
+grep -q "Workflow 3" <<<"$before_wf" || fail "seeding workflows: $before_wf"
+grep -q "active=True tags=ops ✓" <<<"$before_wf" || fail "seeding active/tags: $before_wf"
 
 echo "== packer create" >&2
 mkdir -p "$work/src/opt/n8n"
@@ -121,7 +122,8 @@ paths = ["$work/src/opt/n8n/.env"]
 TOML
 bundle=$("$packer" --config "$work/packer.toml" create | tail -n 1)
 "$packer" --config "$work/packer.toml" show "$bundle" --workflows
-"$packer" --config "$work/packer.toml" show "$bundle" --credentials | grep -q "proven to decrypt" || fail "key not proven"
+creds=$("$packer" --config "$work/packer.toml" show "$bundle" --credentials)
+grep -q "proven to decrypt" <<<"$creds" || fail "key not proven: $creds"
 "$packer" --config "$work/packer.toml" verify --deep "$bundle" | tail -n 1
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
@@ -144,7 +146,8 @@ header=$(rest "$N8N_URL/rest/credentials/$cred?includeData=true" | py 'import js
 echo "== ./restore workflow --to-n8n" >&2
 (cd "$work/x" && ./restore workflow "Workflow 2 — ünïcødé" --to-n8n "$N8N_URL" --api-key "$API_KEY" --map-credentials-by-name)
 date=$(basename "$bundle" | sed -E 's/^backup_([0-9]{8}).*/\1/')
-list_workflows | grep -q "Workflow 2 — ünïcødé_backup_$date" || fail "restored workflow not found: $(list_workflows)"
+after=$(list_workflows)
+grep -q "Workflow 2 — ünïcødé_backup_$date" <<<"$after" || fail "restored workflow not found: $after"
 
 echo "== a wrong API key is refused before anything is written" >&2
 set +e
