@@ -2,7 +2,6 @@
 //! to the bundles), write the manifest, stream everything into the bundle, publish it atomically.
 
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -138,12 +137,8 @@ pub fn create(
     mut log: impl FnMut(&str),
     progress: &mut dyn FnMut(&str, u64),
 ) -> Result<Created> {
+    // The output directory exists: job::open made it (0700) and holds its lock.
     let out_dir = &cfg.bundle.output_dir;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(out_dir)
-        .with_context(|| format!("[bundle] output_dir {}", out_dir.display()))?;
     let created_at = Utc::now();
     let file_name = layout::bundle_file_name(&cfg.bundle.name, created_at);
     if out_dir.join(&file_name).exists() {

@@ -311,11 +311,15 @@ fn tamper(bundle: &Path, t: &Path, edit: impl Fn(&mut Value)) -> PathBuf {
         .map(|l| if l.ends_with("  manifest.json") { format!("{d}  manifest.json\n") } else { format!("{l}\n") })
         .collect();
     fs::write(dir.join("checksums.sha256"), sums).unwrap();
-    let entries = String::from_utf8(Command::new("tar").arg("tzf").arg(bundle).output().unwrap().stdout).unwrap();
-    let out = t.join(format!("tampered-{}.n8n_backup.tar.gz", rand_suffix()));
-    let st = Command::new("tar").arg("czf").arg(&out).arg("-C").arg(&dir).args(entries.lines()).status().unwrap();
+    repack(bundle, &dir, &t.join(format!("tampered-{}.n8n_backup.tar.gz", rand_suffix())))
+}
+
+/// Packs `dir` again with the entries in the order `like` has them (manifest first).
+fn repack(like: &Path, dir: &Path, out: &Path) -> PathBuf {
+    let entries = String::from_utf8(Command::new("tar").arg("tzf").arg(like).output().unwrap().stdout).unwrap();
+    let st = Command::new("tar").arg("czf").arg(out).arg("-C").arg(dir).args(entries.lines()).status().unwrap();
     assert!(st.success());
-    out
+    out.to_path_buf()
 }
 
 fn rand_suffix() -> String {
@@ -353,9 +357,7 @@ fn deep_verification_catches_altered_bundles() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     fs::write(&dump, bytes).unwrap();
-    let entries = String::from_utf8(Command::new("tar").arg("tzf").arg(&bundle).output().unwrap().stdout).unwrap();
-    let damaged = t.path().join("damaged.n8n_backup.tar.gz");
-    Command::new("tar").arg("czf").arg(&damaged).arg("-C").arg(&dir).args(entries.lines()).status().unwrap();
+    let damaged = repack(&bundle, &dir, &t.path().join("damaged.n8n_backup.tar.gz"));
     verify(&damaged).stdout(predicate::str::contains("BAD  databases/n8n.dump"));
 }
 

@@ -25,7 +25,8 @@ pub struct Captured {
     pub warnings: Vec<String>,
 }
 
-fn meta_of(m: &fs::Metadata, accounts: &Accounts) -> FileMeta {
+/// Mode, owner (ids and names) and mtime of a path, as the manifest records them.
+pub fn meta_of(m: &fs::Metadata, accounts: &Accounts) -> FileMeta {
     FileMeta {
         mode: m.mode() & 0o7777,
         uid: m.uid(),

@@ -2,14 +2,13 @@
 //! integrity_check`, with per-table row counts read from the copy itself.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use restorer::digest::sha256_file;
 use restorer::layout;
-use restorer::manifest::{FileMeta, SqliteDb};
+use restorer::manifest::SqliteDb;
 use restorer::owners::Accounts;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
@@ -61,15 +60,7 @@ pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload, 
     copy.pragma_update(None, "journal_mode", "DELETE")?;
     drop(copy);
     let (sha256, size) = sha256_file(&copy_path)?;
-    let accounts = Accounts::system();
-    let meta = FileMeta {
-        mode: m.mode() & 0o7777,
-        uid: m.uid(),
-        gid: m.gid(),
-        user: accounts.user_name(m.uid()).map(str::to_string),
-        group: accounts.group_name(m.gid()).map(str::to_string),
-        mtime: m.mtime(),
-    };
+    let meta = super::files::meta_of(&m, &Accounts::system());
     let entry = layout::sqlite_entry(&src.name);
     let payload = Payload { entry: entry.clone(), source: copy_path, size, sha256: sha256.clone(), mtime: meta.mtime };
     Ok((SqliteDb { name: src.name.clone(), entry, path: src.path.clone(), meta, size, sha256, tables }, payload, n8n))
