@@ -154,10 +154,39 @@ pub fn create(
     let mut warnings = Vec::new();
 
     let mut n8n_data = None;
+    let mut roles_of_server: Vec<(String, String, bool)> = Vec::new();
+    let mut roles_files: Vec<(String, PathBuf)> = Vec::new();
     let mut postgres = Vec::new();
     for src in &cfg.postgres {
         log(&format!("dumping PostgreSQL database {} ...", src.name));
-        let (db, payload, n8n) = sources::postgres::dump(src, spool.path())?;
+        let (mut db, payload, n8n) = sources::postgres::dump(src, spool.path())?;
+        // Roles once per server (the databases of one server share them).
+        let server = restorer::pg::PgTarget::parse(&src.url)?.host_port();
+        match roles_of_server.iter().find(|(s, _, _)| *s == server) {
+            Some((_, entry, with_pw)) => {
+                db.roles_entry = Some(entry.clone());
+                db.role_passwords = *with_pw;
+            }
+            None => match sources::postgres::dump_roles(src, spool.path(), db.server_version_num / 10000) {
+                Ok((path, with_pw)) => {
+                    let entry = layout::roles_entry(&src.name);
+                    if !with_pw {
+                        let w = format!("[[postgres]] {}: roles were saved without passwords (the user may not read them); the restore will list the passwords to set", src.name);
+                        log(&format!("warning: {w}"));
+                        warnings.push(w);
+                    }
+                    roles_files.push((entry.clone(), path));
+                    roles_of_server.push((server, entry.clone(), with_pw));
+                    db.roles_entry = Some(entry);
+                    db.role_passwords = with_pw;
+                }
+                Err(e) => {
+                    let w = format!("{e:#}; the restore will recreate objects without their owners' roles");
+                    log(&format!("warning: {w}"));
+                    warnings.push(w);
+                }
+            },
+        }
         if let Some(d) = n8n {
             n8n_data = Some((d, db.entry.clone(), "postgres"));
         }
@@ -199,6 +228,9 @@ pub fn create(
     };
     let now = created_at.timestamp();
     add_support(layout::RESTORE_BIN, restore_bin.to_path_buf(), now)?;
+    for (entry, path) in &roles_files {
+        add_support(entry, path.clone(), now)?;
+    }
 
     let n8n = match n8n_data {
         Some((data, entry, kind)) => {

@@ -105,3 +105,64 @@ fn failure_midway_rolls_back_everything() {
         serde_json::from_str(&fs::read_to_string(dir.join("restore-report.json")).unwrap()).unwrap();
     assert_eq!(report["outcome"], "failed_rolled_back");
 }
+
+/// Roles come along: the owner of a database and a role granted on it are created on a target
+/// that lacks them (with the same password), ownership and grants are as on the source, and a
+/// rollback removes the roles it created.
+#[test]
+fn roles_are_recreated_with_ownership_and_passwords() {
+    let t = tempfile::tempdir().unwrap();
+    let source = Cluster::start().unwrap();
+    source.psql("postgres", "CREATE ROLE app_owner LOGIN PASSWORD 'Owner-pw1'; CREATE ROLE reader NOLOGIN;").unwrap();
+    source.psql("postgres", "CREATE DATABASE shop2 OWNER app_owner").unwrap();
+    source
+        .psql("shop2", "SET ROLE app_owner; CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'a'); GRANT SELECT ON items TO reader;")
+        .unwrap();
+    let src = sample_tree(t.path());
+    let bundle = create(&config(t.path(), &src, &[("shop2", source.url("shop2"))], Some(source.bin())));
+    let dir = extract(&bundle, &t.path().join("x"));
+    let m = restorer::manifest::Manifest::from_json(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert!(m.postgres[0].role_passwords, "the superuser could read the passwords");
+
+    let target = Cluster::start().unwrap();
+    let cp = t.path().join("cp");
+    restore(&dir)
+        .args(["--yes", "--no-install", "--no-services", "--postgres-url", &target.url("postgres"), "--checkpoint-dir"])
+        .arg(&cp)
+        .arg("--root")
+        .arg(t.path().join("root"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("created app_owner"));
+    assert_eq!(
+        target
+            .psql("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop2'")
+            .unwrap()
+            .trim(),
+        "app_owner"
+    );
+    assert_eq!(
+        target.psql("shop2", "SELECT tableowner FROM pg_tables WHERE tablename = 'items'").unwrap().trim(),
+        "app_owner"
+    );
+    assert_eq!(target.psql("shop2", "SELECT has_table_privilege('reader', 'items', 'SELECT')").unwrap().trim(), "t");
+    // The password hash came along: app_owner logs in over TCP with its password.
+    let login =
+        restorer::pg::PgTarget::parse(&format!("postgresql://app_owner:Owner-pw1@127.0.0.1:{}/shop2", target.port))
+            .unwrap();
+    let mut c = login.connect().expect("app_owner logs in with its password");
+    let n: i64 = c.query_one("SELECT count(*) FROM items", &[]).unwrap().get(0);
+    assert_eq!(n, 1);
+    drop(c);
+
+    std::process::Command::new(dir.join("restore"))
+        .args(["rollback", "--postgres-url", &target.url("postgres")])
+        .arg(&cp)
+        .assert()
+        .success();
+    assert!(target
+        .psql("postgres", "SELECT rolname FROM pg_roles WHERE rolname IN ('app_owner', 'reader')")
+        .unwrap()
+        .trim()
+        .is_empty());
+}

@@ -59,6 +59,11 @@ pub enum Change {
         /// Its name.
         database: String,
     },
+    /// A role was created.
+    RoleCreated {
+        /// Its name.
+        role: String,
+    },
     /// An existing database was renamed aside.
     DatabaseRenamed {
         /// Original name.
@@ -227,6 +232,12 @@ fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
             let mut c = pg.with_database("postgres").connect()?;
             c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database)))
                 .map_err(|source| Error::Postgres { context: format!("dropping database {database}"), source })
+        }
+        Change::RoleCreated { role } => {
+            let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;
+            let mut c = pg.with_database("postgres").connect()?;
+            c.batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(role)))
+                .map_err(|source| Error::Postgres { context: format!("dropping role {role}"), source })
         }
         Change::DatabaseRenamed { from, to } => {
             let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;

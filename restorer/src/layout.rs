@@ -66,6 +66,11 @@ pub fn postgres_entry(name: &str) -> String {
     format!("databases/{name}.dump")
 }
 
+/// Entry name of a server's roles (`pg_dumpall --roles-only`).
+pub fn roles_entry(name: &str) -> String {
+    format!("databases/{name}.roles.sql")
+}
+
 /// Entry name of a SQLite copy.
 pub fn sqlite_entry(name: &str) -> String {
     format!("databases/{name}.sqlite")

@@ -89,6 +89,14 @@ pub struct PostgresDb {
     pub sha256: String,
     /// Row count of every table, read inside the snapshot the dump was made from.
     pub tables: Vec<TableCount>,
+    /// `pg_dumpall --roles-only` of this database's server (a support entry), when it could be
+    /// taken; shared by the databases of one server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_entry: Option<String>,
+    /// False when the roles were dumped without passwords (the packing user could not read
+    /// them): the restore then says which passwords must be set.
+    #[serde(default)]
+    pub role_passwords: bool,
 }
 
 /// A SQLite database copied through the online backup API.

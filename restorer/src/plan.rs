@@ -217,6 +217,8 @@ mod tests {
                 size: 1,
                 sha256: "0".repeat(64),
                 tables: vec![],
+                roles_entry: None,
+                role_passwords: false,
             }],
             sqlite: vec![],
             files: vec![

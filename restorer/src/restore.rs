@@ -283,6 +283,29 @@ fn apply_all(
         cp.sync()?;
     }
     warnings.append(&mut writer.warnings);
+    // Roles before databases, so owners and grants exist when pg_restore needs them.
+    let mut roles_done: Vec<&str> = Vec::new();
+    for d in &m.postgres {
+        let (Some(entry), Some(pg)) = (d.roles_entry.as_deref(), p.pg.as_ref()) else { continue };
+        if roles_done.contains(&entry) {
+            continue;
+        }
+        roles_done.push(entry);
+        let path = opts.bundle_dir.join(entry);
+        let sql = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+        let roles = steps::roles::parse(&sql);
+        steps.run("postgres roles", log, || {
+            let (created, grant_warnings) = steps::roles::apply(pg, cp, &roles)?;
+            warnings.extend(grant_warnings.into_iter().map(|w| format!("role membership not restored: {w}")));
+            if !d.role_passwords && !created.is_empty() {
+                warnings.push(format!(
+                    "roles created WITHOUT passwords (the bundle has none): {}; set each with ALTER ROLE name PASSWORD '...'",
+                    created.join(", ")
+                ));
+            }
+            Ok(((), if created.is_empty() { "all roles already exist".to_string() } else { format!("created {}", created.join(", ")) }))
+        })?;
+    }
     for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Postgres) {
         let db = &m.postgres[item.index];
         let pg = p.pg.as_ref().expect("planned postgres has a target");

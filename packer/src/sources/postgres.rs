@@ -108,8 +108,41 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, 
             size,
             sha256,
             tables,
+            roles_entry: None,
+            role_passwords: false,
         },
         payload,
         n8n,
     ))
+}
+
+/// `pg_dumpall --roles-only` of the server behind `src`, into the spool: with passwords when the
+/// packing user may read them, else without (the caller records which). The restore creates the
+/// roles it lacks, so ownership and grants come back.
+pub fn dump_roles(src: &PostgresSource, spool: &Path, major: u32) -> Result<(std::path::PathBuf, bool)> {
+    let what = format!("[[postgres]] {}", src.name);
+    let target = PgTarget::parse(&src.url).with_context(|| format!("{what} url"))?;
+    let tool = find_pg_tool("pg_dumpall", src.pg_bin.as_deref(), major).with_context(|| what.clone())?;
+    let out = spool.join(format!("{}.roles.sql", src.name));
+    let run = |no_passwords: bool| -> Result<std::process::Output> {
+        let mut c = Command::new(&tool);
+        c.args(["--roles-only", "--file"])
+            .arg(&out)
+            .envs(target.libpq_env())
+            .arg(format!("--database={}", target.database()));
+        if no_passwords {
+            c.arg("--no-role-passwords");
+        }
+        c.stdin(Stdio::null()).output().with_context(|| format!("{what}: running {}", tool.display()))
+    };
+    let first = run(false)?;
+    if first.status.success() {
+        return Ok((out, true));
+    }
+    // A user that may not read pg_authid: names and attributes only.
+    let second = run(true)?;
+    if second.status.success() {
+        return Ok((out, false));
+    }
+    bail!("{what}: pg_dumpall --roles-only failed: {}", String::from_utf8_lossy(&second.stderr).trim())
 }
