@@ -240,6 +240,10 @@ pub struct ServicesSection {
     /// Started by the restore in this order.
     #[serde(default)]
     pub start: Vec<String>,
+    /// Checked by the restore after starting them: "http://127.0.0.1:5678/healthz",
+    /// "tcp://127.0.0.1:5432".
+    #[serde(default)]
+    pub health: Vec<String>,
 }
 
 /// `[requirements]`.
@@ -299,6 +303,11 @@ impl Config {
             + c.sqlite.iter().filter(|s| s.profile.is_some()).count();
         if n8n > 1 {
             bail!("profile = \"n8n\" is set on {n8n} databases; a bundle describes one n8n");
+        }
+        for h in &c.services.health {
+            if !(h.starts_with("http://") || h.starts_with("https://") || h.starts_with("tcp://")) {
+                bail!("[services] health {h:?}: use http://, https:// or tcp://HOST:PORT");
+            }
         }
         c.retention.policy()?;
         if let Some(cron) = &c.schedule.cron {

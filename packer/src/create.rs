@@ -265,7 +265,7 @@ pub fn create(
         sqlite,
         files: captured.records,
         support: Vec::new(),
-        services: Services { start: cfg.services.start.clone() },
+        services: Services { start: cfg.services.start.clone(), health: cfg.services.health.clone() },
         requirements: Vec::new(),
         warnings,
         n8n,

@@ -86,6 +86,12 @@ struct RolledBack {
     rolled_back: bool,
 }
 
+/// The journal's last line once the restore finished (however it ended).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Completed {
+    completed: bool,
+}
+
 /// A checkpoint being written or read back.
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -99,6 +105,8 @@ pub struct Checkpoint {
     pub changes: Vec<Change>,
     /// True once a rollback has completed.
     pub rolled_back: bool,
+    /// True once the restore that wrote it finished; false means it was interrupted.
+    pub completed: bool,
     journal: File,
 }
 
@@ -117,6 +125,7 @@ impl Checkpoint {
             bundle: bundle.to_string(),
             changes: Vec::new(),
             rolled_back: false,
+            completed: false,
             journal,
         };
         let header = Header { root: root.to_path_buf(), bundle: bundle.to_string() };
@@ -134,9 +143,12 @@ impl Checkpoint {
         let header: Header = serde_json::from_str(first).map_err(|e| bad(i, e))?;
         let mut changes = Vec::new();
         let mut rolled_back = false;
+        let mut completed = false;
         for (i, line) in lines {
             if let Ok(r) = serde_json::from_str::<RolledBack>(line) {
                 rolled_back = r.rolled_back;
+            } else if let Ok(c) = serde_json::from_str::<Completed>(line) {
+                completed = c.completed;
             } else {
                 changes.push(serde_json::from_str(line).map_err(|e| bad(i, e))?);
             }
@@ -148,6 +160,7 @@ impl Checkpoint {
             bundle: header.bundle,
             changes,
             rolled_back,
+            completed,
             journal,
         })
     }
@@ -165,6 +178,26 @@ impl Checkpoint {
     pub fn sync(&mut self) -> Result<()> {
         let path = self.dir.join(JOURNAL);
         self.journal.sync_data().ctx("syncing", path)
+    }
+
+    /// Marks the restore as finished: a later restore will not take it for an interrupted one.
+    pub fn complete(&mut self) -> Result<()> {
+        self.completed = true;
+        self.append(&serde_json::to_string(&Completed { completed: true }).expect("serialises"), true)
+    }
+
+    /// Checkpoints under `base` whose restore was interrupted (not completed, not rolled back),
+    /// oldest first.
+    pub fn interrupted(base: &Path) -> Vec<Checkpoint> {
+        let mut dirs: Vec<PathBuf> = fs::read_dir(base)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join(JOURNAL).is_file())
+            .collect();
+        dirs.sort();
+        dirs.into_iter().filter_map(|d| Checkpoint::load(&d).ok()).filter(|c| !c.completed && !c.rolled_back).collect()
     }
 
     /// Records a change before the caller makes it.

@@ -74,6 +74,9 @@ struct RunArgs {
     /// Go on although the target holds a different n8n encryption key or an older n8n.
     #[arg(long)]
     force: bool,
+    /// How many times each [services] health check is tried, 2 s apart.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    health_tries: u32,
     /// Where to write the JSON report [default: BUNDLE_DIR/restore-report.json].
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
@@ -366,7 +369,22 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         checkpoint_dir: a.checkpoint_dir.clone(),
         pg_bin: a.pg_bin.clone(),
         force: a.force,
+        health_tries: a.health_tries,
     };
+    // A restore that was interrupted (power cut, kill) is rolled back first, so this run starts
+    // from the state the host had before it and never applies a step twice.
+    let interrupted = restore::interrupted(&opts);
+    if !interrupted.is_empty() {
+        if a.dry_run {
+            for cp in &interrupted {
+                println!("An interrupted restore left {}: it will be rolled back first.", cp.dir.display());
+            }
+        } else {
+            for line in restore::roll_back_interrupted(&opts)? {
+                eprintln!("{line}");
+            }
+        }
+    }
     eprintln!("verifying {} ...", dir.display());
     let prepared = restore::prepare(&opts, progress)?;
     let m = &prepared.manifest;

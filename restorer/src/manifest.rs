@@ -216,6 +216,9 @@ pub struct Services {
     /// Service names, started in this order.
     #[serde(default)]
     pub start: Vec<String>,
+    /// Health checks after the start: `http://...` (any 2xx/3xx) or `tcp://host:port`.
+    #[serde(default)]
+    pub health: Vec<String>,
 }
 
 impl Manifest {

@@ -54,6 +54,8 @@ pub struct Report {
     pub steps: Vec<StepResult>,
     /// Every validation check.
     pub validation: Vec<Check>,
+    /// Every health check after the services started.
+    pub health: Vec<crate::steps::system::Health>,
     /// Where what was replaced is kept.
     pub checkpoint: Option<PathBuf>,
     /// How to undo this restore.
@@ -78,6 +80,19 @@ impl Report {
             let _ = writeln!(s, "\nValidation: {passed}/{} checks passed", self.validation.len());
             for c in self.validation.iter().filter(|c| !c.ok) {
                 let _ = writeln!(s, "  FAIL {}: expected {}, found {}", c.check, c.expected, c.actual);
+            }
+        }
+        if !self.health.is_empty() {
+            let _ = writeln!(s, "\nHealth checks:");
+            for h in &self.health {
+                let _ = writeln!(
+                    s,
+                    "  {:<6} {} ({}, {} tries)",
+                    if h.ok { "ok" } else { "FAIL" },
+                    h.target,
+                    h.detail,
+                    h.attempts
+                );
             }
         }
         for w in &self.warnings {

@@ -39,6 +39,8 @@ pub struct Options {
     pub pg_bin: Option<PathBuf>,
     /// Go on despite an n8n key or version conflict on the target.
     pub force: bool,
+    /// Tries of each health check (2 s apart).
+    pub health_tries: u32,
 }
 
 /// Everything decided before anything changes.
@@ -169,22 +171,43 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
         cp_dir.display(),
         if p.pg.is_some() { " --postgres-url URL" } else { "" }
     );
+    let mut health = Vec::new();
+    // Services and health checks come after a valid restore; a service that does not start or
+    // does not answer fails the restore like any other step (and is rolled back).
+    let applied = applied.and_then(|validation| {
+        if !validation.iter().all(|c| c.ok) || !opts.services {
+            if !opts.services {
+                steps.skip("services", "--no-services");
+            }
+            return Ok(validation);
+        }
+        let svc = &p.manifest.services;
+        if !svc.start.is_empty() {
+            steps.run("services", &mut log, || {
+                for s in &svc.start {
+                    steps::system::start_service(s)?;
+                }
+                Ok(((), format!("started {}", svc.start.join(", "))))
+            })?;
+        }
+        if !svc.health.is_empty() {
+            health = steps::system::health(&svc.health, opts.health_tries, std::time::Duration::from_secs(2));
+            let bad: Vec<String> =
+                health.iter().filter(|h| !h.ok).map(|h| format!("{} ({})", h.target, h.detail)).collect();
+            let detail = format!("{}/{} answered", health.len() - bad.len(), health.len());
+            steps.run("health checks", &mut log, || {
+                if bad.is_empty() {
+                    Ok(((), detail))
+                } else {
+                    Err(Error::Other(format!("not answering after the restore: {}", bad.join(", "))))
+                }
+            })?;
+        }
+        Ok(validation)
+    });
     let (outcome, validation, error) = match applied {
         Ok(validation) => {
             let ok = validation.iter().all(|c| c.ok);
-            if ok && opts.services && !p.manifest.services.start.is_empty() {
-                let r = steps.run("services", &mut log, || {
-                    for s in &p.manifest.services.start {
-                        steps::system::start_service(s)?;
-                    }
-                    Ok(((), format!("started {}", p.manifest.services.start.join(", "))))
-                });
-                if let Err(e) = r {
-                    warnings.push(format!("services did not all start: {e}"));
-                }
-            } else if !opts.services {
-                steps.skip("services", "--no-services");
-            }
             (if ok { Outcome::Restored } else { Outcome::ValidationFailed }, validation, None)
         }
         Err(e) => {
@@ -201,11 +224,23 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
                     failures.join("; ")
                 },
             });
+            // Services that were started on the restored files run on the old ones again.
+            if opts.services && steps.list.iter().any(|s| s.step == "services") {
+                for s in &p.manifest.services.start {
+                    if let Err(e) = steps::system::start_service(s) {
+                        warnings.push(format!("after the rollback, {s} did not restart: {e}"));
+                    }
+                }
+            }
             let outcome =
                 if failures.is_empty() { Outcome::FailedRolledBack } else { Outcome::FailedRollbackIncomplete };
             (outcome, Vec::new(), Some(e.to_string()))
         }
     };
+    if outcome != Outcome::FailedRollbackIncomplete {
+        // A finished restore (restored, failed checks, or rolled back) is not resumed later.
+        cp.complete()?;
+    }
     Ok(Report {
         outcome,
         bundle_dir: opts.bundle_dir.clone(),
@@ -215,6 +250,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
         finished_at: Utc::now(),
         steps: steps.list,
         validation,
+        health,
         checkpoint: Some(cp_dir),
         undo: if outcome == Outcome::FailedRolledBack { String::new() } else { undo_hint },
         warnings,
@@ -326,6 +362,45 @@ fn apply_all(
         let detail = format!("{} checks, {failed} failed", checks.len());
         Ok((checks, detail))
     })
+}
+
+fn checkpoint_base(opts: &Options) -> PathBuf {
+    match &opts.checkpoint_dir {
+        Some(d) => d.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+        None => opts.root.join("var/lib/n8n-restore/checkpoints"),
+    }
+}
+
+/// Checkpoints of interrupted restores on this target.
+pub fn interrupted(opts: &Options) -> Vec<Checkpoint> {
+    Checkpoint::interrupted(&checkpoint_base(opts))
+}
+
+/// Rolls back every interrupted restore, oldest last-change first. Refuses to go on when one
+/// cannot be fully undone.
+pub fn roll_back_interrupted(opts: &Options) -> Result<Vec<String>> {
+    let pg = match &opts.postgres_url {
+        Some(u) => Some(PgTarget::parse(u)?),
+        None => PgTarget::parse(DEFAULT_POSTGRES_URL).ok(),
+    };
+    let mut lines = Vec::new();
+    for mut cp in interrupted(opts).into_iter().rev() {
+        let n = cp.changes.len();
+        let failures = cp.rollback(pg.as_ref());
+        if !failures.is_empty() {
+            return Err(Error::Refused(format!(
+                "an interrupted restore left {} and it could not be fully rolled back: {}. Fix that, then `restore rollback {}`",
+                cp.dir.display(),
+                failures.join("; "),
+                cp.dir.display()
+            )));
+        }
+        lines.push(format!(
+            "an interrupted restore left {}: rolled back its {n} change(s) before starting again",
+            cp.dir.display()
+        ));
+    }
+    Ok(lines)
 }
 
 /// The bundle directory to use when none is given: where this binary sits, if a manifest is
