@@ -392,13 +392,15 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         if json {
             println!(
                 "{}",
-                serde_json::json!({"plan": prepared.plan, "missing_packages": prepared.missing_packages, "verify": prepared.verify})
+                serde_json::json!({"plan": prepared.plan, "missing_packages": prepared.missing_packages, "verify": prepared.verify, "preflight": prepared.findings})
             );
         } else {
             print_plan(&prepared);
         }
-        return Ok(if prepared.plan.refusals().is_empty() { exit::OK } else { exit::REFUSED });
+        let blocked = prepared.findings.iter().any(|f| f.blocker);
+        return Ok(if prepared.plan.refusals().is_empty() && !blocked { exit::OK } else { exit::REFUSED });
     }
+    restore::check_blockers(&prepared)?;
     restore::check_refusals(&prepared.plan)?;
     if !a.yes {
         if !std::io::stdin().is_terminal() {
@@ -516,6 +518,12 @@ fn print_plan(p: &restore::Prepared) {
     }
     for w in &m.warnings {
         println!("warning (from packing): {w}");
+    }
+    if !p.findings.is_empty() {
+        println!("\nPre-flight:");
+        for f in &p.findings {
+            println!("  {} {}\n      what to do: {}", if f.blocker { "BLOCKER" } else { "warning" }, f.what, f.fix);
+        }
     }
     let refused = p.plan.refusals();
     if !refused.is_empty() {

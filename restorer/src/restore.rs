@@ -59,6 +59,8 @@ pub struct Prepared {
     pub pg_restore: Option<PathBuf>,
     /// Packages the host lacks (None: cannot tell without dpkg).
     pub missing_packages: Option<Vec<String>>,
+    /// What on this host would make the restore fail, with what to do.
+    pub findings: Vec<steps::preflight::Finding>,
 }
 
 /// Verifies the bundle (refusing on any mismatch), observes the target and builds the plan.
@@ -94,9 +96,36 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         let need = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
         (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
+    let server_major = match &pg {
+        Some(pg) => {
+            let mut c = pg.with_database("postgres").connect()?;
+            let v: String = c
+                .query_one("SHOW server_version_num", &[])
+                .map_err(|source| Error::Postgres {
+                    context: format!("asking {} its version", pg.host_port()),
+                    source,
+                })?
+                .get(0);
+            v.parse::<u32>().ok().map(|n| n / 10000)
+        }
+        None => None,
+    };
+    let (facts, needs) = steps::preflight::gather(&manifest, &opts.root, opts.services, server_major);
+    let findings = steps::preflight::assess(&facts, &needs);
     let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
     let missing_packages = steps::system::missing_packages(&manifest.requirements);
-    Ok(Prepared { manifest, verify, verify_ms, plan, pg, pg_restore, missing_packages })
+    Ok(Prepared { manifest, verify, verify_ms, plan, pg, pg_restore, missing_packages, findings })
+}
+
+/// Refuses when the pre-flight found a blocker, naming each with what to do.
+pub fn check_blockers(p: &Prepared) -> Result<()> {
+    let blockers: Vec<String> =
+        p.findings.iter().filter(|f| f.blocker).map(|f| format!("{} (what to do: {})", f.what, f.fix)).collect();
+    if blockers.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!("pre-flight: {}. Nothing was changed", blockers.join("; "))))
+    }
 }
 
 /// Refuses a plan that would overwrite data without `--overwrite`, naming each item.
@@ -143,6 +172,7 @@ impl Steps {
 /// Carries out a prepared plan. Returns the report in every case where a report can be written;
 /// `Err` only when the restore could not even start (checkpoint not creatable, refusals).
 pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Result<Report> {
+    check_blockers(p)?;
     check_refusals(&p.plan)?;
     let started_at = Utc::now();
     let stamp = started_at.format("%Y%m%d%H%M%S").to_string();

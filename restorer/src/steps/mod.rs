@@ -3,6 +3,7 @@
 pub mod files;
 pub mod n8n;
 pub mod postgres;
+pub mod preflight;
 pub mod roles;
 pub mod system;
 pub mod validate;
