@@ -16,6 +16,8 @@ if [ "$what" = test ]; then
   command -v openssl >/dev/null || need_pkgs+=(openssl)
   command -v curl >/dev/null || need_pkgs+=(curl)
   command -v node >/dev/null || need_pkgs+=(nodejs)
+  [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+  command -v scp >/dev/null || need_pkgs+=(openssh-client)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}" >&2

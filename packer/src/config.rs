@@ -42,6 +42,28 @@ pub struct Config {
     /// `[notify]`.
     #[serde(default)]
     pub notify: NotifySection,
+    /// `[ship]`.
+    #[serde(default)]
+    pub ship: ShipSection,
+}
+
+/// `[ship]`: where the daemon copies each new bundle (a backup on the disk that dies is no
+/// backup).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipSection {
+    /// `user@host:/path` destinations.
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    /// ssh port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// ssh identity file.
+    #[serde(default)]
+    pub identity: Option<PathBuf>,
+    /// Extra ssh `-o` options.
+    #[serde(default)]
+    pub ssh_options: Vec<String>,
 }
 
 /// `[retention]`: restic's keep rules, limits, and what happens when space runs out.
@@ -308,6 +330,9 @@ impl Config {
             if !(h.starts_with("http://") || h.starts_with("https://") || h.starts_with("tcp://")) {
                 bail!("[services] health {h:?}: use http://, https:// or tcp://HOST:PORT");
             }
+        }
+        for d in &c.ship.destinations {
+            crate::ship::Destination::parse(d).context("[ship] destinations")?;
         }
         c.retention.policy()?;
         if let Some(cron) = &c.schedule.cron {

@@ -14,6 +14,7 @@ pub mod pgzip;
 pub mod restorer_bin;
 pub mod retention;
 pub mod schedule;
+pub mod ship;
 pub mod sources;
 pub mod space;
 pub mod system_info;

@@ -56,6 +56,8 @@ pub enum Kind {
     StaleLockTakenOver,
     /// Bundles were deleted by retention.
     Pruned,
+    /// A bundle could not be shipped off the machine.
+    ShipFailed,
 }
 
 /// One event.

@@ -55,6 +55,7 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
                 b.created.written.size,
                 b.id
             ));
+            ship_all(cfg, &b.created.written.path);
             true
         }
         Err(e) => {
@@ -82,6 +83,53 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
         Err(e) => log(&format!("prune FAILED: {e:#}")),
     }
     ok
+}
+
+/// Ships a new bundle to every `[ship]` destination; failures are logged, recorded and notified.
+fn ship_all(cfg: &Config, bundle: &Path) {
+    let opts = crate::ship::SshOptions {
+        port: cfg.ship.port,
+        identity: cfg.ship.identity.clone(),
+        options: cfg.ship.ssh_options.clone(),
+        batch: true,
+    };
+    for dest in &cfg.ship.destinations {
+        let started = Utc::now();
+        let result = crate::ship::Destination::parse(dest).and_then(|d| crate::ship::ship(bundle, &d, &opts));
+        let detail = format!("{} -> {dest}", bundle.display());
+        match &result {
+            Ok(()) => log(&format!("shipped to {dest} (verified)")),
+            Err(e) => {
+                log(&format!("ship to {dest} FAILED: {e:#}"));
+                let mut ev =
+                    crate::notify::Event::new(crate::notify::Kind::ShipFailed, format!("bundle not shipped to {dest}"));
+                ev.bundle = Some(bundle.display().to_string());
+                ev.error = Some(format!("{e:#}"));
+                ev.what_to_do =
+                    Some("check ssh access to the destination (keys, known_hosts, disk space there)".into());
+                for f in crate::notify::send(&cfg.notify, &ev) {
+                    log(&format!("warning: notification failed: {f}"));
+                }
+            }
+        }
+        if let Ok((catalog, _)) = crate::catalog::Catalog::open(&cfg.bundle.output_dir) {
+            // For ship runs the `error` column carries the destination when it went well.
+            let ok = result.is_ok();
+            let error = match result {
+                Ok(()) => detail,
+                Err(e) => format!("{detail}: {e:#}"),
+            };
+            let run = crate::catalog::RunRow {
+                started,
+                finished: Utc::now(),
+                kind: "ship".into(),
+                ok,
+                bundle_id: None,
+                error: Some(error),
+            };
+            let _ = catalog.record_run(&run);
+        }
+    }
 }
 
 /// Verifies the newest bundle when `n` bundles were made since the last verification.

@@ -7,6 +7,7 @@ pub mod install_timer;
 pub mod list;
 pub mod manage;
 pub mod prune;
+pub mod ship;
 pub mod show;
 pub mod status;
 pub mod verify;
@@ -68,6 +69,10 @@ pub enum Command {
     /// the catalog; exits 1 and notifies on any mismatch. (Restoring into a throwaway database,
     /// `--deep`, is not built yet.)
     Verify(verify::Args),
+    /// Copy a bundle and its sidecar to another machine with scp (your ssh config, agent and
+    /// known_hosts apply; host keys are always checked), verify the copy there with
+    /// `sha256sum -c`, optionally unpack it (--extract) and run `./restore ARGS` (--restore -- ARGS).
+    Ship(ship::Args),
     /// Catalog maintenance.
     #[command(subcommand)]
     Catalog(catalog::CatalogCmd),
@@ -144,6 +149,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Keep(a) => manage::keep(a, cfg),
         Command::Delete(a) => manage::delete(a, cfg),
         Command::Verify(a) => verify::run(a, cfg),
+        Command::Ship(a) => ship::run(a, cfg),
         Command::Catalog(c) => catalog::run(c, cfg),
         Command::Status(a) => status::run(a, cfg),
         Command::Daemon(a) => daemon::run(a, cfg),

@@ -65,6 +65,10 @@ pub struct Status {
     pub missing: Vec<String>,
     /// The last verification of any bundle.
     pub last_verification: Option<RunInfo>,
+    /// The last copy shipped off the machine (`bundle` names source and destination).
+    pub last_shipped: Option<RunInfo>,
+    /// The last failed ship, when after the last good one.
+    pub last_ship_failure: Option<RunInfo>,
 }
 
 /// Gathers the status.
@@ -130,6 +134,23 @@ pub fn gather(cfg: &Config) -> Result<Status> {
             alerts.push(format!("the last verification failed ({})", v.bundle.clone().unwrap_or_default()));
         }
     }
+    let last_shipped = catalog.last_run("ship", true)?.map(|r| {
+        let (time, age) = info(r.finished);
+        RunInfo { time, age_seconds: age, bundle: r.error, error: None }
+    });
+    let last_ship_failure = catalog
+        .last_run("ship", false)?
+        .filter(|f| last_shipped.as_ref().is_none_or(|s| f.finished > s.time))
+        .map(|r| {
+            let (time, age) = info(r.finished);
+            RunInfo { time, age_seconds: age, bundle: None, error: r.error }
+        });
+    if let Some(f) = &last_ship_failure {
+        alerts.push(format!("the last ship failed: {}", f.error.clone().unwrap_or_default()));
+    }
+    if !cfg.ship.destinations.is_empty() && last_shipped.is_none() {
+        alerts.push("no bundle has been shipped off this machine yet ([ship] destinations)".into());
+    }
     let disk = crate::space::disk_of(dir);
     let total_size = present.iter().map(|r| r.size).sum();
     let max_total_size = cfg.retention.max_total_size.as_deref().map(parse_size).transpose()?;
@@ -156,6 +177,8 @@ pub fn gather(cfg: &Config) -> Result<Status> {
             .collect(),
         missing,
         last_verification,
+        last_shipped,
+        last_ship_failure,
     })
 }
 
@@ -201,6 +224,10 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         }
         if !s.pending_deletions.is_empty() {
             println!("Pending deletion:  {}", s.pending_deletions.join(", "));
+        }
+        match &s.last_shipped {
+            Some(r) => println!("Last shipped:      {} {}", ago(r), r.bundle.clone().unwrap_or_default()),
+            None => println!("Last shipped:      never (a backup on the disk that dies is no backup: see [ship])"),
         }
         match &s.last_verification {
             Some(v) => println!(

@@ -1,0 +1,92 @@
+//! `packer ship`: a bundle to another machine over ssh, verified there.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use chrono::Utc;
+
+use crate::catalog::{Catalog, RunRow};
+use crate::config::Config;
+use crate::ship::{self, Destination, SshOptions};
+
+/// `packer ship`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Catalog id, bundle file name in output_dir, or a path to a bundle file.
+    pub bundle: String,
+    /// Where: user@host:/path (the directory is created).
+    pub destination: String,
+    /// ssh port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// ssh identity file.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Extra ssh option, repeatable (e.g. --ssh-option UserKnownHostsFile=/root/.ssh/known_hosts2).
+    #[arg(long = "ssh-option", value_name = "KEY=VALUE")]
+    pub ssh_options: Vec<String>,
+    /// Unpack it there, next to the copy.
+    #[arg(long)]
+    pub extract: bool,
+    /// Then run `./restore ARGS` there (implies --extract), streaming its output; ARGS follow
+    /// `--`, e.g. `packer ship 12 root@new:/srv --restore -- --yes`.
+    #[arg(long)]
+    pub restore: bool,
+    /// Arguments for the remote `./restore` (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub restore_args: Vec<String>,
+}
+
+/// Resolves a bundle argument to a path (a file, or via the catalog).
+pub fn bundle_path(key: &str, config: &Path) -> Result<(PathBuf, Option<Config>)> {
+    let p = Path::new(key);
+    if p.is_file() {
+        return Ok((p.to_path_buf(), Config::load(config).ok()));
+    }
+    let cfg = Config::load(config)?;
+    let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
+    let row = crate::job::find(&catalog, key)?;
+    Ok((cfg.bundle.output_dir.join(row.file_name), Some(cfg)))
+}
+
+/// Runs the command.
+pub fn run(args: Args, config: &Path) -> Result<i32> {
+    let (bundle, cfg) = bundle_path(&args.bundle, config)?;
+    let dest = Destination::parse(&args.destination)?;
+    let opts = SshOptions {
+        port: args.port,
+        identity: args.identity.clone(),
+        options: args.ssh_options.clone(),
+        batch: !std::io::stdin().is_terminal(),
+    };
+    let started = Utc::now();
+    let result = ship::ship(&bundle, &dest, &opts);
+    if let Some(cfg) = &cfg {
+        if cfg.bundle.output_dir.is_dir() {
+            if let Ok((catalog, _)) = Catalog::open(&cfg.bundle.output_dir) {
+                let detail = format!("{} -> {}", bundle.display(), args.destination);
+                let error = result.as_ref().err().map(|e| format!("{detail}: {e:#}"));
+                let _ = catalog.record_run(&RunRow {
+                    started,
+                    finished: Utc::now(),
+                    kind: "ship".into(),
+                    ok: result.is_ok(),
+                    bundle_id: None,
+                    error: error.or(Some(detail)),
+                });
+            }
+        }
+    }
+    result?;
+    println!("shipped {} to {} (remote copy verified with sha256sum -c)", bundle.display(), args.destination);
+    let name = bundle.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    if args.extract || args.restore {
+        let dir = ship::extract(&dest, &opts, &name)?;
+        println!("extracted into {}:{dir}", dest.host);
+        if args.restore {
+            return ship::run_restore(&dest, &opts, &dir, &args.restore_args);
+        }
+    }
+    Ok(0)
+}

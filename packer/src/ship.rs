@@ -1,0 +1,175 @@
+//! Shipping bundles off the machine with the system's ssh and scp, so the operator's ssh config,
+//! agent and known_hosts apply. Host keys are checked as ssh checks them: nothing here turns
+//! checking off. The remote copy is verified with `sha256sum -c` against the sidecar before the
+//! ship counts as done.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// `user@host:/path`, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// `user@host` (or `host`).
+    pub host: String,
+    /// Remote directory.
+    pub path: String,
+}
+
+impl Destination {
+    /// Parses `user@host:/path`.
+    pub fn parse(s: &str) -> Result<Destination> {
+        let (host, path) = s.split_once(':').with_context(|| format!("{s:?}: expected user@host:/path"))?;
+        if host.is_empty() || path.is_empty() {
+            bail!("{s:?}: expected user@host:/path");
+        }
+        Ok(Destination { host: host.into(), path: path.into() })
+    }
+}
+
+/// How to reach the destination.
+#[derive(Debug, Clone, Default)]
+pub struct SshOptions {
+    /// Port.
+    pub port: Option<u16>,
+    /// Identity file.
+    pub identity: Option<std::path::PathBuf>,
+    /// Extra `-o KEY=VALUE` options (e.g. UserKnownHostsFile=...).
+    pub options: Vec<String>,
+    /// Never prompt (for the daemon, and whenever stdin is not a terminal).
+    pub batch: bool,
+}
+
+/// Quotes a word for the remote shell.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn common(o: &SshOptions, port_flag: &str) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(p) = o.port {
+        a.push(port_flag.to_string());
+        a.push(p.to_string());
+    }
+    if let Some(i) = &o.identity {
+        a.push("-i".into());
+        a.push(i.display().to_string());
+    }
+    if o.batch {
+        a.push("-o".into());
+        a.push("BatchMode=yes".into());
+    }
+    for opt in &o.options {
+        a.push("-o".into());
+        a.push(opt.clone());
+    }
+    a
+}
+
+fn explain(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.contains("Host key verification failed") || s.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        format!("{s} — the host key is unknown or changed: check it (ssh-keygen -F HOST, ssh HOST once by hand); checking is never turned off")
+    } else if s.contains("Permission denied") {
+        format!("{s} — the key was refused: check --identity, the agent, and authorized_keys on the destination")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Runs a command on the destination, returning its stdout.
+pub fn remote(d: &Destination, o: &SshOptions, command: &str) -> Result<String> {
+    let out = Command::new("ssh")
+        .args(common(o, "-p"))
+        .arg(&d.host)
+        .arg(command)
+        .stdin(Stdio::null())
+        .output()
+        .context("running ssh (install openssh-client)")?;
+    if !out.status.success() {
+        bail!("ssh {} failed: {}", d.host, explain(&String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Copies the bundle and its sidecar, then checks the remote copy with `sha256sum -c`.
+pub fn ship(bundle: &Path, d: &Destination, o: &SshOptions) -> Result<()> {
+    let name = bundle.file_name().and_then(|n| n.to_str()).context("bundle has no file name")?;
+    let sidecar = bundle.with_file_name(format!("{name}.sha256"));
+    if !sidecar.is_file() {
+        bail!("{} is missing: the remote copy could not be checked", sidecar.display());
+    }
+    remote(d, o, &format!("mkdir -p -- {}", sh_quote(&d.path)))?;
+    let out = Command::new("scp")
+        .arg("-p")
+        .args(common(o, "-P"))
+        .arg(bundle)
+        .arg(&sidecar)
+        .arg(format!("{}:{}/", d.host, d.path))
+        .stdin(Stdio::null())
+        .output()
+        .context("running scp (install openssh-client)")?;
+    if !out.status.success() {
+        bail!("scp to {}:{} failed: {}", d.host, d.path, explain(&String::from_utf8_lossy(&out.stderr)));
+    }
+    let check = remote(
+        d,
+        o,
+        &format!("cd -- {} && sha256sum -c -- {}", sh_quote(&d.path), sh_quote(&format!("{name}.sha256"))),
+    )
+    .with_context(|| format!("the copy on {} does not match the bundle's sha256", d.host))?;
+    if !check.contains(": OK") {
+        bail!("the copy on {} does not match: {check}", d.host);
+    }
+    Ok(())
+}
+
+/// The remote directory a shipped bundle is extracted into.
+pub fn extract_dir(d: &Destination, bundle_name: &str) -> String {
+    format!("{}/{}", d.path.trim_end_matches('/'), bundle_name.trim_end_matches(".tar.gz"))
+}
+
+/// Extracts a shipped bundle on the destination.
+pub fn extract(d: &Destination, o: &SshOptions, bundle_name: &str) -> Result<String> {
+    let dir = extract_dir(d, bundle_name);
+    remote(
+        d,
+        o,
+        &format!(
+            "mkdir -p -- {q} && tar xzf {b} -C {q}",
+            q = sh_quote(&dir),
+            b = sh_quote(&format!("{}/{bundle_name}", d.path.trim_end_matches('/')))
+        ),
+    )?;
+    Ok(dir)
+}
+
+/// Runs `./restore ARGS` in the extracted bundle on the destination, its output streamed here.
+/// Returns the remote exit code.
+pub fn run_restore(d: &Destination, o: &SshOptions, dir: &str, args: &[String]) -> Result<i32> {
+    let words: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+    let status = Command::new("ssh")
+        .args(common(o, "-p"))
+        .arg(&d.host)
+        .arg(format!("cd -- {} && ./restore {}", sh_quote(dir), words.join(" ")))
+        .status()
+        .context("running ssh")?;
+    Ok(status.code().unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_and_quoting() {
+        assert_eq!(
+            Destination::parse("root@10.0.0.2:/srv/b").unwrap(),
+            Destination { host: "root@10.0.0.2".into(), path: "/srv/b".into() }
+        );
+        assert!(Destination::parse("host-only").is_err());
+        assert!(Destination::parse("host:").is_err());
+        assert_eq!(sh_quote("it's here"), r"'it'\''s here'");
+    }
+}
