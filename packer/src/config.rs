@@ -167,6 +167,10 @@ pub struct ScheduleSection {
     /// verification (1: every bundle).
     #[serde(default)]
     pub verify_every: Option<u32>,
+    /// `"digest"` (default: every entry's sha256) or `"deep"` (restore into a throwaway
+    /// PostgreSQL and compare counts and workflow checksums; needs PostgreSQL server binaries).
+    #[serde(default)]
+    pub verify_depth: Option<String>,
 }
 
 /// `[notify]`.
@@ -337,6 +341,11 @@ impl Config {
         c.retention.policy()?;
         if let Some(cron) = &c.schedule.cron {
             crate::schedule::Cron::parse(cron).context("[schedule] cron")?;
+        }
+        if let Some(d) = &c.schedule.verify_depth {
+            if d != "digest" && d != "deep" {
+                bail!("[schedule] verify_depth = {d:?}: use \"digest\" or \"deep\"");
+            }
         }
         for (key, v) in [("[schedule] jitter", &c.schedule.jitter), ("[schedule] alert_after", &c.schedule.alert_after)]
         {

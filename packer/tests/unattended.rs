@@ -337,11 +337,20 @@ fn critical_space() {
 #[test]
 fn daemon_and_timer() {
     let t = tempfile::tempdir().unwrap();
-    let (cfg, out) =
-        setup(t.path(), "\n[schedule]\ncron = \"30 3 * * *\"\njitter = \"5m\"\n[retention]\nkeep_last = 3\n");
-    packer_cfg(&cfg).args(["daemon", "--once"]).assert().success().stderr(predicate::str::contains("backup ok"));
+    let (cfg, out) = setup(
+        t.path(),
+        "\n[schedule]\ncron = \"30 3 * * *\"\njitter = \"5m\"\nverify_every = 1\nverify_depth = \"deep\"\n[retention]\nkeep_last = 3\n",
+    );
+    packer_cfg(&cfg)
+        .args(["daemon", "--once"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("backup ok"))
+        .stderr(predicate::str::contains("verification of"));
     let listed = json(packer_cfg(&cfg).args(["list", "--json"]));
     assert_eq!(listed[0]["source"], "scheduled");
+    assert_eq!(listed[0]["verify_ok"], true, "verify_every = 1 verified the new bundle");
+    assert_eq!(listed[0]["verify_depth"], "deep");
 
     let mut child = packer_cfg(&cfg).arg("daemon").stderr(Stdio::piped()).spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());

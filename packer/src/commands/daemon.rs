@@ -143,10 +143,15 @@ fn verify_if_due(cfg: &Config, n: u32) -> Result<()> {
         return Ok(());
     }
     let path = cfg.bundle.output_dir.join(&newest.file_name);
-    let o = super::verify::verify_file(&path, Some(&newest.sha256), false, |_, _| {})?;
-    let detail =
-        if o.ok { "every digest matches".to_string() } else { format!("{} problem(s)", o.report.problems.len()) };
-    catalog.record_verification(newest.id, "digest", o.ok, &detail)?;
+    let deep = cfg.schedule.verify_depth.as_deref() == Some("deep");
+    let o = super::verify::verify_file(&path, Some(&newest.sha256), deep, |_, _| {})?;
+    let failed_deep = o.deep.iter().flatten().filter(|c| !c.ok).count();
+    let detail = if o.ok {
+        if deep { "every digest matches; restored and compared" } else { "every digest matches" }.to_string()
+    } else {
+        format!("{} problem(s), {failed_deep} failed deep check(s)", o.report.problems.len())
+    };
+    catalog.record_verification(newest.id, if deep { "deep" } else { "digest" }, o.ok, &detail)?;
     log(&format!("verification of {}: {}", newest.file_name, if o.ok { "ok" } else { "FAILED" }));
     if !o.ok {
         let mut e = crate::notify::Event::new(
