@@ -59,6 +59,16 @@ pub enum Change {
         /// Its name.
         database: String,
     },
+    /// A system user was created.
+    UserCreated {
+        /// Its name.
+        user: String,
+    },
+    /// A system group was created.
+    GroupCreated {
+        /// Its name.
+        group: String,
+    },
     /// A role was created.
     RoleCreated {
         /// Its name.
@@ -265,6 +275,10 @@ fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
             let mut c = pg.with_database("postgres").connect()?;
             c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database)))
                 .map_err(|source| Error::Postgres { context: format!("dropping database {database}"), source })
+        }
+        Change::UserCreated { user } => crate::steps::run(std::process::Command::new("userdel").arg(user)).map(|_| ()),
+        Change::GroupCreated { group } => {
+            crate::steps::run(std::process::Command::new("groupdel").arg(group)).map(|_| ())
         }
         Change::RoleCreated { role } => {
             let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;

@@ -496,6 +496,10 @@ fn print_plan(p: &restore::Prepared) {
         };
         println!("  {action:<8} {:<9} {}  [{}]", format!("{:?}", i.kind).to_lowercase(), i.target, i.state);
     }
+    let (users, groups) = restorer::steps::accounts::missing(m, &restorer::owners::Accounts::system());
+    if !users.is_empty() || !groups.is_empty() {
+        println!("\nSystem accounts to create: users [{}], groups [{}]", users.join(", "), groups.join(", "));
+    }
     if let Some(pg) = &p.pg {
         println!(
             "\nPostgreSQL target: {} (pg_restore: {})",

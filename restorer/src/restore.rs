@@ -320,6 +320,19 @@ fn apply_all(
         _ => steps.skip("prerequisites", if opts.install { "nothing required" } else { "--no-install" }),
     }
 
+    // Owners first: files come back owned by name.
+    let (users, groups) = steps::accounts::missing(m, &crate::owners::Accounts::system());
+    if !users.is_empty() || !groups.is_empty() {
+        let what = format!("users [{}], groups [{}]", users.join(", "), groups.join(", "));
+        if opts.root == Path::new("/") && steps::is_root() {
+            steps.run("system accounts", log, || {
+                steps::accounts::create(cp, &users, &groups)?;
+                Ok(((), format!("created {what}")))
+            })?;
+        } else {
+            warnings.push(format!("these owners do not exist on this host and were not created (only a restore onto / as root creates them): {what}"));
+        }
+    }
     let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
     let file_items: Vec<_> =
         p.plan.items.iter().filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink)).collect();

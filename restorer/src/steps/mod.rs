@@ -1,5 +1,6 @@
 //! The restore's steps, each the thin I/O that carries out part of a [`crate::plan::Plan`].
 
+pub mod accounts;
 pub mod files;
 pub mod n8n;
 pub mod postgres;
