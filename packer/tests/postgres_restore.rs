@@ -166,3 +166,31 @@ fn roles_are_recreated_with_ownership_and_passwords() {
         .trim()
         .is_empty());
 }
+
+/// As root with no --postgres-url, the restore reaches the local cluster through its socket as
+/// the `postgres` user, works through a temporary superuser, and leaves no trace of it; the
+/// restored objects belong to their real owners.
+#[test]
+fn local_cluster_without_url_via_temporary_superuser() {
+    let t = tempfile::tempdir().unwrap();
+    let source = Cluster::start().unwrap();
+    let (_, dir) = source_bundle(t.path(), &source);
+    let target = Cluster::start().unwrap();
+    restore(&dir)
+        .args(["--yes", "--no-install", "--no-services", "--pg-port", &target.port.to_string(), "--pg-socket"])
+        .arg(target.socket_dir())
+        .arg("--root")
+        .arg(t.path().join("root"))
+        .assert()
+        .success();
+    assert_eq!(target.psql("shop", "SELECT count(*) FROM orders").unwrap().trim(), "500");
+    assert_eq!(
+        target.psql("shop", "SELECT tableowner FROM pg_tables WHERE tablename = 'orders'").unwrap().trim(),
+        "postgres"
+    );
+    assert!(target
+        .psql("postgres", "SELECT rolname FROM pg_roles WHERE rolname LIKE 'n8n_restore_tmp_%'")
+        .unwrap()
+        .trim()
+        .is_empty());
+}

@@ -74,6 +74,13 @@ struct RunArgs {
     /// Go on although the target holds a different n8n encryption key or an older n8n.
     #[arg(long)]
     force: bool,
+    /// Without --postgres-url, as root: the local cluster's socket directory (reached as the
+    /// `postgres` user to create a temporary superuser, dropped at the end).
+    #[arg(long, value_name = "DIR", default_value = "/var/run/postgresql")]
+    pg_socket: PathBuf,
+    /// Without --postgres-url: the local cluster's port.
+    #[arg(long, value_name = "PORT", default_value_t = 5432)]
+    pg_port: u16,
     /// How many times each [services] health check is tried, 2 s apart.
     #[arg(long, value_name = "N", default_value_t = 30)]
     health_tries: u32,
@@ -359,7 +366,7 @@ fn run(cli: Cli) -> restorer::Result<i32> {
 }
 
 fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
-    let opts = Options {
+    let mut opts = Options {
         bundle_dir: dir.clone(),
         root: a.root.clone(),
         postgres_url: a.postgres_url.clone(),
@@ -370,6 +377,26 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         pg_bin: a.pg_bin.clone(),
         force: a.force,
         health_tries: a.health_tries,
+    };
+    // Fresh host, run as root, no URL given: reach the local cluster through a temporary
+    // superuser (peer authentication lets only the OS user postgres in on the socket).
+    let _temp_superuser = if opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::steps::is_root() {
+        match restorer::steps::local_pg::TempSuperuser::create(&a.pg_socket, a.pg_port) {
+            Ok(t) => {
+                opts.postgres_url = Some(t.url.clone());
+                Some(t)
+            }
+            Err(e) => {
+                eprintln!(
+                    "note: the local PostgreSQL at {}:{} could not be reached as postgres ({e})",
+                    a.pg_socket.display(),
+                    a.pg_port
+                );
+                None
+            }
+        }
+    } else {
+        None
     };
     // A restore that was interrupted (power cut, kill) is rolled back first, so this run starts
     // from the state the host had before it and never applies a step twice.
@@ -440,6 +467,15 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         Outcome::ValidationFailed => exit::VALIDATION_FAILED,
         Outcome::FailedRolledBack | Outcome::FailedRollbackIncomplete => exit::FAILED,
     })
+}
+
+/// Whether the (not yet verified) manifest names PostgreSQL databases.
+fn bundle_has_postgres(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(restorer::layout::MANIFEST))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|m| m.get("postgres").and_then(|p| p.as_array()).map(|a| !a.is_empty()))
+        .unwrap_or(false)
 }
 
 /// Writes a new file (refusing an existing one unless `force`), through a temporary name.

@@ -115,6 +115,9 @@ impl PgTarget {
         if let Some(pw) = self.config.get_password() {
             env.push(("PGPASSWORD", String::from_utf8_lossy(pw).into_owned()));
         }
+        if let Some(o) = self.config.get_options() {
+            env.push(("PGOPTIONS", o.to_string()));
+        }
         env
     }
 }

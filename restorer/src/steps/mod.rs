@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod files;
+pub mod local_pg;
 pub mod n8n;
 pub mod postgres;
 pub mod preflight;
