@@ -113,6 +113,8 @@ fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
     let mut out = cfg.requirements.packages.clone();
     if let Some(major) = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max() {
         // The restore needs a pg_restore at least as new as the dumps' server.
+        // The server to restore into and a pg_restore at least as new as the dumps' server.
+        out.push(format!("postgresql-{major}"));
         out.push(format!("postgresql-client-{major}"));
     }
     let mut seen = std::collections::HashSet::new();

@@ -381,7 +381,19 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
     // Fresh host, run as root, no URL given: reach the local cluster through a temporary
     // superuser (peer authentication lets only the OS user postgres in on the socket).
     let _temp_superuser = if opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::steps::is_root() {
-        match restorer::steps::local_pg::TempSuperuser::create(&a.pg_socket, a.pg_port) {
+        let attempt = || restorer::steps::local_pg::TempSuperuser::create(&a.pg_socket, a.pg_port);
+        // A freshly installed cluster may not be running (no systemd, policy-rc.d): start it once.
+        let created = attempt().or_else(|e| {
+            if a.dry_run {
+                return Err(e);
+            }
+            eprintln!("the local PostgreSQL does not answer ({e}); starting it");
+            restorer::steps::system::start_postgres().and_then(|_| {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                attempt()
+            })
+        });
+        match created {
             Ok(t) => {
                 opts.postgres_url = Some(t.url.clone());
                 Some(t)

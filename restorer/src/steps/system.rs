@@ -22,14 +22,59 @@ pub fn missing_packages(packages: &[String]) -> Option<Vec<String>> {
     )
 }
 
-/// Installs packages with apt-get (non-interactive).
+/// Versioned PostgreSQL packages (`postgresql-15`, `postgresql-client-15`) become the same
+/// major when `available` says the distribution has it, else the nearest newer one (pg_restore
+/// reads older dumps; never an older one). Other names pass through.
+pub fn resolve_versions(packages: &[String], available: impl Fn(&str) -> bool) -> Vec<String> {
+    packages
+        .iter()
+        .map(|p| {
+            let (prefix, major) = match p.rsplit_once('-') {
+                Some((pre, v)) if (pre == "postgresql" || pre == "postgresql-client") && v.parse::<u32>().is_ok() => {
+                    (pre, v.parse::<u32>().unwrap())
+                }
+                _ => return p.clone(),
+            };
+            (major..major + 8).map(|m| format!("{prefix}-{m}")).find(|c| available(c)).unwrap_or_else(|| p.clone())
+        })
+        .collect()
+}
+
+fn apt_has(name: &str) -> bool {
+    Command::new("apt-cache")
+        .args(["policy", name])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim().starts_with("Candidate:") && !l.contains("(none)"))
+        })
+        .unwrap_or(false)
+}
+
+/// Debian names -> Fedora/RHEL names for dnf.
+fn dnf_name(p: &str) -> String {
+    if p.starts_with("postgresql-client-") {
+        "postgresql".into()
+    } else if p.starts_with("postgresql-") && p[11..].parse::<u32>().is_ok() {
+        "postgresql-server".into()
+    } else {
+        p.into()
+    }
+}
+
+/// Installs packages with apt-get (non-interactive), or dnf as a second choice.
 pub fn install(packages: &[String]) -> Result<()> {
     if packages.is_empty() {
         return Ok(());
     }
     if super::which("apt-get").is_none() {
+        if super::which("dnf").is_some() && super::is_root() {
+            let names: Vec<String> = packages.iter().map(|p| dnf_name(p)).collect();
+            return super::run(Command::new("dnf").args(["install", "-y"]).args(&names)).map(|_| ());
+        }
         return Err(Error::Refused(format!(
-            "no apt-get on this host: install these yourself, then run again with --no-install: {}",
+            "no apt-get or dnf on this host: install these yourself, then run again with --no-install: {}",
             packages.join(" ")
         )));
     }
@@ -39,13 +84,65 @@ pub fn install(packages: &[String]) -> Result<()> {
             packages.join(" ")
         )));
     }
+    // The package lists of a fresh host are often empty or stale.
+    let _ = super::run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").arg("update"));
+    let packages = resolve_versions(packages, apt_has);
     let mut cmd = Command::new("apt-get");
-    cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(packages);
+    cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(&packages);
     super::run(&mut cmd).map(|_| ())
 }
 
-/// Starts (restarts) a service: systemctl when systemd is PID 1, else `service`.
+/// Starts the local PostgreSQL (a fresh install may leave it stopped): systemctl with systemd,
+/// else `service`.
+pub fn start_postgres() -> Result<()> {
+    let mut cmd = if Path::new("/run/systemd/system").is_dir() {
+        let mut c = Command::new("systemctl");
+        c.args(["start", "postgresql"]);
+        c
+    } else {
+        let mut c = Command::new("service");
+        c.args(["postgresql", "start"]);
+        c
+    };
+    super::run(&mut cmd).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_versions_resolve_to_same_or_newer() {
+        let have = |p: &str| {
+            ["postgresql-15", "postgresql-client-15", "postgresql-17", "postgresql-client-17", "nginx"].contains(&p)
+        };
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            resolve_versions(&v(&["postgresql-15", "postgresql-client-15", "nginx"]), have),
+            v(&["postgresql-15", "postgresql-client-15", "nginx"])
+        );
+        assert_eq!(
+            resolve_versions(&v(&["postgresql-16", "postgresql-client-16"]), have),
+            v(&["postgresql-17", "postgresql-client-17"])
+        );
+        // Never older: with nothing newer available the name stays (apt says what is missing).
+        assert_eq!(resolve_versions(&v(&["postgresql-18"]), have), v(&["postgresql-18"]));
+        assert_eq!(dnf_name("postgresql-15"), "postgresql-server");
+        assert_eq!(dnf_name("postgresql-client-15"), "postgresql");
+    }
+}
+
+/// Starts (restarts) a service: systemctl when systemd is PID 1, else `service`. A name that is
+/// a compose file (`/opt/n8n/docker-compose.yaml`) is brought up with `docker compose up -d`.
 pub fn start_service(name: &str) -> Result<()> {
+    if name.ends_with(".yaml") || name.ends_with(".yml") {
+        if super::which("docker").is_none() {
+            return Err(Error::Refused(format!(
+                "{name}: docker is not installed (add docker.io and docker-compose to [requirements])"
+            )));
+        }
+        return super::run(Command::new("docker").args(["compose", "-f", name, "up", "-d"])).map(|_| ());
+    }
     let mut cmd = if Path::new("/run/systemd/system").is_dir() {
         let mut c = Command::new("systemctl");
         c.args(["restart", name]);
