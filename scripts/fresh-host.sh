@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Throwaway "fresh Debian hosts" on this machine, without Docker: a minbase rootfs from
+# debootstrap (cached as a tarball), each host in its own network, mount, PID and UTS
+# namespaces, an overlay of the cached rootfs as its / (pivot_root: no binary of this machine is
+# visible inside), sshd inside, reachable on a veth pair at 10.200.N.2. apt inside reaches only
+# the Debian mirror, through a small forwarding proxy on 10.200.N.1:3128. No default route.
+#
+#   scripts/fresh-host.sh build                 # the cached rootfs (about a minute the first time)
+#   scripts/fresh-host.sh start NAME N          # host NAME at 10.200.N.2 (N in 1..250)
+#   scripts/fresh-host.sh ssh NAME [COMMAND]    # as root, with the key made for these hosts
+#   scripts/fresh-host.sh stop NAME
+#
+# Needs root. State lives under $FRESH_HOSTS_DIR (default /tmp/fresh-hosts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}
+STATE=${FRESH_HOSTS_DIR:-/tmp/fresh-hosts}
+TARBALL=$CACHE/rootfs-bookworm-minbase.tar
+mkdir -p "$CACHE" "$STATE"
+
+# The mirror the host's apt uses (deb822 or one-line sources), never a hard-coded host name.
+mirror() {
+  local uri
+  uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n 1 || true)
+  [ -n "$uri" ] || uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v security | head -n 1 || true)
+  [ -n "$uri" ] || { echo "no Debian mirror in this host's apt sources" >&2; exit 1; }
+  echo "${uri%/}"
+}
+
+build() {
+  [ -f "$TARBALL" ] && { echo "$TARBALL"; return; }
+  command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+  local dir
+  dir=$(mktemp -d /tmp/rootfs.XXXXXX)
+  debootstrap --variant=minbase --include=openssh-server,ca-certificates,procps,iproute2,curl,gnupg bookworm "$dir" "$(mirror)" >&2
+  # The mirror may be a snapshot whose Release files count as expired: same setting as the host.
+  echo 'Acquire::Check-Valid-Until "false";' > "$dir/etc/apt/apt.conf.d/99valid-until"
+  printf 'deb %s bookworm main\n' "$(mirror)" > "$dir/etc/apt/sources.list"
+  rm -f "$dir/etc/ssh/ssh_host_"*
+  tar -C "$dir" -cf "$TARBALL.partial" . && mv "$TARBALL.partial" "$TARBALL"
+  rm -rf "$dir"
+  echo "$TARBALL"
+}
+
+start() {
+  local name=$1 n=$2 base=$STATE/$1 lower=$STATE/rootfs
+  [ -f "$TARBALL" ] || build >/dev/null
+  if [ ! -d "$lower" ]; then mkdir -p "$lower.partial" && tar -C "$lower.partial" -xf "$TARBALL" && mv "$lower.partial" "$lower"; fi
+  [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -f "$STATE/id_ed25519"
+  mkdir -p "$base/upper" "$base/work" "$base/merged"
+  ip netns add "fh-$name"
+  ip link add "fh-$name" type veth peer name eth0 netns "fh-$name"
+  ip addr add "10.200.$n.1/24" dev "fh-$name"
+  ip link set "fh-$name" up
+  ip netns exec "fh-$name" ip addr add "10.200.$n.2/24" dev eth0
+  ip netns exec "fh-$name" ip link set eth0 up
+  ip netns exec "fh-$name" ip link set lo up
+  # apt's proxy: forwards only to the mirror's host, bound to this host's veth address.
+  python3 scripts/mirror-proxy.py "10.200.$n.1" 3128 "$(mirror)" >"$base/proxy.log" 2>&1 &
+  echo $! > "$base/proxy.pid"
+  cat > "$base/init.sh" <<INIT
+set -e
+mount -t overlay overlay -o lowerdir=$lower,upperdir=$base/upper,workdir=$base/work $base/merged
+cd $base/merged
+mount -t proc proc proc
+mount -t sysfs sysfs sys 2>/dev/null || true
+mount --rbind /dev dev
+mount -t tmpfs tmpfs dev/shm
+mount -t tmpfs tmpfs tmp
+mount -t tmpfs tmpfs run
+mkdir -p run/sshd root/.ssh oldroot
+cp $STATE/id_ed25519.pub root/.ssh/authorized_keys
+chmod 700 root/.ssh
+echo 'Acquire::http::Proxy "http://10.200.$n.1:3128";' > etc/apt/apt.conf.d/99proxy
+echo $name > etc/hostname
+hostname $name
+pivot_root . oldroot
+umount -l /oldroot
+rmdir /oldroot 2>/dev/null || true
+ssh-keygen -A >/dev/null
+exec /usr/sbin/sshd -D -e
+INIT
+  ip netns exec "fh-$name" unshare --mount --pid --uts --fork --propagation private bash "$base/init.sh" >"$base/sshd.log" 2>&1 &
+  echo $! > "$base/host.pid"
+  for _ in $(seq 1 50); do
+    # The host's key, read as it starts (this is the only moment we trust: we just made it).
+    if ssh-keyscan -T 2 -t ed25519 "10.200.$n.2" > "$base/known_hosts" 2>/dev/null && [ -s "$base/known_hosts" ]; then
+      echo "10.200.$n.2"
+      return 0
+    fi
+    sleep 0.2
+  done
+  cat "$base/sshd.log" >&2
+  echo "host $name did not come up" >&2
+  exit 1
+}
+
+host_ssh() {
+  local name=$1; shift
+  local base=$STATE/$name addr
+  addr=$(ip -o -4 addr show "fh-$name" | awk '{print $4}' | sed 's/\.1\/24/.2/')
+  ssh -i "$STATE/id_ed25519" -o UserKnownHostsFile="$base/known_hosts" -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes "root@$addr" "$@"
+}
+
+stop() {
+  local name=$1 base=$STATE/$1
+  [ -f "$base/host.pid" ] && kill "$(cat "$base/host.pid")" 2>/dev/null || true
+  [ -f "$base/proxy.pid" ] && kill "$(cat "$base/proxy.pid")" 2>/dev/null || true
+  ip netns pids "fh-$name" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  sleep 0.3
+  umount -l "$base/merged" 2>/dev/null || true
+  ip link del "fh-$name" 2>/dev/null || true
+  ip netns del "fh-$name" 2>/dev/null || true
+  rm -rf "$base"
+}
+
+case "${1:-}" in
+  build) build ;;
+  start) start "$2" "$3" ;;
+  ssh) shift; host_ssh "$@" ;;
+  stop) stop "$2" ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
+esac
