@@ -8,6 +8,8 @@
 #   scripts/fresh-host.sh build                 # the cached rootfs (about a minute the first time)
 #   scripts/fresh-host.sh start NAME N          # host NAME at 10.200.N.2 (N in 1..250)
 #   scripts/fresh-host.sh ssh NAME [COMMAND]    # as root, with the key made for these hosts
+#   scripts/fresh-host.sh put NAME FILE DEST    # copy a file in (scp)
+#   scripts/fresh-host.sh link A B K            # a veth between hosts A and B: 10.200.(200+K).1 / .2
 #   scripts/fresh-host.sh stop NAME
 #
 # Needs root. State lives under $FRESH_HOSTS_DIR (default /tmp/fresh-hosts).
@@ -98,8 +100,26 @@ INIT
 host_ssh() {
   local name=$1; shift
   local base=$STATE/$name addr
-  addr=$(ip -o -4 addr show "fh-$name" | awk '{print $4}' | sed 's/\.1\/24/.2/')
+  addr=$(addr_of "$name")
   ssh -i "$STATE/id_ed25519" -o UserKnownHostsFile="$base/known_hosts" -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes "root@$addr" "$@"
+}
+
+addr_of() { ip -o -4 addr show "fh-$1" | awk '{print $4}' | sed 's/\.1\/24/.2/'; }
+
+put() {
+  local name=$1 base=$STATE/$1
+  scp -q -i "$STATE/id_ed25519" -o UserKnownHostsFile="$base/known_hosts" -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes "$2" "root@$(addr_of "$name"):$3"
+}
+
+link() {
+  local a=$1 b=$2 k=$((200 + $3))
+  ip link add "fl-$a-$b" type veth peer name "fl-$b-$a"
+  ip link set "fl-$a-$b" netns "fh-$a"
+  ip link set "fl-$b-$a" netns "fh-$b"
+  ip netns exec "fh-$a" ip addr add "10.200.$k.1/24" dev "fl-$a-$b"
+  ip netns exec "fh-$b" ip addr add "10.200.$k.2/24" dev "fl-$b-$a"
+  ip netns exec "fh-$a" ip link set "fl-$a-$b" up
+  ip netns exec "fh-$b" ip link set "fl-$b-$a" up
 }
 
 stop() {
@@ -118,6 +138,8 @@ case "${1:-}" in
   build) build ;;
   start) start "$2" "$3" ;;
   ssh) shift; host_ssh "$@" ;;
+  put) put "$2" "$3" "$4" ;;
+  link) link "$2" "$3" "$4" ;;
   stop) stop "$2" ;;
   *) sed -n '2,14p' "$0"; exit 2 ;;
 esac

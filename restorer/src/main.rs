@@ -377,10 +377,46 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         pg_bin: a.pg_bin.clone(),
         force: a.force,
         health_tries: a.health_tries,
+        installed_defaults: Default::default(),
     };
+    // A bare host has no PostgreSQL to reach yet: verify the bundle, then install what it needs
+    // before the plan can look at the server (the full prerequisites step then finds nothing).
+    let local_pg = opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::steps::is_root();
+    if local_pg && !a.dry_run && !a.no_install && opts.root == Path::new("/") {
+        let (m, report) = verify::verify_dir(&dir, progress)?;
+        let m = match m {
+            Some(m) if report.ok() => m,
+            _ => return Err(report.into_error()),
+        };
+        if let Some(missing) = restorer::steps::system::missing_packages(&m.requirements).filter(|v| !v.is_empty()) {
+            if !a.yes {
+                confirm(&format!(
+                    "Packages must be installed first: {}. Type RESTORE to install them and continue: ",
+                    missing.join(" ")
+                ))?;
+            }
+            let targets: Vec<PathBuf> = m
+                .files
+                .iter()
+                .map(|f| f.path.clone())
+                .chain(m.sqlite.iter().map(|s| s.path.clone()))
+                .filter_map(|p| restorer::layout::target_path(&opts.root, &p).ok())
+                .collect();
+            let before: Vec<bool> = targets.iter().map(|t| t.symlink_metadata().is_ok()).collect();
+            eprintln!("installing prerequisites: {}", missing.join(" "));
+            restorer::steps::system::install(&missing)?;
+            // What the packages just put at our targets is theirs, not the operator's data.
+            opts.installed_defaults = targets
+                .into_iter()
+                .zip(before)
+                .filter(|(t, was)| !was && t.symlink_metadata().is_ok())
+                .map(|(t, _)| t)
+                .collect();
+        }
+    }
     // Fresh host, run as root, no URL given: reach the local cluster through a temporary
     // superuser (peer authentication lets only the OS user postgres in on the socket).
-    let _temp_superuser = if opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::steps::is_root() {
+    let _temp_superuser = if local_pg {
         let attempt = || restorer::steps::local_pg::TempSuperuser::create(&a.pg_socket, a.pg_port);
         // A freshly installed cluster may not be running (no systemd, policy-rc.d): start it once.
         let created = attempt().or_else(|e| {
@@ -442,24 +478,15 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
     restore::check_blockers(&prepared)?;
     restore::check_refusals(&prepared.plan)?;
     if !a.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(Error::Refused(
-                "stdin is not a terminal and --yes was not given: refusing to restore without confirmation".into(),
-            ));
+        if std::io::stdin().is_terminal() {
+            print_plan(&prepared);
         }
-        print_plan(&prepared);
-        eprint!(
+        confirm(&format!(
             "\nThis restores the bundle of {} ({}) onto {}. Type RESTORE to continue: ",
             m.source_host.hostname,
             m.created_at,
             a.root.display()
-        );
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::io("reading", "stdin", e))?;
-        if line.trim() != "RESTORE" {
-            return Err(Error::Refused("not confirmed (you did not type RESTORE); nothing was changed".into()));
-        }
+        ))?;
     }
     let report = restore::execute(&prepared, &opts, |s| eprintln!("{s}"))?;
     let report_path = a.report.unwrap_or_else(|| dir.join("restore-report.json"));
@@ -479,6 +506,23 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         Outcome::ValidationFailed => exit::VALIDATION_FAILED,
         Outcome::FailedRolledBack | Outcome::FailedRollbackIncomplete => exit::FAILED,
     })
+}
+
+/// Asks the operator to type RESTORE; refuses without a terminal.
+fn confirm(prompt: &str) -> restorer::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Refused(
+            "stdin is not a terminal and --yes was not given: refusing to go on without confirmation".into(),
+        ));
+    }
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| Error::io("reading", "stdin", e))?;
+    if line.trim() != "RESTORE" {
+        return Err(Error::Refused("not confirmed (you did not type RESTORE); nothing was changed".into()));
+    }
+    Ok(())
 }
 
 /// Whether the (not yet verified) manifest names PostgreSQL databases.

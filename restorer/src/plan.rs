@@ -94,6 +94,10 @@ pub struct Observed {
     pub sqlite: Vec<PathState>,
     /// One per `manifest.postgres`.
     pub postgres: Vec<DbState>,
+    /// Targets that appeared while this restore installed its prerequisites (a package's
+    /// default config): replaced (and kept in the checkpoint) without `--overwrite`, since they
+    /// were never the operator's data.
+    pub installed_defaults: std::collections::HashSet<std::path::PathBuf>,
 }
 
 /// The whole plan.
@@ -117,12 +121,12 @@ impl Plan {
     }
 }
 
-fn path_action(state: &PathState, kind: ItemKind, opts: &PlanOptions) -> Action {
-    match (state, kind) {
-        (PathState::Absent, _) => Action::Create,
-        (PathState::Identical, _) => Action::Keep,
-        (PathState::Differs, _) if opts.overwrite => Action::Replace,
-        (PathState::Differs, _) => Action::Refuse,
+fn path_action(state: &PathState, installed_default: bool, opts: &PlanOptions) -> Action {
+    match state {
+        PathState::Absent => Action::Create,
+        PathState::Identical => Action::Keep,
+        PathState::Differs if opts.overwrite || installed_default => Action::Replace,
+        PathState::Differs => Action::Refuse,
     }
 }
 
@@ -149,7 +153,11 @@ pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanO
             index: i,
             target: layout::target_path(root, &f.path)?.display().to_string(),
             state: format!("{state:?}").to_lowercase(),
-            action: path_action(&state, kind, opts),
+            action: path_action(
+                &state,
+                observed.installed_defaults.contains(&layout::target_path(root, &f.path)?),
+                opts,
+            ),
         });
     }
     for (i, s) in manifest.sqlite.iter().enumerate() {
@@ -159,7 +167,11 @@ pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanO
             index: i,
             target: layout::target_path(root, &s.path)?.display().to_string(),
             state: format!("{state:?}").to_lowercase(),
-            action: path_action(&state, ItemKind::Sqlite, opts),
+            action: path_action(
+                &state,
+                observed.installed_defaults.contains(&layout::target_path(root, &s.path)?),
+                opts,
+            ),
         });
     }
     for (i, d) in manifest.postgres.iter().enumerate() {
@@ -248,6 +260,17 @@ mod tests {
 
     /// Existing different data is refused without --overwrite and replaced with it; identical
     /// data is kept; an existing database is always renamed aside, and refused if it holds data.
+    /// A package default that appeared during this restore's install is replaced without
+    /// --overwrite.
+    #[test]
+    fn installed_defaults_are_replaced() {
+        let mut obs = Observed { files: vec![PathState::Differs; 3], ..Default::default() };
+        obs.installed_defaults.insert("/etc/app/b.conf".into());
+        let p = build(&manifest(), Path::new("/"), &obs, &PlanOptions::default()).unwrap();
+        assert_eq!(p.items[1].action, Action::Replace);
+        assert_eq!(p.items[2].action, Action::Refuse, "the link was there before");
+    }
+
     #[test]
     fn decisions_table() {
         let cases = [
@@ -257,7 +280,12 @@ mod tests {
             (PathState::Differs, DbState::HasData, true, Action::Replace, Action::Replace),
         ];
         for (ps, ds, overwrite, file_action, db_action) in cases {
-            let obs = Observed { files: vec![ps.clone(); 3], sqlite: vec![], postgres: vec![ds.clone()] };
+            let obs = Observed {
+                files: vec![ps.clone(); 3],
+                sqlite: vec![],
+                postgres: vec![ds.clone()],
+                ..Default::default()
+            };
             let p = build(&manifest(), Path::new("/"), &obs, &PlanOptions { overwrite }).unwrap();
             assert_eq!(p.items[1].action, file_action, "{ps:?} overwrite={overwrite}");
             assert_eq!(p.items[3].action, db_action, "{ds:?} overwrite={overwrite}");

@@ -41,6 +41,8 @@ pub struct Options {
     pub force: bool,
     /// Tries of each health check (2 s apart).
     pub health_tries: u32,
+    /// Targets that appeared while the prerequisites were installed (package defaults).
+    pub installed_defaults: std::collections::HashSet<PathBuf>,
 }
 
 /// Everything decided before anything changes.
@@ -82,6 +84,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         files: steps::files::observe_files(&manifest, &opts.root)?,
         sqlite: steps::files::observe_sqlite(&manifest, &opts.root)?,
         postgres: Vec::new(),
+        installed_defaults: opts.installed_defaults.clone(),
     };
     let (pg, pg_restore) = if manifest.postgres.is_empty() {
         (None, None)

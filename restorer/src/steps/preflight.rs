@@ -90,9 +90,9 @@ pub fn assess(f: &HostFacts, n: &Needs) -> Vec<Finding> {
     for s in &n.services {
         let (ports, owners) = ports_of(s);
         for p in ports {
-            if let Some((_, holder)) =
-                f.listeners.iter().find(|(lp, holder)| lp == p && !owners.contains(&holder.as_str()))
-            {
+            // The holder reads "comm (pid N)" when it could be told.
+            let other = |holder: &str| !owners.contains(&holder.split(" (pid").next().unwrap_or(holder));
+            if let Some((_, holder)) = f.listeners.iter().find(|(lp, holder)| lp == p && other(holder)) {
                 out.push(Finding {
                     blocker: true,
                     what: format!("port {p} is held by {holder}: {s} cannot start"),
@@ -213,7 +213,13 @@ mod tests {
                 HostFacts { listeners: vec![(80, "apache2 (pid 7)".into())], ..ok_host() },
                 vec!["port 80 is held by apache2"],
             ),
-            (HostFacts { listeners: vec![(80, "nginx".into()), (5432, "postgres".into())], ..ok_host() }, vec![]),
+            (
+                HostFacts {
+                    listeners: vec![(80, "nginx (pid 3)".into()), (5432, "postgres (pid 9)".into())],
+                    ..ok_host()
+                },
+                vec![],
+            ),
             (HostFacts { server_major: Some(13), ..ok_host() }, vec!["server is 13"]),
             (HostFacts { server_major: Some(16), ..ok_host() }, vec![]),
         ];
