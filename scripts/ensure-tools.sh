@@ -18,6 +18,8 @@ if [ "$what" = test ]; then
   command -v node >/dev/null || need_pkgs+=(nodejs)
   [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
   command -v scp >/dev/null || need_pkgs+=(openssh-client)
+  command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+  command -v ip >/dev/null || need_pkgs+=(iproute2)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}" >&2

@@ -11,6 +11,8 @@ export PACKER_RESTORER="$PWD/target/x86_64-unknown-linux-musl/release/restore"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
+# Bare metal on throwaway fresh Debian hosts (namespaces, debootstrap rootfs cached).
+scripts/test-e2e.sh
 # The end-to-end test against a real n8n runs when n8n is already installed in the cache
 # (scripts/install-n8n.sh, ~3-10 min the first time); see README.
 if [ -x "${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}/n8n-2.8.4/node_modules/.bin/n8n" ] || [ -n "${N8N_E2E:-}" ]; then
