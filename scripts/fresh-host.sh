@@ -5,8 +5,9 @@
 # visible inside), sshd inside, reachable on a veth pair at 10.200.N.2. apt inside reaches only
 # the Debian mirror, through a small forwarding proxy on 10.200.N.1:3128. No default route.
 #
-#   scripts/fresh-host.sh build                 # the cached rootfs (about a minute the first time)
-#   scripts/fresh-host.sh start NAME N          # host NAME at 10.200.N.2 (N in 1..250)
+#   scripts/fresh-host.sh build [systemd]       # the cached rootfs (about a minute the first time)
+#   scripts/fresh-host.sh start NAME N [systemd] # host NAME at 10.200.N.2 (N in 1..199); with
+#                                               # "systemd", real systemd runs as its PID 1
 #   scripts/fresh-host.sh ssh NAME [COMMAND]    # as root, with the key made for these hosts
 #   scripts/fresh-host.sh put NAME FILE DEST    # copy a file in (scp)
 #   scripts/fresh-host.sh link A B K            # a veth between hosts A and B: 10.200.(200+K).1 / .2
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}
 STATE=${FRESH_HOSTS_DIR:-/tmp/fresh-hosts}
-TARBALL=$CACHE/rootfs-bookworm-minbase.tar
+tarball() { echo "$CACHE/rootfs-bookworm-minbase${1:+-$1}.tar"; }
 mkdir -p "$CACHE" "$STATE"
 
 # The mirror the host's apt uses (deb822 or one-line sources), never a hard-coded host name.
@@ -30,11 +31,14 @@ mirror() {
 }
 
 build() {
+  local flavour=${1:-} TARBALL extra=""
+  TARBALL=$(tarball "$flavour")
+  [ "$flavour" = systemd ] && extra=",systemd,systemd-sysv,dbus"
   [ -f "$TARBALL" ] && { echo "$TARBALL"; return; }
   command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
   local dir
   dir=$(mktemp -d /tmp/rootfs.XXXXXX)
-  debootstrap --variant=minbase --include=openssh-server,ca-certificates,procps,iproute2,curl,gnupg bookworm "$dir" "$(mirror)" >&2
+  debootstrap --variant=minbase --include=openssh-server,ca-certificates,procps,iproute2,curl,gnupg$extra bookworm "$dir" "$(mirror)" >&2
   # The mirror may be a snapshot whose Release files count as expired: same setting as the host.
   echo 'Acquire::Check-Valid-Until "false";' > "$dir/etc/apt/apt.conf.d/99valid-until"
   printf 'deb %s bookworm main\n' "$(mirror)" > "$dir/etc/apt/sources.list"
@@ -45,8 +49,9 @@ build() {
 }
 
 start() {
-  local name=$1 n=$2 base=$STATE/$1 lower=$STATE/rootfs
-  [ -f "$TARBALL" ] || build >/dev/null
+  local name=$1 n=$2 flavour=${3:-} base=$STATE/$1 lower TARBALL
+  lower=$STATE/rootfs${flavour:+-$flavour}
+  TARBALL=$(build "$flavour")
   if [ ! -d "$lower" ]; then mkdir -p "$lower.partial" && tar -C "$lower.partial" -xf "$TARBALL" && mv "$lower.partial" "$lower"; fi
   [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -f "$STATE/id_ed25519"
   mkdir -p "$base/upper" "$base/work" "$base/merged"
@@ -76,15 +81,31 @@ chmod 700 root/.ssh
 echo 'Acquire::http::Proxy "http://10.200.$n.1:3128";' > etc/apt/apt.conf.d/99proxy
 echo $name > etc/hostname
 hostname $name
+INIT
+  if [ "$flavour" = systemd ]; then
+    # systemd as PID 1 of the PID namespace: its own cgroup tree (named v1 hierarchy on this
+    # machine's cgroup v1), host keys made before boot for ssh.service.
+    cat >> "$base/init.sh" <<INIT
+mount -t tmpfs tmpfs sys/fs/cgroup
+mkdir -p sys/fs/cgroup/systemd
+mount -t cgroup -o none,name=systemd cgroup sys/fs/cgroup/systemd
+mkdir -p etc/ssh && ssh-keygen -A -f . >/dev/null
+pivot_root . oldroot
+umount -l /oldroot
+exec env container=other /lib/systemd/systemd --system
+INIT
+  else
+    cat >> "$base/init.sh" <<INIT
 pivot_root . oldroot
 umount -l /oldroot
 rmdir /oldroot 2>/dev/null || true
 ssh-keygen -A >/dev/null
 exec /usr/sbin/sshd -D -e
 INIT
-  ip netns exec "fh-$name" unshare --mount --pid --uts --fork --propagation private bash "$base/init.sh" >"$base/sshd.log" 2>&1 &
+  fi
+  ip netns exec "fh-$name" unshare --mount --pid --uts --cgroup --fork --propagation private bash "$base/init.sh" >"$base/sshd.log" 2>&1 &
   echo $! > "$base/host.pid"
-  for _ in $(seq 1 50); do
+  for _ in $(seq 1 100); do
     # The host's key, read as it starts (this is the only moment we trust: we just made it).
     if ssh-keyscan -T 2 -t ed25519 "10.200.$n.2" > "$base/known_hosts" 2>/dev/null && [ -s "$base/known_hosts" ]; then
       echo "10.200.$n.2"
@@ -135,8 +156,8 @@ stop() {
 }
 
 case "${1:-}" in
-  build) build ;;
-  start) start "$2" "$3" ;;
+  build) build "${2:-}" ;;
+  start) start "$2" "$3" "${4:-}" ;;
   ssh) shift; host_ssh "$@" ;;
   put) put "$2" "$3" "$4" ;;
   link) link "$2" "$3" "$4" ;;

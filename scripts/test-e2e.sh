@@ -2,7 +2,7 @@
 # Bare-metal end to end on throwaway fresh Debian hosts (scripts/fresh-host.sh):
 #   src: PostgreSQL with an owner role and data, nginx with a TLS site, config files, data owned
 #        by a system user -> packer create -> packer ship to dst over ssh on a veth, extracted
-#   dst: a bare Debian -> ./restore --yes (installs PostgreSQL and nginx, creates the user,
+#   dst (no systemd) and dst3 (systemd as PID 1): a bare Debian -> ./restore --yes (installs PostgreSQL and nginx, creates the user,
 #        restores roles, database, files, starts services, health checks)
 #   then from outside: same table content, nginx serves the same certificate, same files, green
 #   report; and on a second fresh host a restore whose health check fails is rolled back.
@@ -13,7 +13,7 @@ FH=scripts/fresh-host.sh
 scripts/build-release.sh >/dev/null
 work=$(mktemp -d /tmp/e2e-host.XXXXXX)
 cleanup() {
-  [ -n "${KEEP:-}" ] || for h in src dst dst2; do $FH stop "$h" >/dev/null 2>&1 || true; done
+  [ -n "${KEEP:-}" ] || for h in src dst dst2 dst3; do $FH stop "$h" >/dev/null 2>&1 || true; done
   [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -21,12 +21,15 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 say() { echo "== $*" >&2; }
 
 $FH build >/dev/null
+$FH build systemd >/dev/null
 say "starting hosts"
 $FH start src 11 >/dev/null
 $FH start dst 12 >/dev/null
 $FH start dst2 13 >/dev/null
+$FH start dst3 14 systemd >/dev/null
 $FH link src dst 1
 $FH link src dst2 2
+$FH link src dst3 3
 
 say "src: PostgreSQL, nginx with TLS, files"
 $FH ssh src 'export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql nginx openssl >/dev/null 2>&1'
@@ -86,26 +89,32 @@ say "src: packer create, packer ship"
 good=$($FH ssh src 'packer --config /root/good.toml create -q' | tail -n 1)
 sleep 1
 bad=$($FH ssh src 'packer --config /root/bad.toml create -q' | tail -n 1)
-$FH ssh src "ssh-keyscan -t ed25519 10.200.201.2 10.200.202.2 > /root/.ssh/known_hosts 2>/dev/null"
+$FH ssh src "ssh-keyscan -t ed25519 10.200.201.2 10.200.202.2 10.200.203.2 > /root/.ssh/known_hosts 2>/dev/null"
 $FH ssh src "packer --config /root/good.toml ship $good root@10.200.201.2:/srv/bundles --identity /root/.ssh/id_ed25519 --extract" >&2
+$FH ssh src "packer --config /root/good.toml ship $good root@10.200.203.2:/srv/bundles --identity /root/.ssh/id_ed25519 --extract" >&2
 $FH ssh src "packer --config /root/bad.toml ship $bad root@10.200.202.2:/srv/bundles --identity /root/.ssh/id_ed25519 --extract" >&2
 stem=$(basename "$good" .tar.gz)
 badstem=$(basename "$bad" .tar.gz)
 
-say "dst: ./restore --yes on a bare Debian"
-$FH ssh dst "cd /srv/bundles/$stem && ./restore --yes" >&2 || fail "restore on dst"
-q='SELECT count(*) || md5(string_agg(w::text, $$|$$ ORDER BY id)) FROM workflow_entity w'
-a=$($FH ssh src "runuser -u postgres -- psql -Atd n8n -c '$q'")
-b=$($FH ssh dst "runuser -u postgres -- psql -Atd n8n -c '$q'")
-[ -n "$a" ] && [ "$a" = "$b" ] || fail "table content differs: [$a] vs [$b]"
-[ "$($FH ssh dst "runuser -u postgres -- psql -Atd n8n -c 'SELECT last_value FROM s'")" = 77 ] || fail "sequence"
-[ "$($FH ssh dst "runuser -u postgres -- psql -Atc \"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'n8n'\"")" = n8n ] || fail "owner role"
 fp() { echo | openssl s_client -connect "$1:443" 2>/dev/null | openssl x509 -noout -fingerprint -sha256; }
-src_fp=$(fp 10.200.11.2); dst_fp=$(fp 10.200.12.2)
-[ -n "$src_fp" ] && [ "$src_fp" = "$dst_fp" ] || fail "certificate served: [$src_fp] vs [$dst_fp]"
+q='SELECT count(*) || md5(string_agg(w::text, $$|$$ ORDER BY id)) FROM workflow_entity w'
 sums='cd / && sha256sum etc/ssl/private/site.key etc/ssl/certs/site.pem etc/nginx/sites-available/default srv/data/index.html "srv/data/sub/file ☀.txt" && stat -c "%n %a %U" etc/ssl/private/site.key "srv/data/sub/file ☀.txt"'
-[ "$($FH ssh src "$sums")" = "$($FH ssh dst "$sums")" ] || fail "files differ"
-$FH ssh dst "grep -q '\"outcome\": \"restored\"' /srv/bundles/$stem/restore-report.json" || fail "report not green"
+check_host() { # name n
+  local h=$1 n=$2
+  say "$h: ./restore --yes on a bare Debian (PID 1: $($FH ssh "$h" 'cat /proc/1/comm'))"
+  $FH ssh "$h" "cd /srv/bundles/$stem && ./restore --yes" >&2 || fail "restore on $h"
+  a=$($FH ssh src "runuser -u postgres -- psql -Atd n8n -c '$q'")
+  b=$($FH ssh "$h" "runuser -u postgres -- psql -Atd n8n -c '$q'")
+  [ -n "$a" ] && [ "$a" = "$b" ] || fail "$h: table content differs: [$a] vs [$b]"
+  [ "$($FH ssh "$h" "runuser -u postgres -- psql -Atd n8n -c 'SELECT last_value FROM s'")" = 77 ] || fail "$h: sequence"
+  [ "$($FH ssh "$h" "runuser -u postgres -- psql -Atc \"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'n8n'\"")" = n8n ] || fail "$h: owner role"
+  src_fp=$(fp 10.200.11.2); dst_fp=$(fp "10.200.$n.2")
+  [ -n "$src_fp" ] && [ "$src_fp" = "$dst_fp" ] || fail "$h: certificate served: [$src_fp] vs [$dst_fp]"
+  [ "$($FH ssh src "$sums")" = "$($FH ssh "$h" "$sums")" ] || fail "$h: files differ"
+  $FH ssh "$h" "grep -q '\"outcome\": \"restored\"' /srv/bundles/$stem/restore-report.json" || fail "$h: report not green"
+}
+check_host dst 12
+check_host dst3 14
 
 say "dst2: a failing health check rolls everything back"
 # This host already runs PostgreSQL and nginx (packages are not part of a rollback), so "as it

@@ -117,6 +117,11 @@ fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
         out.push(format!("postgresql-{major}"));
         out.push(format!("postgresql-client-{major}"));
     }
+    if cfg.services.start.iter().any(|s| s.ends_with(".yaml") || s.ends_with(".yml")) {
+        // A compose file among the services: the new host needs docker and compose.
+        out.push("docker.io".into());
+        out.push("docker-compose".into());
+    }
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
     out

@@ -141,7 +141,10 @@ pub fn start_service(name: &str) -> Result<()> {
                 "{name}: docker is not installed (add docker.io and docker-compose to [requirements])"
             )));
         }
-        return super::run(Command::new("docker").args(["compose", "-f", name, "up", "-d"])).map(|_| ());
+        // `docker compose` (v2 plugin), else Debian's `docker-compose` (v1).
+        return super::run(Command::new("docker").args(["compose", "-f", name, "up", "-d"]))
+            .or_else(|_| super::run(Command::new("docker-compose").args(["-f", name, "up", "-d"])))
+            .map(|_| ());
     }
     let mut cmd = if Path::new("/run/systemd/system").is_dir() {
         let mut c = Command::new("systemctl");
