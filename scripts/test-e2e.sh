@@ -35,6 +35,7 @@ say "src: PostgreSQL, nginx with TLS, files"
 $FH ssh src 'export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql nginx openssl >/dev/null 2>&1'
 $FH ssh src bash -s <<'SRC'
 set -e
+cd /tmp
 pg_ctlcluster 15 main start 2>/dev/null || true
 runuser -u postgres -- psql -q -c "ALTER USER postgres PASSWORD 'pgpw'" -c "CREATE ROLE n8n LOGIN PASSWORD 'n8n-pw'"
 runuser -u postgres -- psql -q -c "CREATE DATABASE n8n OWNER n8n"

@@ -215,53 +215,20 @@ fn n8n_on_postgres_inventory_verify_restore() {
     fs::create_dir_all(env2.parent().unwrap()).unwrap();
     fs::write(&env2, "N8N_ENCRYPTION_KEY=some-other-key\n").unwrap();
     let other = Cluster::start().unwrap();
-    restore(&dir)
-        .args([
-            "--yes",
-            "--overwrite",
-            "--no-install",
-            "--no-services",
-            "--postgres-url",
-            &other.url("postgres"),
-            "--root",
-        ])
-        .arg(&root2)
-        .assert()
-        .code(exit::REFUSED)
-        .stderr(predicate::str::contains("fingerprint"));
+    let restore_root2 = |extra: &[&str]| {
+        let mut c = restore(&dir);
+        c.args(["--yes", "--overwrite", "--no-install", "--no-services", "--postgres-url", &other.url("postgres")]);
+        c.args(extra).arg("--root").arg(&root2);
+        c
+    };
+    restore_root2(&[]).assert().code(exit::REFUSED).stderr(predicate::str::contains("fingerprint"));
     assert_eq!(fs::read_to_string(&env2).unwrap(), "N8N_ENCRYPTION_KEY=some-other-key\n");
     // An older n8n in the target's compose file is refused too.
     let compose2 = env2.with_file_name("docker-compose.yaml");
     fs::write(&env2, format!("N8N_ENCRYPTION_KEY={KEY}\n")).unwrap();
     fs::write(&compose2, "services:\n  n8n:\n    image: docker.n8n.io/n8nio/n8n:1.100.0\n").unwrap();
-    restore(&dir)
-        .args([
-            "--yes",
-            "--overwrite",
-            "--no-install",
-            "--no-services",
-            "--postgres-url",
-            &other.url("postgres"),
-            "--root",
-        ])
-        .arg(&root2)
-        .assert()
-        .code(exit::REFUSED)
-        .stderr(predicate::str::contains("older"));
-    restore(&dir)
-        .args([
-            "--yes",
-            "--overwrite",
-            "--force",
-            "--no-install",
-            "--no-services",
-            "--postgres-url",
-            &other.url("postgres"),
-            "--root",
-        ])
-        .arg(&root2)
-        .assert()
-        .success();
+    restore_root2(&[]).assert().code(exit::REFUSED).stderr(predicate::str::contains("older"));
+    restore_root2(&["--force"]).assert().success();
 }
 
 /// A key that does not decrypt the credentials fails the backup with a clear error and leaves
