@@ -259,7 +259,10 @@ fn run(cli: Cli) -> restorer::Result<i32> {
             } else {
                 println!(
                     "Bundle {} from {} ({}), created {}",
-                    m.bundle_name, m.source_host.hostname, m.source_host.os, m.created_at
+                    m.bundle_name,
+                    m.source_host.hostname,
+                    m.source_host.os,
+                    m.created_at.format("%Y-%m-%d %H:%M:%S UTC")
                 );
                 for d in &m.postgres {
                     println!(
@@ -484,7 +487,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         confirm(&format!(
             "\nThis restores the bundle of {} ({}) onto {}. Type RESTORE to continue: ",
             m.source_host.hostname,
-            m.created_at,
+            m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
             a.root.display()
         ))?;
     }
@@ -574,7 +577,10 @@ fn print_plan(p: &restore::Prepared) {
     let m = &p.manifest;
     println!(
         "Bundle: {} from {} ({}), created {}",
-        m.bundle_name, m.source_host.hostname, m.source_host.os, m.created_at
+        m.bundle_name,
+        m.source_host.hostname,
+        m.source_host.os,
+        m.created_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
     println!("Verified: {} entries, {} bytes, every digest matches", p.verify.entries_checked, p.verify.bytes_checked);
     println!("Restore root: {}", p.plan.root.display());
