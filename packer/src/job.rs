@@ -20,7 +20,8 @@ use crate::{space, units};
 /// Logs a line (stderr, unless quiet) and keeps it for the caller.
 pub type Log<'a> = &'a mut dyn FnMut(&str);
 
-fn notify_and_log(cfg: &Config, event: &Event, log: Log<'_>) {
+/// Sends an event; failed notifications become warnings in the log, never errors.
+pub fn notify_and_log(cfg: &Config, event: &Event, log: Log<'_>) {
     for f in notify::send(&cfg.notify, event) {
         log(&format!("warning: notification failed: {f}"));
     }
@@ -311,6 +312,30 @@ pub fn prune(
         })?;
     }
     Ok(lines)
+}
+
+/// Records a ship run in the catalog of `cfg` (when its output directory exists). For ship runs
+/// the `error` column carries "bundle -> destination", followed by the error when it failed.
+pub fn record_ship(cfg: &Config, started: DateTime<Utc>, bundle: &Path, dest: &str, result: &Result<()>) {
+    if !cfg.bundle.output_dir.is_dir() {
+        return;
+    }
+    if let Ok((catalog, _)) = Catalog::open(&cfg.bundle.output_dir) {
+        let detail = format!("{} -> {dest}", bundle.display());
+        let text = match result {
+            Ok(()) => detail,
+            Err(e) => format!("{detail}: {e:#}"),
+        };
+        let run = RunRow {
+            started,
+            finished: Utc::now(),
+            kind: "ship".into(),
+            ok: result.is_ok(),
+            bundle_id: None,
+            error: Some(text),
+        };
+        let _ = catalog.record_run(&run);
+    }
 }
 
 /// Resolves an id or file name to a row, with an error naming what was not found.

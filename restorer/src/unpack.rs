@@ -29,7 +29,7 @@ pub fn open(bundle: &Path) -> Result<BundleArchive> {
 }
 
 /// A damaged archive: gzip or tar could not go on.
-fn damaged(bundle: &Path, near: &str, e: io::Error) -> Error {
+pub(crate) fn damaged(bundle: &Path, near: &str, e: io::Error) -> Error {
     Error::Corrupt(format!("{}: archive damaged{near}: {e} (truncated or altered copy?)", bundle.display()))
 }
 

@@ -204,9 +204,7 @@ fn cross_check(manifest: &Manifest, sums: &Checksums, report: &mut VerifyReport)
 /// its end is corrupt.
 pub fn verify_archive(bundle: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
     let mut archive = crate::unpack::open(bundle)?;
-    let damaged = |near: &str, e: std::io::Error| {
-        Error::Corrupt(format!("{}: archive damaged{near}: {e} (truncated or altered copy?)", bundle.display()))
-    };
+    let damaged = |near: &str, e: std::io::Error| crate::unpack::damaged(bundle, near, e);
     let mut computed: std::collections::BTreeMap<String, (String, u64)> = std::collections::BTreeMap::new();
     let mut manifest_text = None;
     let mut sums_text = None;

@@ -96,7 +96,6 @@ fn ship_all(cfg: &Config, bundle: &Path) {
     for dest in &cfg.ship.destinations {
         let started = Utc::now();
         let result = crate::ship::Destination::parse(dest).and_then(|d| crate::ship::ship(bundle, &d, &opts));
-        let detail = format!("{} -> {dest}", bundle.display());
         match &result {
             Ok(()) => log(&format!("shipped to {dest} (verified)")),
             Err(e) => {
@@ -107,28 +106,10 @@ fn ship_all(cfg: &Config, bundle: &Path) {
                 ev.error = Some(format!("{e:#}"));
                 ev.what_to_do =
                     Some("check ssh access to the destination (keys, known_hosts, disk space there)".into());
-                for f in crate::notify::send(&cfg.notify, &ev) {
-                    log(&format!("warning: notification failed: {f}"));
-                }
+                crate::job::notify_and_log(cfg, &ev, &mut log);
             }
         }
-        if let Ok((catalog, _)) = crate::catalog::Catalog::open(&cfg.bundle.output_dir) {
-            // For ship runs the `error` column carries the destination when it went well.
-            let ok = result.is_ok();
-            let error = match result {
-                Ok(()) => detail,
-                Err(e) => format!("{detail}: {e:#}"),
-            };
-            let run = crate::catalog::RunRow {
-                started,
-                finished: Utc::now(),
-                kind: "ship".into(),
-                ok,
-                bundle_id: None,
-                error: Some(error),
-            };
-            let _ = catalog.record_run(&run);
-        }
+        crate::job::record_ship(cfg, started, bundle, dest, &result);
     }
 }
 
@@ -142,29 +123,9 @@ fn verify_if_due(cfg: &Config, n: u32) -> Result<()> {
     if since < n as usize {
         return Ok(());
     }
-    let path = cfg.bundle.output_dir.join(&newest.file_name);
     let deep = cfg.schedule.verify_depth.as_deref() == Some("deep");
-    let o = super::verify::verify_file(&path, Some(&newest.sha256), deep, |_, _| {})?;
-    let failed_deep = o.deep.iter().flatten().filter(|c| !c.ok).count();
-    let detail = if o.ok {
-        if deep { "every digest matches; restored and compared" } else { "every digest matches" }.to_string()
-    } else {
-        format!("{} problem(s), {failed_deep} failed deep check(s)", o.report.problems.len())
-    };
-    catalog.record_verification(newest.id, if deep { "deep" } else { "digest" }, o.ok, &detail)?;
+    let o = super::verify::verify_row(cfg, &catalog, newest, deep, |_, _| {}, &mut log)?;
     log(&format!("verification of {}: {}", newest.file_name, if o.ok { "ok" } else { "FAILED" }));
-    if !o.ok {
-        let mut e = crate::notify::Event::new(
-            crate::notify::Kind::VerificationFailed,
-            format!("bundle {} failed verification", newest.file_name),
-        );
-        e.bundle = Some(path.display().to_string());
-        e.error = Some(detail);
-        e.what_to_do = Some("do not rely on this bundle: check the backup disk, then run packer create".into());
-        for f in crate::notify::send(&cfg.notify, &e) {
-            log(&format!("warning: notification failed: {f}"));
-        }
-    }
     Ok(())
 }
 

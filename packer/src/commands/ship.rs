@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use chrono::Utc;
 
-use crate::catalog::{Catalog, RunRow};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::ship::{self, Destination, SshOptions};
 
@@ -63,20 +63,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     let started = Utc::now();
     let result = ship::ship(&bundle, &dest, &opts);
     if let Some(cfg) = &cfg {
-        if cfg.bundle.output_dir.is_dir() {
-            if let Ok((catalog, _)) = Catalog::open(&cfg.bundle.output_dir) {
-                let detail = format!("{} -> {}", bundle.display(), args.destination);
-                let error = result.as_ref().err().map(|e| format!("{detail}: {e:#}"));
-                let _ = catalog.record_run(&RunRow {
-                    started,
-                    finished: Utc::now(),
-                    kind: "ship".into(),
-                    ok: result.is_ok(),
-                    bundle_id: None,
-                    error: error.or(Some(detail)),
-                });
-            }
-        }
+        crate::job::record_ship(cfg, started, &bundle, &args.destination, &result);
     }
     result?;
     println!("shipped {} to {} (remote copy verified with sha256sum -c)", bundle.display(), args.destination);

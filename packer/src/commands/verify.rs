@@ -86,44 +86,62 @@ pub fn verify_file(
     Ok(Outcome { bundle: path.display().to_string(), ok, file_digest, report, deep })
 }
 
+/// Verifies a catalogued bundle, records the result in the catalog, and notifies a failure.
+pub fn verify_row(
+    cfg: &Config,
+    catalog: &Catalog,
+    row: &crate::catalog::BundleRow,
+    deep: bool,
+    progress: impl FnMut(&str, u64),
+    log: &mut dyn FnMut(&str),
+) -> Result<Outcome> {
+    let path = cfg.bundle.output_dir.join(&row.file_name);
+    let sha = (row.sha256.len() == 64 && row.sha256 != "0".repeat(64)).then_some(row.sha256.as_str());
+    let o = verify_file(&path, sha, deep, progress)?;
+    let failed_deep = o.deep.iter().flatten().filter(|c| !c.ok).count();
+    let detail = if o.ok {
+        if deep { "every digest matches; restored and compared" } else { "every digest matches" }.to_string()
+    } else {
+        format!("{} problem(s), {failed_deep} failed deep check(s)", o.report.problems.len())
+    };
+    catalog.record_verification(row.id, if deep { "deep" } else { "digest" }, o.ok, &detail)?;
+    if !o.ok {
+        let mut e = Event::new(Kind::VerificationFailed, format!("bundle {} failed verification", o.bundle));
+        e.bundle = Some(o.bundle.clone());
+        let deep_failures = o
+            .deep
+            .iter()
+            .flatten()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: expected {}, actual {}", c.check, c.expected, c.actual));
+        e.error = Some(
+            o.report
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.entry, p.problem))
+                .chain(deep_failures)
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        e.what_to_do = Some("do not rely on this bundle: make a new one now and check the disk it sits on".into());
+        crate::job::notify_and_log(cfg, &e, log);
+    }
+    Ok(o)
+}
+
 /// Runs the command.
 pub fn run(args: Args, config: &Path) -> Result<i32> {
     let p = Path::new(&args.bundle);
     let mut bar = super::Progress::new(args.json);
-    let (outcome, cfg) = if p.is_file() {
-        (verify_file(p, None, args.deep, |e, s| bar.step(e, s))?, None)
+    let outcome = if p.is_file() {
+        verify_file(p, None, args.deep, |e, s| bar.step(e, s))?
     } else {
         let cfg = Config::load(config)?;
         let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
         let row = crate::job::find(&catalog, &args.bundle)?;
-        let path = cfg.bundle.output_dir.join(&row.file_name);
-        let sha = (row.sha256.len() == 64 && row.sha256 != "0".repeat(64)).then_some(row.sha256.as_str());
-        let o = verify_file(&path, sha, args.deep, |e, s| bar.step(e, s))?;
-        let detail =
-            if o.ok { "every digest matches".to_string() } else { format!("{} problem(s)", o.report.problems.len()) };
-        catalog.record_verification(row.id, if args.deep { "deep" } else { "digest" }, o.ok, &detail)?;
-        (o, Some(cfg))
+        verify_row(&cfg, &catalog, &row, args.deep, |e, s| bar.step(e, s), &mut |l| eprintln!("{l}"))?
     };
     bar.done();
-    if !outcome.ok {
-        if let Some(cfg) = &cfg {
-            let mut e = Event::new(Kind::VerificationFailed, format!("bundle {} failed verification", outcome.bundle));
-            e.bundle = Some(outcome.bundle.clone());
-            e.error = Some(
-                outcome
-                    .report
-                    .problems
-                    .iter()
-                    .map(|p| format!("{}: {}", p.entry, p.problem))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
-            e.what_to_do = Some("do not rely on this bundle: make a new one now and check the disk it sits on".into());
-            for f in crate::notify::send(&cfg.notify, &e) {
-                eprintln!("warning: notification failed: {f}");
-            }
-        }
-    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

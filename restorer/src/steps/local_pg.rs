@@ -22,14 +22,7 @@ pub struct TempSuperuser {
 }
 
 fn psql(socket_dir: &Path, port: u16, sql: &str) -> Result<String> {
-    let psql = ["/usr/lib/postgresql"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
-        .map(|e| e.path().join("bin/psql"))
-        .filter(|p| p.is_file())
-        .max()
-        .or_else(|| super::which("psql"))
-        .ok_or_else(|| Error::Other("no psql on this host (install postgresql-client)".into()))?;
+    let psql = super::postgres::find_pg_tool("psql", None, 0)?;
     super::run(
         Command::new("runuser")
             .args(["-u", "postgres", "--"])
