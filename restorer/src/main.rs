@@ -205,14 +205,7 @@ fn run(cli: Cli) -> restorer::Result<i32> {
                     serde_json::json!({"bundle_dir": dir, "created_at": manifest.map(|m| m.created_at), "ok": report.ok(), "report": report})
                 );
             } else {
-                for p in &report.problems {
-                    match (&p.expected, &p.actual) {
-                        (Some(e), Some(a)) => {
-                            println!("BAD  {}: {}\n     expected {e}\n     actual   {a}", p.entry, p.problem)
-                        }
-                        _ => println!("BAD  {}: {}", p.entry, p.problem),
-                    }
-                }
+                print!("{}", report.render_problems());
                 println!(
                     "{}: {} entries, {} bytes checked, {} problem(s)",
                     if report.ok() { "OK" } else { "CORRUPT" },

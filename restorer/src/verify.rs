@@ -43,6 +43,21 @@ impl VerifyReport {
         self.problems.is_empty()
     }
 
+    /// One `BAD  entry: problem` block per problem (with expected and actual digests), as both
+    /// `restore verify` and `packer verify` print them.
+    pub fn render_problems(&self) -> String {
+        let mut s = String::new();
+        for p in &self.problems {
+            match (&p.expected, &p.actual) {
+                (Some(e), Some(a)) => {
+                    s += &format!("BAD  {}: {}\n     expected {e}\n     actual   {a}\n", p.entry, p.problem)
+                }
+                _ => s += &format!("BAD  {}: {}\n", p.entry, p.problem),
+            }
+        }
+        s
+    }
+
     /// The error a restore refuses with, naming the entries at fault.
     pub fn into_error(self) -> Error {
         let list: Vec<String> = self

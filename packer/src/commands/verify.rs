@@ -145,12 +145,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        for p in &outcome.report.problems {
-            match (&p.expected, &p.actual) {
-                (Some(e), Some(a)) => println!("BAD  {}: {}\n     expected {e}\n     actual   {a}", p.entry, p.problem),
-                _ => println!("BAD  {}: {}", p.entry, p.problem),
-            }
-        }
+        print!("{}", outcome.report.render_problems());
         for c in outcome.deep.iter().flatten() {
             println!(
                 "{}  {:<60} expected {:<20} actual {}",
