@@ -295,7 +295,7 @@ pub fn create(
     ordered.extend(payloads);
     ordered.extend(captured.payloads);
 
-    log(&format!("writing {} ...", out_dir.join(&file_name).display()));
+    log(&format!("writing {} (read back and checked before it is published) ...", out_dir.join(&file_name).display()));
     let written = writer::write_bundle(
         out_dir,
         &file_name,

@@ -96,6 +96,12 @@ pub fn write_bundle(
 
     let mut payload_bytes = manifest_bytes.len() as u64;
     for p in payloads {
+        // The entry-name contract holds when writing as well as reading: a name a reader would
+        // refuse never makes it into a bundle.
+        layout::check_entry_name(&p.entry).with_context(|| format!("packing {}", p.source.display()))?;
+        if sums.0.contains_key(&p.entry) || p.entry == layout::CHECKSUMS {
+            bail!("two sources map to the bundle entry {} (the second is {})", p.entry, p.source.display());
+        }
         progress(&p.entry, p.size);
         let f = File::open(&p.source).with_context(|| format!("opening {}", p.source.display()))?;
         let now_len = f.metadata().with_context(|| format!("reading {}", p.source.display()))?.len();
@@ -128,6 +134,18 @@ pub fn write_bundle(
     let file = buf.into_inner().map_err(|e| e.into_error()).context("flushing the bundle")?;
     file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
     drop(file);
+
+    // Read back through the restore's own reader before publishing: a bundle that this
+    // restorer would refuse (a name, a size, a digest, the gzip trailer) is never published.
+    let read = restorer::unpack::read_archive(&partial, restorer::unpack::Sink::Discard, |_, _| {})
+        .with_context(|| format!("reading back {} before publishing it; nothing was published", partial.display()))?;
+    if !read.report.ok() {
+        bail!(
+            "reading back {} before publishing it: {}; nothing was published",
+            partial.display(),
+            read.report.into_error()
+        );
+    }
 
     // A hard link is an atomic "rename unless the target exists": two runs in one second can
     // never replace each other's bundle.

@@ -29,23 +29,28 @@ pub enum Change {
     /// `original` was moved to `saved` inside the checkpoint.
     MovedAside {
         /// Where it was.
+        #[serde(with = "crate::raw_path")]
         original: PathBuf,
         /// Where it is now.
+        #[serde(with = "crate::raw_path")]
         saved: PathBuf,
     },
     /// A file or link was created where nothing was.
     CreatedFile {
         /// The new path.
+        #[serde(with = "crate::raw_path")]
         path: PathBuf,
     },
     /// A directory was created where nothing was.
     CreatedDir {
         /// The new directory.
+        #[serde(with = "crate::raw_path")]
         path: PathBuf,
     },
     /// An existing directory's mode and owner were changed.
     DirAttrs {
         /// The directory.
+        #[serde(with = "crate::raw_path")]
         path: PathBuf,
         /// Its previous mode.
         mode: u32,
@@ -86,6 +91,7 @@ pub enum Change {
 /// The journal's first line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Header {
+    #[serde(with = "crate::raw_path")]
     root: PathBuf,
     bundle: String,
 }
@@ -123,12 +129,26 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Creates a new checkpoint directory (0700: it may hold private keys moved aside).
     pub fn create(dir: &Path, root: &Path, bundle: &str) -> Result<Checkpoint> {
-        if dir.exists() {
+        if fs::symlink_metadata(dir).is_ok() {
             return Err(Error::Refused(format!("checkpoint directory {} already exists", dir.display())));
         }
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).ctx("creating checkpoint", dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).ctx("creating checkpoint", parent)?;
+        }
+        // mkdir of the last component never follows a link; the journal is created new, never
+        // through one: a restore never writes its own records where a bundle pointed.
+        fs::DirBuilder::new().mode(0o700).create(dir).ctx("creating checkpoint", dir)?;
         let path = dir.join(JOURNAL);
-        let journal = fs::OpenOptions::new().append(true).create_new(true).open(&path).ctx("creating", &path)?;
+        let journal = {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .mode(0o600)
+                .open(&path)
+                .ctx("creating", &path)?
+        };
         let mut cp = Checkpoint {
             dir: dir.to_path_buf(),
             root: root.to_path_buf(),

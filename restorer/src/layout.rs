@@ -76,10 +76,32 @@ pub fn sqlite_entry(name: &str) -> String {
     format!("databases/{name}.sqlite")
 }
 
-/// Entry name of a captured file: `<folder>/<original absolute path without the leading />`.
+/// Folder of the entries whose original path has no plain entry name (see [`captured_entry`]).
+pub const ESCAPED_FOLDER: &str = "escaped";
+
+/// Longest entry name written as a readable `<folder>/<path>`: longer paths get an escaped name,
+/// so that an extracted bundle's own path (`BUNDLE_DIR/<entry>`) stays well below `PATH_MAX`.
+pub const MAX_PLAIN_ENTRY: usize = 1024;
+
+/// Entry name of a captured file: `<folder>/<original absolute path without the leading />`
+/// when that is a plain entry name (UTF-8, no control character or backslash, at most
+/// [`MAX_PLAIN_ENTRY`] bytes), else `escaped/<sha256 of the path's bytes>`.
+///
+/// Why not escape the bytes inside the name (sha256sum's `\n`, PAX headers): an entry name is
+/// then a plain string in every tool that reads a bundle (`tar tzf`, `sha256sum -c`, our own
+/// checksum list), a newline can never split a line and a non-UTF-8 byte can never reach a
+/// `String`. The original path, byte-exact, lives in the manifest, which maps every entry back.
 pub fn captured_entry(kind: FileKind, original: &Path) -> Result<String> {
+    use std::os::unix::ffi::OsStrExt;
     let rel = relative_of_absolute(original)?;
-    Ok(format!("{}/{}", kind.folder(), rel.display()))
+    if let Some(text) = rel.to_str() {
+        let plain = format!("{}/{text}", kind.folder());
+        if plain.len() <= MAX_PLAIN_ENTRY && check_entry_name(&plain).is_ok() {
+            return Ok(plain);
+        }
+    }
+    let (digest, _) = crate::digest::sha256_reader(original.as_os_str().as_bytes()).expect("reading memory");
+    Ok(format!("{ESCAPED_FOLDER}/{digest}"))
 }
 
 /// Checks that a database or bundle name is usable as part of an entry name.
@@ -97,11 +119,13 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
     }
 }
 
-/// Validates a bundle entry name: relative, no `..`, `.`, empty or root components.
-/// Every name read from an archive or from `checksums.sha256` goes through here.
+/// Validates a bundle entry name: relative, no `..`, `.`, empty or root components, no control
+/// character (a newline would split a `checksums.sha256` line), no backslash (sha256sum's escape
+/// character). Every name written into an archive, read from one or read from
+/// `checksums.sha256` goes through here.
 pub fn check_entry_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('\0') || name.contains('\\') {
-        return Err(Error::Unsafe(format!("entry name {name:?}")));
+    if name.is_empty() || name.contains('\\') || name.chars().any(char::is_control) {
+        return Err(Error::Unsafe(format!("entry name {name:?} (empty, or a control character or backslash)")));
     }
     if name.starts_with('/') {
         return Err(Error::Unsafe(format!("{name:?} is an absolute path")));
@@ -112,6 +136,7 @@ pub fn check_entry_name(name: &str) -> Result<()> {
         match part {
             ".." => return Err(Error::Unsafe(format!("{name:?} contains '..'"))),
             "" | "." => return Err(Error::Unsafe(format!("{name:?} is not a plain relative path"))),
+            _ if part.len() > 255 => return Err(Error::Unsafe(format!("{name:?} has a component over 255 bytes"))),
             _ => {}
         }
     }
@@ -148,7 +173,7 @@ mod tests {
 
     #[test]
     fn entry_names_refuse_escapes() {
-        for bad in ["/etc/passwd", "../x", "a/../../b", "", "a/./b", "./a", "a\\b"] {
+        for bad in ["/etc/passwd", "../x", "a/../../b", "", "a/./b", "./a", "a\\b", "a\nb", "a\tb", "a\u{7f}"] {
             assert!(check_entry_name(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["manifest.json", "config/etc/nginx/nginx.conf", "databases/n8n.dump"] {
@@ -166,6 +191,30 @@ mod tests {
         assert!(target_path(root, Path::new("/etc/../../x")).is_err());
         assert!(target_path(root, Path::new("etc/x")).is_err());
         assert!(target_path(root, Path::new("/")).is_err());
+    }
+
+    /// Names a checksum line or a `String` cannot carry byte-exactly get an escaped entry name;
+    /// plain names stay readable.
+    #[test]
+    fn odd_paths_get_escaped_entry_names() {
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(captured_entry(FileKind::Config, Path::new("/etc/a b.conf")).unwrap(), "config/etc/a b.conf");
+        assert_eq!(captured_entry(FileKind::Data, Path::new("/srv/-rf")).unwrap(), "files/srv/-rf");
+        let odd: Vec<&Path> = vec![
+            Path::new("/srv/new\nline"),
+            Path::new("/srv/back\\slash"),
+            Path::new("/srv/tab\tname"),
+            Path::new(std::ffi::OsStr::from_bytes(b"/srv/latin1-\xe9t\xe9")),
+        ];
+        let long = format!("/srv/{}", "d/".repeat(600));
+        let long = Path::new(long.trim_end_matches('/'));
+        let mut seen = std::collections::HashSet::new();
+        for p in odd.into_iter().chain([long]) {
+            let e = captured_entry(FileKind::Data, p).unwrap();
+            assert!(e.starts_with("escaped/") && e.len() == 8 + 64, "{p:?} -> {e}");
+            check_entry_name(&e).unwrap();
+            assert!(seen.insert(e), "two paths, one entry");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod n8n;
 pub mod owners;
 pub mod pg;
 pub mod plan;
+pub mod raw_path;
 pub mod report;
 pub mod restore;
 pub mod sqlite;

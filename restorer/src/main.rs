@@ -167,22 +167,47 @@ fn main() -> ExitCode {
     }
 }
 
-fn bundle_dir(from: Option<&Path>) -> restorer::Result<PathBuf> {
-    let Some(from) = from else {
-        return Ok(restore::default_bundle_dir());
-    };
+/// `--from X.tar.gz`: the archive's stem beside it (`X/`).
+fn archive_stem(from: &Path) -> restorer::Result<Option<PathBuf>> {
     if from.is_dir() {
-        return Ok(from.to_path_buf());
+        return Ok(None);
     }
     let name = from.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let stem = name
         .strip_suffix(".tar.gz")
         .ok_or_else(|| Error::Other(format!("{}: not a directory nor a .tar.gz bundle", from.display())))?;
-    let dest = from.with_file_name(stem);
-    if dest.join(restorer::layout::MANIFEST).is_file() {
-        eprintln!("using {} (already unpacked)", dest.display());
+    Ok(Some(from.with_file_name(stem)))
+}
+
+/// The extracted bundle to work from. A `.tar.gz` is verified as it streams and unpacked beside
+/// itself; an `X/` already there is used only when it holds the very same bundle (same
+/// checksum list), so a stale or foreign directory beside a truncated archive is never trusted.
+fn bundle_dir(from: Option<&Path>) -> restorer::Result<PathBuf> {
+    let Some(from) = from else {
+        return Ok(restore::default_bundle_dir());
+    };
+    let Some(dest) = archive_stem(from)? else {
+        return Ok(from.to_path_buf());
+    };
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        eprintln!("verifying {} ...", from.display());
+        let read = unpack::read_archive(from, unpack::Sink::Discard, progress)?;
+        if !read.report.ok() {
+            return Err(read.report.into_error());
+        }
+        let there = dest.join(restorer::layout::CHECKSUMS);
+        let same = restorer::digest::sha256_file(&there).map(|d| d.0 == read.checksums_sha256).unwrap_or(false);
+        if !same {
+            return Err(Error::Refused(format!(
+                "{} exists but does not hold the bundle in {} (another or a damaged extraction): remove it, or pass --from {}",
+                dest.display(),
+                from.display(),
+                dest.display()
+            )));
+        }
+        eprintln!("using {} (already unpacked, same bundle)", dest.display());
     } else {
-        eprintln!("unpacking {} into {}", from.display(), dest.display());
+        eprintln!("unpacking {} into {} (verified as it streams)", from.display(), dest.display());
         unpack::unpack(from, &dest)?;
     }
     Ok(dest)
@@ -195,10 +220,21 @@ fn progress(entry: &str, size: u64) {
 }
 
 fn run(cli: Cli) -> restorer::Result<i32> {
-    let dir = bundle_dir(cli.from.as_deref())?;
+    // `verify --from X.tar.gz` reads the archive itself, extracting nothing.
+    let archive = match (&cli.command, cli.from.as_deref()) {
+        (Some(Command::Verify), Some(from)) => archive_stem(from)?.map(|_| from.to_path_buf()),
+        _ => None,
+    };
+    let dir = match &archive {
+        Some(a) => a.clone(),
+        None => bundle_dir(cli.from.as_deref())?,
+    };
     match cli.command {
         Some(Command::Verify) => {
-            let (manifest, report) = verify::verify_dir(&dir, progress)?;
+            let (manifest, report) = match &archive {
+                Some(a) => verify::verify_archive(a, progress)?,
+                None => verify::verify_dir(&dir, progress)?,
+            };
             if cli.json {
                 println!(
                     "{}",
@@ -554,16 +590,27 @@ fn write_new(path: &Path, bytes: &[u8], force: bool, mode: u32) -> restorer::Res
     std::fs::rename(&tmp, path).map_err(|e| Error::io("writing", path, e))
 }
 
+/// Writes a file of the restore's own (the report), mode 0600, without ever following a link
+/// at `path`: a temporary file created new beside it, synced, then renamed over it (rename
+/// replaces a link instead of writing through it).
 fn write_private(path: &Path, text: &str) -> restorer::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io("writing", path, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| Error::io("writing", path, e))
+        .open(&tmp)
+        .map_err(|e| Error::io("writing", &tmp, e))?;
+    let written = f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("writing", path, e));
+    }
+    Ok(())
 }
 
 fn print_plan(p: &restore::Prepared) {

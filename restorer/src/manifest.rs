@@ -107,6 +107,7 @@ pub struct SqliteDb {
     /// Entry name (`databases/<name>.sqlite`).
     pub entry: String,
     /// Where the database lived; the restore puts it back there.
+    #[serde(with = "crate::raw_path")]
     pub path: PathBuf,
     /// Ownership and mode of the original file.
     #[serde(flatten)]
@@ -180,6 +181,7 @@ pub enum FileContent {
     /// link inside the archive could point a later entry outside the extraction directory).
     Symlink {
         /// The link's target, exactly as read (relative or absolute).
+        #[serde(with = "crate::raw_path")]
         target: PathBuf,
     },
 }
@@ -190,6 +192,7 @@ pub struct FileRecord {
     /// config, ssl or data.
     pub kind: FileKind,
     /// Original absolute path.
+    #[serde(with = "crate::raw_path")]
     pub path: PathBuf,
     /// Mode, owner, mtime.
     #[serde(flatten)]
@@ -248,38 +251,81 @@ impl Manifest {
         serde_json::to_string_pretty(self).expect("manifest serialises")
     }
 
-    /// Every entry the manifest vouches for, with its digest: the set `checksums.sha256` must
-    /// agree with (besides manifest.json itself).
-    pub fn digests(&self) -> BTreeMap<String, String> {
+    /// Every entry this manifest declares (all but itself and `checksums.sha256`): entry name
+    /// -> (size, sha256). What a reader accepts in the archive, with the exact size.
+    pub fn entries(&self) -> BTreeMap<String, (u64, String)> {
         let mut out = BTreeMap::new();
         for d in &self.postgres {
-            out.insert(d.entry.clone(), d.sha256.clone());
+            out.insert(d.entry.clone(), (d.size, d.sha256.clone()));
         }
         for d in &self.sqlite {
-            out.insert(d.entry.clone(), d.sha256.clone());
+            out.insert(d.entry.clone(), (d.size, d.sha256.clone()));
         }
         for f in &self.files {
-            if let FileContent::File { entry, sha256, .. } = &f.content {
-                out.insert(entry.clone(), sha256.clone());
+            if let FileContent::File { entry, size, sha256 } = &f.content {
+                out.insert(entry.clone(), (*size, sha256.clone()));
             }
         }
         for s in &self.support {
-            out.insert(s.entry.clone(), s.sha256.clone());
+            out.insert(s.entry.clone(), (s.size, s.sha256.clone()));
         }
         out
+    }
+
+    /// Entry name -> sha256 of every entry the manifest lists (all but itself and the checksums).
+    pub fn digests(&self) -> BTreeMap<String, String> {
+        self.entries().into_iter().map(|(e, (_, d))| (e, d)).collect()
     }
 
     /// Structural checks a reader relies on: safe entry names and absolute, normalised target
     /// paths. A manifest that fails here is refused before anything is planned.
     pub fn check(&self) -> Result<()> {
-        for (entry, _) in self.digests() {
-            layout::check_entry_name(&entry)?;
+        // Entry names: valid, and each claimed by one record only (a map would silently keep
+        // the last of two records naming one entry).
+        let mut entries = std::collections::BTreeSet::new();
+        let named = self
+            .postgres
+            .iter()
+            .map(|d| &d.entry)
+            .chain(self.sqlite.iter().map(|d| &d.entry))
+            .chain(self.files.iter().filter_map(|f| match &f.content {
+                FileContent::File { entry, .. } => Some(entry),
+                _ => None,
+            }))
+            .chain(self.support.iter().map(|s| &s.entry));
+        for entry in named {
+            layout::check_entry_name(entry)?;
+            if entry == layout::MANIFEST || entry == layout::CHECKSUMS {
+                return Err(Error::Unsafe(format!("a record claims the entry {entry}")));
+            }
+            if !entries.insert(entry.as_str()) {
+                return Err(Error::Unsafe(format!("entry {entry} is claimed by two records")));
+            }
         }
-        for f in &self.files {
-            layout::relative_of_absolute(&f.path)?;
+        // Target paths: absolute, normalised, each restored by one record only, and never below
+        // a file or a link the bundle itself restores (writing there would go through the link).
+        let mut targets: BTreeMap<&std::path::Path, bool> = BTreeMap::new();
+        let paths = self
+            .files
+            .iter()
+            .map(|f| (f.path.as_path(), matches!(f.content, FileContent::Dir)))
+            .chain(self.sqlite.iter().map(|s| (s.path.as_path(), false)));
+        for (path, is_dir) in paths {
+            layout::relative_of_absolute(path)?;
+            if targets.insert(path, is_dir).is_some() {
+                return Err(Error::Unsafe(format!("{} is restored by two records", path.display())));
+            }
         }
-        for s in &self.sqlite {
-            layout::relative_of_absolute(&s.path)?;
+        for path in targets.keys() {
+            for anc in path.ancestors().skip(1) {
+                if targets.get(anc) == Some(&false) {
+                    return Err(Error::Unsafe(format!(
+                        "{} lies below {}, which the bundle restores as a file or link",
+                        path.display(),
+                        anc.display()
+                    )));
+                }
+            }
         }
         for d in &self.postgres {
             layout::check_name("postgres", &d.name)?;

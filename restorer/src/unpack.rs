@@ -1,26 +1,39 @@
-//! Reading bundles straight from the `.tar.gz`: the manifest from the head of the archive, and a
-//! safe unpack that refuses anything a bundle must not contain.
+//! The one streaming reader of a bundle `.tar.gz`. `restore verify` on an archive, `restore
+//! --from X.tar.gz`, `packer verify` and `packer verify --deep` all read through
+//! [`read_archive`], so they give one verdict on every bundle.
 //!
-//! An operator usually runs `tar xzf` (GNU tar already refuses `..` and strips leading `/`), but
-//! `restore --from BUNDLE.tar.gz` and `packer` read archives themselves, and a bundle can come
-//! from anywhere: so only regular files and directories with plain relative names are accepted.
-//! Links, devices and FIFOs are refused outright: format 1 never writes them (symlinks live in the
-//! manifest), so their presence means the archive was not written by packer.
+//! The archive is judged while it streams, before an entry's bytes are written anywhere: the
+//! first entry must be `manifest.json`; every later entry must be a regular file with a valid
+//! name, seen once, declared by that manifest with exactly the size the manifest gives (so no
+//! entry can write more than it declares), or be `checksums.sha256`, which must come last. After
+//! the tar end the gzip stream is read to its end, so its CRC32/ISIZE trailer is checked and
+//! nothing hides behind the archive. Digests are compared at the end (the checksum list is the
+//! last entry) by [`crate::verify`]'s rules; an unpack that fails any of this removes what it
+//! wrote. Links, devices, FIFOs and directories are refused outright: format 1 never writes them
+//! (symlinks and directories live in the manifest).
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 use tar::{Archive, EntryType};
 
+use crate::digest::HashingReader;
 use crate::error::IoContext;
 use crate::manifest::Manifest;
+use crate::verify::{self, VerifyReport};
 use crate::{layout, Error, Result};
 
 /// The archive reader over a gzip-compressed bundle file.
 pub type BundleArchive = Archive<MultiGzDecoder<BufReader<File>>>;
+
+/// Largest `manifest.json` a reader buffers (kilobytes to a few MB in practice).
+pub const MANIFEST_LIMIT: u64 = 256 * 1024 * 1024;
+/// Largest `checksums.sha256` a reader buffers.
+pub const CHECKSUMS_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// Opens a bundle for sequential reading.
 pub fn open(bundle: &Path) -> Result<BundleArchive> {
@@ -34,15 +47,23 @@ pub(crate) fn damaged(bundle: &Path, near: &str, e: io::Error) -> Error {
 }
 
 /// Reads `manifest.json` from the first entry of a bundle without reading the rest: this is what
-/// makes `packer show` instant on a multi-GB bundle.
+/// makes `packer show` instant on a multi-GB bundle. The manifest is not verified (its digest is
+/// in the last entry): fine for browsing, never for restoring.
 pub fn read_manifest(bundle: &Path) -> Result<Manifest> {
     let mut archive = open(bundle)?;
     let mut entries = archive.entries().map_err(|e| damaged(bundle, "", e))?;
-    let mut first = match entries.next() {
+    let first = match entries.next() {
         Some(e) => e.map_err(|e| damaged(bundle, "", e))?,
         None => return Err(Error::Corrupt(format!("{}: empty archive", bundle.display()))),
     };
-    let name = first.path().map_err(|e| damaged(bundle, "", e))?.to_string_lossy().into_owned();
+    let (text, _) = read_manifest_entry(bundle, first)?;
+    Manifest::from_json(&text)
+}
+
+/// The first entry, which must be a regular `manifest.json` of sane size: its text and digest.
+fn read_manifest_entry<R: Read>(bundle: &Path, mut first: tar::Entry<R>) -> Result<(String, (String, u64))> {
+    let name = entry_name(bundle, &first, "")?;
+    check_regular(&name, first.header().entry_type())?;
     if name != layout::MANIFEST {
         return Err(Error::Corrupt(format!(
             "{}: first entry is {name:?}, expected {} (not a bundle written by packer?)",
@@ -50,79 +71,256 @@ pub fn read_manifest(bundle: &Path) -> Result<Manifest> {
             layout::MANIFEST
         )));
     }
-    // A manifest is kilobytes to a few MB; refuse to buffer something absurd.
-    const LIMIT: u64 = 256 * 1024 * 1024;
-    if first.size() > LIMIT {
+    if first.size() > MANIFEST_LIMIT {
         return Err(Error::Corrupt(format!("{}: manifest.json is {} bytes", bundle.display(), first.size())));
     }
+    let mut hashing = HashingReader::new(&mut first);
     let mut text = String::new();
-    first.read_to_string(&mut text).map_err(|e| damaged(bundle, " in manifest.json", e))?;
-    Manifest::from_json(&text)
+    hashing.read_to_string(&mut text).map_err(|e| damaged(bundle, " in manifest.json", e))?;
+    Ok((text, hashing.finish()))
 }
 
-/// Unpacks `bundle` into `dest`, which must not exist yet (it is created 0700). On any error
-/// the partly written `dest` is removed, so a refused bundle leaves nothing behind.
-/// Returns the entry names in archive order.
-pub fn unpack(bundle: &Path, dest: &Path) -> Result<Vec<String>> {
+/// An entry's name, which must be UTF-8 and pass [`layout::check_entry_name`].
+fn entry_name<R: Read>(bundle: &Path, entry: &tar::Entry<R>, near: &str) -> Result<String> {
+    let raw = entry.path_bytes();
+    let name = std::str::from_utf8(&raw).map_err(|_| {
+        Error::Unsafe(format!("{}: non-UTF-8 entry name {:?}{near}", bundle.display(), String::from_utf8_lossy(&raw)))
+    })?;
+    layout::check_entry_name(name)?;
+    Ok(name.to_string())
+}
+
+fn check_regular(name: &str, t: EntryType) -> Result<()> {
+    let what = match t {
+        EntryType::Regular | EntryType::Continuous => return Ok(()),
+        EntryType::Directory => "a directory entry",
+        EntryType::Symlink => "a symbolic link",
+        EntryType::Link => "a hard link",
+        EntryType::Char | EntryType::Block => "a device node",
+        EntryType::Fifo => "a FIFO",
+        _ => "of an unsupported entry type",
+    };
+    Err(Error::Unsafe(format!("{name} is {what}; bundles hold only regular files")))
+}
+
+/// Where the bytes of each entry go while the archive is judged.
+pub enum Sink<'a> {
+    /// Nowhere: verification only (no disk space needed).
+    Discard,
+    /// Into files under a directory [`read_archive`] may write (created by the caller, empty);
+    /// `want` picks the entries written (every entry is still read and judged).
+    Dir {
+        /// The directory.
+        dest: &'a Path,
+        /// Which entries to write.
+        want: &'a dyn Fn(&str) -> bool,
+    },
+}
+
+/// The verdict on a whole archive.
+#[derive(Debug)]
+pub struct ArchiveRead {
+    /// The manifest, when its own digest matched.
+    pub manifest: Option<Manifest>,
+    /// Every digest problem found.
+    pub report: VerifyReport,
+    /// sha256 of the `checksums.sha256` entry (identifies the bundle's content).
+    pub checksums_sha256: String,
+}
+
+/// Reads the whole archive once, judging every entry as it streams (see the module comment).
+/// `Err` for anything that stops the reading (damage, an entry a bundle must not hold); `Ok`
+/// with a report listing digest problems otherwise. With [`Sink::Dir`] the caller removes what
+/// was written unless the result is `Ok` with an empty report.
+pub fn read_archive(bundle: &Path, sink: Sink, mut progress: impl FnMut(&str, u64)) -> Result<ArchiveRead> {
+    let mut archive = open(bundle)?;
+    let mut computed: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    let mut sums_text = None;
+    let manifest_text;
+    let mut declared = BTreeMap::new();
+    {
+        let mut entries = archive.entries().map_err(|e| damaged(bundle, "", e))?;
+        let first = match entries.next() {
+            Some(e) => e.map_err(|e| damaged(bundle, "", e))?,
+            None => return Err(Error::Corrupt(format!("{}: empty archive", bundle.display()))),
+        };
+        let (text, digest) = read_manifest_entry(bundle, first)?;
+        // Not trusted yet (its digest is checked at the end): used only for what it declares.
+        let manifest = Manifest::from_json(&text).map_err(|e| match e {
+            Error::Manifest(e) => {
+                Error::Corrupt(format!("{}: {} cannot be read: {e}", bundle.display(), layout::MANIFEST))
+            }
+            e => e,
+        })?;
+        for (entry, (size, _)) in manifest.entries() {
+            declared.insert(entry, size);
+        }
+        manifest_text = text;
+        write_entry(&sink, layout::MANIFEST, manifest_text.as_bytes())?;
+        computed.insert(layout::MANIFEST.to_string(), digest);
+        let mut last = layout::MANIFEST.to_string();
+        for entry in entries {
+            let near = format!(" after entry {last}");
+            let mut entry = entry.map_err(|e| damaged(bundle, &near, e))?;
+            let name = entry_name(bundle, &entry, &near)?;
+            if sums_text.is_some() {
+                return Err(Error::Unsafe(format!(
+                    "{name} follows {}, which must be the last entry",
+                    layout::CHECKSUMS
+                )));
+            }
+            check_regular(&name, entry.header().entry_type())?;
+            if computed.contains_key(&name) {
+                return Err(Error::Unsafe(format!("{name} appears twice in the archive")));
+            }
+            let size = entry.size();
+            if name == layout::CHECKSUMS {
+                if size > CHECKSUMS_LIMIT {
+                    return Err(Error::Corrupt(format!("{name} is {size} bytes")));
+                }
+                let mut hashing = HashingReader::new(&mut entry);
+                let mut text = String::new();
+                hashing.read_to_string(&mut text).map_err(|e| damaged(bundle, &format!(" in {name}"), e))?;
+                write_entry(&sink, &name, text.as_bytes())?;
+                computed.insert(name.clone(), hashing.finish());
+                sums_text = Some(text);
+            } else {
+                let Some(&want_size) = declared.get(&name) else {
+                    return Err(Error::Unsafe(format!(
+                        "{name} is not listed in {}: refused before anything was written",
+                        layout::MANIFEST
+                    )));
+                };
+                if size != want_size {
+                    return Err(Error::Corrupt(format!(
+                        "{name} is {size} bytes in the archive, {want_size} in {}",
+                        layout::MANIFEST
+                    )));
+                }
+                progress(&name, size);
+                let mut hashing = HashingReader::new((&mut entry).take(want_size));
+                copy_entry(&sink, &name, &mut hashing).map_err(|e| match e {
+                    CopyError::Read(e) => damaged(bundle, &format!(" in entry {name}"), e),
+                    CopyError::Write(e) => e,
+                })?;
+                let (digest, len) = hashing.finish();
+                if len != want_size {
+                    return Err(damaged(bundle, &format!(" in entry {name}"), io::ErrorKind::UnexpectedEof.into()));
+                }
+                computed.insert(name.clone(), (digest, len));
+            }
+            last = name;
+        }
+    }
+    // Past the tar end: the rest of the gzip stream must be zero padding, and reading it to its
+    // end checks every member's CRC32 and ISIZE (a corrupt or truncated trailer is damage).
+    let mut rest = archive.into_inner();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = rest.read(&mut buf).map_err(|e| damaged(bundle, " at the end of the archive", e))?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Err(Error::Unsafe(format!("{}: data after the end of the tar archive", bundle.display())));
+        }
+    }
+    let sums_text = sums_text.ok_or_else(|| {
+        Error::Corrupt(format!(
+            "{}: no {} entry: the bundle is truncated (it is the last entry)",
+            bundle.display(),
+            layout::CHECKSUMS
+        ))
+    })?;
+    let checksums_sha256 = computed.get(layout::CHECKSUMS).map(|d| d.0.clone()).unwrap_or_default();
+    computed.remove(layout::CHECKSUMS);
+    let (manifest, report) = verify::judge(&manifest_text, &sums_text, &computed)?;
+    Ok(ArchiveRead { manifest, report, checksums_sha256 })
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(Error),
+}
+
+fn target_of(dest: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let target = dest.join(name);
+    if let Some(parent) = target.parent() {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).ctx("creating", parent)?;
+    }
+    Ok(target)
+}
+
+/// Opens a new file for an entry: never an existing path, never through a link.
+fn create_entry_file(target: &Path, name: &str) -> Result<File> {
+    let mode = if name == layout::RESTORE_BIN { layout::RESTORE_BIN_MODE } else { layout::ENTRY_MODE };
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .mode(mode)
+        .open(target)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Error::Unsafe(format!("{name}: {} already exists", target.display())),
+            _ => Error::io("creating", target, e),
+        })
+}
+
+fn write_entry(sink: &Sink, name: &str, bytes: &[u8]) -> Result<()> {
+    copy_entry(sink, name, &mut &bytes[..]).map_err(|e| match e {
+        CopyError::Read(e) => Error::Other(e.to_string()),
+        CopyError::Write(e) => e,
+    })
+}
+
+fn copy_entry(sink: &Sink, name: &str, from: &mut impl Read) -> std::result::Result<(), CopyError> {
+    let mut out = match sink {
+        Sink::Dir { dest, want } if want(name) => {
+            let target = target_of(dest, name).map_err(CopyError::Write)?;
+            Some((create_entry_file(&target, name).map_err(CopyError::Write)?, target))
+        }
+        _ => None,
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = from.read(&mut buf).map_err(CopyError::Read)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some((f, target)) = &mut out {
+            f.write_all(&buf[..n]).map_err(|e| CopyError::Write(Error::io("writing", target.as_path(), e)))?;
+        }
+    }
+}
+
+/// Unpacks `bundle` into `dest`, which must not exist yet (it is created 0700), verifying every
+/// entry as it streams. On any refusal or digest problem the partly written `dest` is removed,
+/// so a refused bundle leaves nothing behind.
+pub fn unpack(bundle: &Path, dest: &Path) -> Result<ArchiveRead> {
     unpack_only(bundle, dest, |_| true)
 }
 
 /// Like [`unpack`], writing only the entries `want` accepts (every entry is still read and
-/// checked for safety).
-pub fn unpack_only(bundle: &Path, dest: &Path, want: impl Fn(&str) -> bool) -> Result<Vec<String>> {
-    if dest.exists() {
+/// judged). `manifest.json` and `checksums.sha256` are always written.
+pub fn unpack_only(bundle: &Path, dest: &Path, want: impl Fn(&str) -> bool) -> Result<ArchiveRead> {
+    if fs::symlink_metadata(dest).is_ok() {
         return Err(Error::Refused(format!("{} already exists; unpack needs a new directory", dest.display())));
     }
-    fs::DirBuilder::new().mode(0o700).recursive(true).create(dest).ctx("creating", dest)?;
-    let result = unpack_into(bundle, dest, &want);
-    if result.is_err() {
-        let _ = fs::remove_dir_all(dest);
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new().recursive(true).create(parent).ctx("creating", parent)?;
     }
-    result
-}
-
-use std::os::unix::fs::DirBuilderExt;
-
-fn unpack_into(bundle: &Path, dest: &Path, want: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
-    let mut archive = open(bundle)?;
-    let mut names = Vec::new();
-    for entry in archive.entries().map_err(|e| damaged(bundle, "", e))? {
-        let near = names.last().map(|n| format!(" after entry {n}")).unwrap_or_default();
-        let mut entry = entry.map_err(|e| damaged(bundle, &near, e))?;
-        let raw = entry.path().map_err(|e| damaged(bundle, &near, e))?;
-        let name = raw.to_str().ok_or_else(|| Error::Unsafe(format!("non-UTF-8 entry name {raw:?}")))?.to_string();
-        let name = name.trim_end_matches('/').to_string();
-        layout::check_entry_name(&name)?;
-        let target = dest.join(&name);
-        match entry.header().entry_type() {
-            EntryType::Regular | EntryType::Continuous if !want(&name) => {
-                io::copy(&mut entry, &mut io::sink()).map_err(|e| damaged(bundle, &format!(" in entry {name}"), e))?;
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).ctx("creating", parent)?;
-                }
-                let mode = if name == layout::RESTORE_BIN { layout::RESTORE_BIN_MODE } else { layout::ENTRY_MODE };
-                // create_new: a name seen twice, or a path that already exists, is never overwritten.
-                let mut out =
-                    OpenOptions::new().write(true).create_new(true).mode(mode).open(&target).map_err(|e| {
-                        match e.kind() {
-                            io::ErrorKind::AlreadyExists => {
-                                Error::Unsafe(format!("{name} appears twice in the archive"))
-                            }
-                            _ => Error::io("creating", &target, e),
-                        }
-                    })?;
-                io::copy(&mut entry, &mut out).map_err(|e| damaged(bundle, &format!(" in entry {name}"), e))?;
-            }
-            EntryType::Directory => fs::create_dir_all(&target).ctx("creating", &target)?,
-            EntryType::Symlink => return Err(Error::Unsafe(format!("{name} is a symbolic link"))),
-            EntryType::Link => return Err(Error::Unsafe(format!("{name} is a hard link"))),
-            EntryType::Char | EntryType::Block => return Err(Error::Unsafe(format!("{name} is a device node"))),
-            EntryType::Fifo => return Err(Error::Unsafe(format!("{name} is a FIFO"))),
-            other => return Err(Error::Unsafe(format!("{name} has unsupported entry type {other:?}"))),
+    fs::DirBuilder::new().mode(0o700).create(dest).ctx("creating", dest)?;
+    let want = |n: &str| n == layout::MANIFEST || n == layout::CHECKSUMS || want(n);
+    let result = read_archive(bundle, Sink::Dir { dest, want: &want }, |_, _| {});
+    match result {
+        Ok(read) if read.report.ok() => Ok(read),
+        Ok(read) => {
+            let _ = fs::remove_dir_all(dest);
+            Err(read.report.into_error())
         }
-        names.push(name);
+        Err(e) => {
+            let _ = fs::remove_dir_all(dest);
+            Err(e)
+        }
     }
-    Ok(names)
 }

@@ -1,6 +1,7 @@
 //! Verification of an extracted bundle: every entry's sha256 against `checksums.sha256`, and the
 //! manifest against the checksums. Nothing is restored before this passes.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -79,75 +80,120 @@ impl VerifyReport {
     }
 }
 
-/// Verifies the bundle extracted in `dir`. `progress` is called with each entry name before it
-/// is hashed. Fails outright (without a report) when the checksum list or the manifest cannot be
-/// read at all; otherwise a report listing every problem found, and the manifest unless its own
-/// digest was wrong (an unverified manifest is never returned).
-pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
-    let sums_path = dir.join(layout::CHECKSUMS);
-    let text = match fs::read_to_string(&sums_path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Corrupt(format!(
-                "{} is missing from {}: the bundle is truncated or was not fully extracted (it is the last entry)",
-                layout::CHECKSUMS,
-                dir.display()
-            )))
-        }
-        Err(e) => return Err(Error::io("reading", sums_path, e)),
-    };
-    let sums = Checksums::parse(&text)?;
+/// The verdict shared by every reader (the streaming one in [`crate::unpack`] and
+/// [`verify_dir`]): `computed` holds the digest and length of every entry found (manifest
+/// included, checksum list excluded); `manifest_text` and `sums_text` are the two special
+/// entries. Checksum list problems that make judging impossible are errors; everything else is a
+/// [`Problem`]. The manifest is returned only when its own digest matched.
+pub fn judge(
+    manifest_text: &str,
+    sums_text: &str,
+    computed: &BTreeMap<String, (String, u64)>,
+) -> Result<(Option<Manifest>, VerifyReport)> {
+    let sums = Checksums::parse(sums_text)?;
     if !sums.0.contains_key(layout::MANIFEST) {
         return Err(Error::Corrupt(format!("{} does not list {}", layout::CHECKSUMS, layout::MANIFEST)));
     }
-
     let mut report = VerifyReport { entries_checked: 0, bytes_checked: 0, problems: Vec::new() };
     for (entry, expected) in &sums.0 {
+        match computed.get(entry) {
+            None => report.problems.push(Problem {
+                entry: entry.clone(),
+                problem: "missing".into(),
+                expected: Some(expected.clone()),
+                actual: None,
+            }),
+            Some((actual, len)) => {
+                report.entries_checked += 1;
+                report.bytes_checked += len;
+                if actual != expected {
+                    report.problems.push(Problem {
+                        entry: entry.clone(),
+                        problem: "digest mismatch".into(),
+                        expected: Some(expected.clone()),
+                        actual: Some(actual.clone()),
+                    });
+                }
+            }
+        }
+    }
+    for entry in computed.keys() {
+        if !sums.0.contains_key(entry) {
+            report.problems.push(Problem {
+                entry: entry.clone(),
+                problem: format!("not listed in {}", layout::CHECKSUMS),
+                expected: None,
+                actual: None,
+            });
+        }
+    }
+    // The manifest is only trusted once its own digest matched.
+    if report.problems.iter().any(|p| p.entry == layout::MANIFEST) {
+        return Ok((None, report));
+    }
+    let manifest = Manifest::from_json(manifest_text)?;
+    for (entry, (size, _)) in manifest.entries() {
+        if let Some((_, len)) = computed.get(&entry) {
+            if *len != size {
+                report.problems.push(Problem {
+                    entry,
+                    problem: format!("{len} bytes, {} says {size}", layout::MANIFEST),
+                    expected: None,
+                    actual: None,
+                });
+            }
+        }
+    }
+    cross_check(&manifest, &sums, &mut report);
+    Ok((Some(manifest), report))
+}
+
+/// Verifies the bundle extracted in `dir`. `progress` is called with each entry name before it
+/// is hashed. Fails outright (without a report) when the checksum list or the manifest cannot be
+/// read at all; otherwise a report listing every problem found, and the manifest unless its own
+/// digest was wrong (an unverified manifest is never returned). The rules are [`judge`]'s, as
+/// for an archive; other files in `dir` (a report the restore wrote, say) are not bundle entries.
+pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
+    let read = |name: &str| -> Result<String> {
+        let path = dir.join(name);
+        match fs::read_to_string(&path) {
+            Ok(t) => Ok(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Corrupt(format!(
+                "{name} is missing from {}: the bundle is truncated or was not fully extracted",
+                dir.display()
+            ))),
+            Err(e) => Err(Error::io("reading", path, e)),
+        }
+    };
+    let sums_text = read(layout::CHECKSUMS)?;
+    let sums = Checksums::parse(&sums_text)?;
+    let manifest_text = read(layout::MANIFEST)?;
+    let mut computed = BTreeMap::new();
+    let mut odd = Vec::new();
+    for entry in sums.0.keys() {
         let path = dir.join(entry);
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                report.problems.push(Problem {
-                    entry: entry.clone(),
-                    problem: "missing".into(),
-                    expected: Some(expected.clone()),
-                    actual: None,
-                });
-                continue;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // judged "missing"
             Err(e) => return Err(Error::io("reading", path, e)),
         };
         if !meta.file_type().is_file() {
-            report.problems.push(Problem {
+            odd.push(Problem {
                 entry: entry.clone(),
                 problem: "is not a regular file".into(),
-                expected: Some(expected.clone()),
+                expected: sums.0.get(entry).cloned(),
                 actual: None,
             });
             continue;
         }
         progress(entry, meta.len());
-        let (actual, len) = sha256_file(&path)?;
-        report.entries_checked += 1;
-        report.bytes_checked += len;
-        if &actual != expected {
-            report.problems.push(Problem {
-                entry: entry.clone(),
-                problem: "digest mismatch".into(),
-                expected: Some(expected.clone()),
-                actual: Some(actual),
-            });
-        }
+        computed.insert(entry.clone(), sha256_file(&path)?);
     }
-
-    // The manifest is only trusted once its own digest matched.
-    let manifest_text = fs::read_to_string(dir.join(layout::MANIFEST)).ctx("reading", dir.join(layout::MANIFEST));
-    if report.problems.iter().any(|p| p.entry == layout::MANIFEST) {
-        return Ok((None, report));
-    }
-    let manifest = Manifest::from_json(&manifest_text?)?;
-    cross_check(&manifest, &sums, &mut report);
-    Ok((Some(manifest), report))
+    let (manifest, mut report) = judge(&manifest_text, &sums_text, &computed)?;
+    // "missing" for a non-regular entry says less than what it is.
+    report.problems.retain(|p| !odd.iter().any(|o| o.entry == p.entry));
+    report.problems.extend(odd);
+    Ok((manifest, report))
 }
 
 /// Verifies only the manifest and the named entries of an extracted bundle (a selective
@@ -214,90 +260,9 @@ fn cross_check(manifest: &Manifest, sums: &Checksums, report: &mut VerifyReport)
 }
 
 /// Verifies a bundle file without extracting it: every entry is hashed as the archive streams
-/// past (no disk space needed), then compared with the checksum list (the last entry) and the
-/// manifest (the first). The same rules as [`verify_dir`]; an archive that cannot be read to
-/// its end is corrupt.
-pub fn verify_archive(bundle: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
-    let mut archive = crate::unpack::open(bundle)?;
-    let damaged = |near: &str, e: std::io::Error| crate::unpack::damaged(bundle, near, e);
-    let mut computed: std::collections::BTreeMap<String, (String, u64)> = std::collections::BTreeMap::new();
-    let mut manifest_text = None;
-    let mut sums_text = None;
-    let mut last = String::new();
-    for entry in archive.entries().map_err(|e| damaged("", e))? {
-        let near = if last.is_empty() { String::new() } else { format!(" after entry {last}") };
-        let mut entry = entry.map_err(|e| damaged(&near, e))?;
-        let name = entry.path().map_err(|e| damaged(&near, e))?.to_string_lossy().into_owned();
-        layout::check_entry_name(&name)?;
-        if !matches!(entry.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Continuous) {
-            return Err(Error::Unsafe(format!("{name} is not a regular file")));
-        }
-        progress(&name, entry.size());
-        let mut hashing = crate::digest::HashingReader::new(&mut entry);
-        let mut text = String::new();
-        if name == layout::MANIFEST || name == layout::CHECKSUMS {
-            std::io::Read::read_to_string(&mut hashing, &mut text).map_err(|e| damaged(&format!(" in {name}"), e))?;
-        } else {
-            std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| damaged(&format!(" in {name}"), e))?;
-        }
-        let (digest, len) = hashing.finish();
-        if name == layout::MANIFEST {
-            manifest_text = Some(text);
-        } else if name == layout::CHECKSUMS {
-            sums_text = Some(text);
-        }
-        if computed.insert(name.clone(), (digest, len)).is_some() {
-            return Err(Error::Corrupt(format!("{name} appears twice in the archive")));
-        }
-        last = name;
-    }
-    let sums_text = sums_text.ok_or_else(|| {
-        Error::Corrupt(format!(
-            "{}: no {} entry: the bundle is truncated (it is the last entry)",
-            bundle.display(),
-            layout::CHECKSUMS
-        ))
-    })?;
-    let sums = Checksums::parse(&sums_text)?;
-    let mut report = VerifyReport { entries_checked: 0, bytes_checked: 0, problems: Vec::new() };
-    for (entry, expected) in &sums.0 {
-        match computed.get(entry) {
-            None => report.problems.push(Problem {
-                entry: entry.clone(),
-                problem: "missing".into(),
-                expected: Some(expected.clone()),
-                actual: None,
-            }),
-            Some((actual, len)) => {
-                report.entries_checked += 1;
-                report.bytes_checked += len;
-                if actual != expected {
-                    report.problems.push(Problem {
-                        entry: entry.clone(),
-                        problem: "digest mismatch".into(),
-                        expected: Some(expected.clone()),
-                        actual: Some(actual.clone()),
-                    });
-                }
-            }
-        }
-    }
-    for entry in computed.keys() {
-        if entry != layout::CHECKSUMS && !sums.0.contains_key(entry) {
-            report.problems.push(Problem {
-                entry: entry.clone(),
-                problem: format!("not listed in {}", layout::CHECKSUMS),
-                expected: None,
-                actual: None,
-            });
-        }
-    }
-    if report.problems.iter().any(|p| p.entry == layout::MANIFEST) {
-        return Ok((None, report));
-    }
-    let manifest = Manifest::from_json(
-        &manifest_text.ok_or_else(|| Error::Corrupt(format!("{}: no {}", bundle.display(), layout::MANIFEST)))?,
-    )?;
-    cross_check(&manifest, &sums, &mut report);
-    Ok((Some(manifest), report))
+/// past (no disk space needed) through the one reader ([`crate::unpack::read_archive`]), with
+/// the same rules as [`verify_dir`].
+pub fn verify_archive(bundle: &Path, progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
+    let read = crate::unpack::read_archive(bundle, crate::unpack::Sink::Discard, progress)?;
+    Ok((read.manifest, read.report))
 }

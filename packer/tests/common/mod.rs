@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the real binaries, real bundles, real clusters.
 #![allow(dead_code)]
 
+pub mod craft;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,28 @@ use crate::owners::Accounts;
 use crate::plan::{Action, PathState};
 use crate::{layout, Error, Result};
 
+/// Opens what is at `path` for setting its attributes, refusing a symbolic link (O_NOFOLLOW)
+/// and anything but a regular file (or a directory when `dir`).
+fn open_nofollow(path: &Path, dir: bool) -> Result<File> {
+    use rustix::fs::OFlags;
+    let mut flags = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    if dir {
+        flags |= OFlags::DIRECTORY;
+    }
+    let f = OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path).map_err(|e| {
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            Error::Unsafe(format!("{} became a symbolic link while it was restored", path.display()))
+        } else {
+            Error::io("opening", path, e)
+        }
+    })?;
+    let ft = f.metadata().ctx("inspecting", path)?.file_type();
+    if (dir && !ft.is_dir()) || (!dir && !ft.is_file()) {
+        return Err(Error::Unsafe(format!("{} is no longer what the restore wrote there", path.display())));
+    }
+    Ok(f)
+}
+
 /// What is at each file record's target now.
 pub fn observe_files(manifest: &Manifest, root: &Path) -> Result<Vec<PathState>> {
     manifest.files.iter().map(|f| observe_record(f, root)).collect()
@@ -142,6 +164,12 @@ impl<'a> FileWriter<'a> {
                 fs::DirBuilder::new().mode(0o755).create(&cur).ctx("creating directory", &cur)?;
             }
         }
+        self.check_inside(target)
+    }
+
+    /// `target`'s parent must resolve inside the restore root.
+    fn check_inside(&self, target: &Path) -> Result<()> {
+        let parent = target.parent().ok_or_else(|| Error::Unsafe(format!("{} has no parent", target.display())))?;
         let real = fs::canonicalize(parent).ctx("resolving", parent)?;
         if !real.starts_with(&self.canonical_root) {
             return Err(Error::Unsafe(format!(
@@ -187,13 +215,15 @@ impl<'a> FileWriter<'a> {
                 Ok(())
             }
             (FileContent::File { entry, .. }, _) => {
-                if *action != Action::Keep {
+                let written = if *action != Action::Keep {
                     if *action == Action::Replace {
                         cp.move_aside(&target)?;
                     }
-                    self.write_regular(cp, &self.bundle_dir.join(entry), &target)?;
-                }
-                self.apply_meta(&target, &rec.meta)
+                    self.write_regular(cp, &self.bundle_dir.join(entry), &target)?
+                } else {
+                    open_nofollow(&target, false)?
+                };
+                self.apply_meta(&written, &target, &rec.meta)
             }
             (FileContent::Symlink { target: link }, _) => {
                 if *action != Action::Keep {
@@ -203,7 +233,7 @@ impl<'a> FileWriter<'a> {
                     cp.record(Change::CreatedFile { path: target.clone() })?;
                     std::os::unix::fs::symlink(link, &target).ctx("creating link", &target)?;
                 }
-                self.chown(&target, &rec.meta, true)
+                self.chown_link(&target, &rec.meta)
             }
         }
     }
@@ -217,7 +247,7 @@ impl<'a> FileWriter<'a> {
             Action::Refuse => {
                 return Err(Error::Refused(format!("{} exists and differs (use --overwrite)", target.display())))
             }
-            Action::Keep => return self.apply_meta(&target, &db.meta),
+            Action::Keep => return self.apply_meta(&open_nofollow(&target, false)?, &target, &db.meta),
             Action::Replace => cp.move_aside(&target)?,
             Action::Create => {}
         }
@@ -229,27 +259,37 @@ impl<'a> FileWriter<'a> {
                 cp.move_aside(&side)?;
             }
         }
-        self.write_regular(cp, &self.bundle_dir.join(&db.entry), &target)?;
-        self.apply_meta(&target, &db.meta)
+        let written = self.write_regular(cp, &self.bundle_dir.join(&db.entry), &target)?;
+        self.apply_meta(&written, &target, &db.meta)
     }
 
     /// Copies `from` to a temporary name beside `target`, syncs it and renames it into place:
-    /// a crash never leaves a half-written file under the real name.
-    fn write_regular(&self, cp: &mut Checkpoint, from: &Path, target: &Path) -> Result<()> {
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = target.with_file_name(format!(".{name}.restore-partial"));
-        let _ = fs::remove_file(&tmp);
+    /// a crash never leaves a half-written file under the real name. Both names are journaled
+    /// before they exist, so a rollback (a full disk half-way, say) removes the temporary file
+    /// too. Returns the written file, open: its attributes are set on it, never through a path.
+    fn write_regular(&self, cp: &mut Checkpoint, from: &Path, target: &Path) -> Result<File> {
+        // A short fixed name: `.<name>.restore-partial` would not fit beside a 255-byte name.
+        let tmp = (0u32..)
+            .map(|i| target.with_file_name(format!(".restore-partial-{}-{i}", std::process::id())))
+            .find(|p| fs::symlink_metadata(p).is_err())
+            .expect("a free temporary name");
         let mut src = File::open(from).ctx("reading", from)?;
-        let mut out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).ctx("creating", &tmp)?;
+        cp.record(Change::CreatedFile { path: tmp.clone() })?;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .mode(0o600)
+            .open(&tmp)
+            .ctx("creating", &tmp)?;
         io::copy(&mut src, &mut out).ctx("writing", &tmp)?;
         cp.record(Change::CreatedFile { path: target.to_path_buf() })?;
-        fs::rename(&tmp, target).ctx("renaming into place", target)
+        fs::rename(&tmp, target).ctx("renaming into place", target)?;
+        Ok(out)
     }
 
-    fn chown(&mut self, path: &Path, meta: &FileMeta, link: bool) -> Result<()> {
-        if !self.as_root {
-            return Ok(());
-        }
+    /// The owner a record asks for: by name when this host knows it, else the recorded ids.
+    fn owner_of(&mut self, path: &Path, meta: &FileMeta) -> (u32, u32) {
         let uid = match meta.user.as_deref() {
             Some(n) => self.accounts.uid(n).unwrap_or_else(|| {
                 self.warnings.push(format!(
@@ -272,23 +312,29 @@ impl<'a> FileWriter<'a> {
             }),
             None => meta.gid,
         };
-        let r = if link {
-            std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-        } else {
-            std::os::unix::fs::chown(path, Some(uid), Some(gid))
-        };
-        r.ctx("changing owner of", path)
+        (uid, gid)
     }
 
-    fn apply_meta(&mut self, path: &Path, meta: &FileMeta) -> Result<()> {
-        // Times first, through a read-only handle (the owner may set times on any handle), while
-        // the mode we wrote still allows opening; then owner; then mode, since chown clears
-        // setuid/setgid bits.
+    /// Owner of a symbolic link itself (lchown never follows).
+    fn chown_link(&mut self, path: &Path, meta: &FileMeta) -> Result<()> {
+        if !self.as_root {
+            return Ok(());
+        }
+        let (uid, gid) = self.owner_of(path, meta);
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).ctx("changing owner of", path)
+    }
+
+    /// Times, owner and mode on an open file or directory: no path is looked up, so nothing
+    /// that replaced `path` since (a link, say) can receive them.
+    fn apply_meta(&mut self, f: &File, path: &Path, meta: &FileMeta) -> Result<()> {
+        // Times first; then owner; then mode, since chown clears setuid/setgid bits.
         let mtime = UNIX_EPOCH + Duration::from_secs(meta.mtime.max(0) as u64);
-        let f = File::open(path).ctx("opening", path)?;
         f.set_times(fs::FileTimes::new().set_modified(mtime).set_accessed(mtime)).ctx("setting time of", path)?;
-        self.chown(path, meta, false)?;
-        fs::set_permissions(path, fs::Permissions::from_mode(meta.mode & 0o7777)).ctx("setting mode of", path)
+        if self.as_root {
+            let (uid, gid) = self.owner_of(path, meta);
+            std::os::unix::fs::fchown(f, Some(uid), Some(gid)).ctx("changing owner of", path)?;
+        }
+        f.set_permissions(fs::Permissions::from_mode(meta.mode & 0o7777)).ctx("setting mode of", path)
     }
 
     /// Flushes everything written to disk (`sync`; one call rather than an fsync per file).
@@ -302,7 +348,11 @@ impl<'a> FileWriter<'a> {
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by(|a, b| b.0.cmp(&a.0));
         for (path, meta) in dirs {
-            self.apply_meta(&path, &meta)?;
+            // The parent may have changed since the directory was made: check it again, then
+            // open the directory itself without following a link.
+            self.check_inside(&path)?;
+            let d = open_nofollow(&path, true)?;
+            self.apply_meta(&d, &path, &meta)?;
         }
         Ok(())
     }
