@@ -1,7 +1,10 @@
 //! Captured files: walks the configured paths (directories whole, links kept as links, never
-//! followed), recording original path, mode, owner, mtime, size and sha256.
+//! followed), recording original path, mode, owner, mtime, size and sha256. What another part
+//! of the bundle already holds (a `[[sqlite]]` database and its journals) is left out, with a
+//! note saying why.
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -23,6 +26,64 @@ pub struct Captured {
     pub payloads: Vec<Payload>,
     /// Things skipped (sockets, FIFOs, devices), for the manifest's warnings.
     pub warnings: Vec<String>,
+    /// What was left out or added on purpose, for the manifest's notes.
+    pub notes: Vec<String>,
+}
+
+/// Journal files SQLite keeps beside a database; a raw copy of them is never consistent with
+/// the online copy, and a stale one beside the restored database would be replayed over it.
+const SQLITE_SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// What the files capture leaves out because the bundle holds it another way. Compared by
+/// device and inode, never by the path's text: a database reached through another spelling of
+/// its path (a link, `//`, a bind mount of the same file system) is still recognised.
+#[derive(Debug, Default)]
+pub struct Exclusions {
+    /// `[[sqlite]]` databases: (dev, ino) of the file, its name and bundle entry.
+    sqlite: Vec<((u64, u64), String, String)>,
+}
+
+impl Exclusions {
+    /// The `[[sqlite]]` databases of the configuration (those that exist).
+    pub fn new(sqlite: &[crate::config::SqliteSource]) -> Exclusions {
+        let sqlite = sqlite
+            .iter()
+            .filter_map(|s| {
+                let m = fs::metadata(&s.path).ok()?;
+                Some(((m.dev(), m.ino()), s.name.clone(), layout::sqlite_entry(&s.name)))
+            })
+            .collect();
+        Exclusions { sqlite }
+    }
+
+    /// Why a regular file is left out, when it is a `[[sqlite]]` database or one of its
+    /// journal files.
+    fn sqlite_reason(&self, path: &Path, m: &fs::Metadata) -> Option<String> {
+        let find = |id: (u64, u64)| self.sqlite.iter().find(|(i, _, _)| *i == id);
+        if let Some((_, name, entry)) = find((m.dev(), m.ino())) {
+            return Some(format!(
+                "{} not captured as a file: it is the [[sqlite]] database {name}, packed once as the consistent copy {entry}",
+                path.display()
+            ));
+        }
+        let file_name = path.file_name()?.as_bytes();
+        for suffix in SQLITE_SIDECARS {
+            let Some(stem) = file_name.strip_suffix(suffix.as_bytes()) else { continue };
+            if stem.is_empty() {
+                continue;
+            }
+            // The database beside it, by the same rule SQLite names its journals.
+            let db = path.with_file_name(std::ffi::OsStr::from_bytes(stem));
+            let Ok(dm) = fs::metadata(&db) else { continue };
+            if let Some((_, name, entry)) = find((dm.dev(), dm.ino())) {
+                return Some(format!(
+                    "{} not captured: it is a journal file of the [[sqlite]] database {name}, whose copy {entry} is self-contained",
+                    path.display()
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// Mode, owner (ids and names) and mtime of a path, as the manifest records them.
@@ -38,68 +99,81 @@ pub fn meta_of(m: &fs::Metadata, accounts: &Accounts) -> FileMeta {
 }
 
 /// Walks every configured path. A path listed twice (or inside a listed directory) is captured
-/// once, under the kind it was first seen with.
-pub fn capture(sources: &[FilesSource], mut progress: impl FnMut(&Path)) -> Result<Captured> {
-    let accounts = Accounts::system();
-    let mut out = Captured::default();
-    let mut seen = std::collections::HashSet::new();
+/// once, under the kind it was first seen with; what `excluded` names is left out with a note.
+pub fn capture(sources: &[FilesSource], excluded: &Exclusions, mut progress: impl FnMut(&Path)) -> Result<Captured> {
+    let mut w = Walker {
+        accounts: Accounts::system(),
+        excluded,
+        seen: std::collections::HashSet::new(),
+        out: Captured::default(),
+        progress: &mut progress,
+    };
     for src in sources {
         for p in &src.paths {
-            walk(src.kind, p, &accounts, &mut seen, &mut out, &mut progress)?;
+            w.walk(src.kind, p)?;
         }
     }
+    let mut out = w.out;
     out.records.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
-fn walk(
-    kind: FileKind,
-    path: &Path,
-    accounts: &Accounts,
-    seen: &mut std::collections::HashSet<std::path::PathBuf>,
-    out: &mut Captured,
-    progress: &mut impl FnMut(&Path),
-) -> Result<()> {
-    if !seen.insert(path.to_path_buf()) {
-        return Ok(());
+/// One capture's state: what was seen, what was found.
+struct Walker<'a> {
+    accounts: Accounts,
+    excluded: &'a Exclusions,
+    seen: std::collections::HashSet<std::path::PathBuf>,
+    out: Captured,
+    progress: &'a mut dyn FnMut(&Path),
+}
+
+impl Walker<'_> {
+    fn walk(&mut self, kind: FileKind, path: &Path) -> Result<()> {
+        if !self.seen.insert(path.to_path_buf()) {
+            return Ok(());
+        }
+        let m = fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        let meta = meta_of(&m, &self.accounts);
+        let ft = m.file_type();
+        let content = if ft.is_symlink() {
+            FileContent::Symlink {
+                target: fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?,
+            }
+        } else if ft.is_dir() {
+            let mut children: Vec<_> = fs::read_dir(path)
+                .with_context(|| format!("listing {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()
+                .with_context(|| format!("listing {}", path.display()))?;
+            children.sort();
+            for c in children {
+                self.walk(kind, &c)?;
+            }
+            FileContent::Dir
+        } else if ft.is_file() {
+            if let Some(note) = self.excluded.sqlite_reason(path, &m) {
+                self.out.notes.push(note);
+                return Ok(());
+            }
+            (self.progress)(path);
+            let (sha256, size) = sha256_file(path)?;
+            let entry = layout::captured_entry(kind, path)?;
+            self.out.payloads.push(Payload {
+                entry: entry.clone(),
+                source: path.to_path_buf(),
+                size,
+                sha256: sha256.clone(),
+                mtime: meta.mtime,
+            });
+            FileContent::File { entry, size, sha256 }
+        } else {
+            self.out.warnings.push(format!(
+                "{} skipped: not a regular file, directory or link (socket, FIFO or device)",
+                path.display()
+            ));
+            return Ok(());
+        };
+        self.out.records.push(FileRecord { kind, path: path.to_path_buf(), meta, content });
+        Ok(())
     }
-    let m = fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    let meta = meta_of(&m, accounts);
-    let ft = m.file_type();
-    let content = if ft.is_symlink() {
-        FileContent::Symlink {
-            target: fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?,
-        }
-    } else if ft.is_dir() {
-        let mut children: Vec<_> = fs::read_dir(path)
-            .with_context(|| format!("listing {}", path.display()))?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("listing {}", path.display()))?;
-        children.sort();
-        for c in children {
-            walk(kind, &c, accounts, seen, out, progress)?;
-        }
-        FileContent::Dir
-    } else if ft.is_file() {
-        progress(path);
-        let (sha256, size) = sha256_file(path)?;
-        let entry = layout::captured_entry(kind, path)?;
-        out.payloads.push(Payload {
-            entry: entry.clone(),
-            source: path.to_path_buf(),
-            size,
-            sha256: sha256.clone(),
-            mtime: meta.mtime,
-        });
-        FileContent::File { entry, size, sha256 }
-    } else {
-        out.warnings.push(format!(
-            "{} skipped: not a regular file, directory or link (socket, FIFO or device)",
-            path.display()
-        ));
-        return Ok(());
-    };
-    out.records.push(FileRecord { kind, path: path.to_path_buf(), meta, content });
-    Ok(())
 }
