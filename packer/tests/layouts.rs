@@ -108,3 +108,159 @@ fn sqlite_inside_captured_dir_is_packed_once_and_restores() {
     assert_eq!(fs::read(under(&root, &n8n_dir.join("config"))).unwrap(), fs::read(n8n_dir.join("config")).unwrap());
     drop(conn);
 }
+
+/// A Debian-like layout: nginx's sites-enabled/default -> ../sites-available/default, a chain of
+/// links, Let's Encrypt's live/ pointing into archive/ (relative and absolute links, to files and
+/// to a directory), a cycle and a dangling link.
+struct Debian {
+    src: PathBuf,
+    site: PathBuf,
+    enabled: PathBuf,
+    chain: PathBuf,
+    live: PathBuf,
+    archive: PathBuf,
+}
+
+fn debian_layout(base: &Path) -> Debian {
+    use std::os::unix::fs::symlink;
+    let src = base.join("src");
+    let ng = src.join("etc/nginx");
+    let le = src.join("etc/letsencrypt");
+    for d in ["sites-available", "sites-enabled", "conf.d"] {
+        fs::create_dir_all(ng.join(d)).unwrap();
+    }
+    for d in ["archive/ex.com", "archive/other.org", "live/ex.com"] {
+        fs::create_dir_all(le.join(d)).unwrap();
+    }
+    fs::create_dir_all(src.join("etc/loop")).unwrap();
+    let site = ng.join("sites-available/default");
+    fs::write(&site, "server { listen 80; root /srv/www/the-real-site; }\n").unwrap();
+    fs::write(ng.join("sites-available/other"), "server { listen 81; }\n").unwrap();
+    let enabled = ng.join("sites-enabled/default");
+    symlink("../sites-available/default", &enabled).unwrap();
+    symlink("../sites-available/gone", ng.join("sites-enabled/gone")).unwrap();
+    // A link to a link: conf.d/chain.conf -> ../sites-enabled/default -> ../sites-available/default.
+    let chain = ng.join("conf.d/chain.conf");
+    symlink("../sites-enabled/default", &chain).unwrap();
+    fs::write(le.join("archive/ex.com/cert1.pem"), "CERT ex.com\n").unwrap();
+    fs::write(le.join("archive/ex.com/privkey1.pem"), "KEY ex.com\n").unwrap();
+    fs::write(le.join("archive/other.org/cert1.pem"), "CERT other.org\n").unwrap();
+    symlink("../../archive/ex.com/cert1.pem", le.join("live/ex.com/cert.pem")).unwrap();
+    symlink(le.join("archive/ex.com/privkey1.pem"), le.join("live/ex.com/privkey.pem")).unwrap();
+    // A link to a directory, absolute.
+    symlink(le.join("archive/other.org"), le.join("live/other.org")).unwrap();
+    symlink("b", src.join("etc/loop/a")).unwrap();
+    symlink("a", src.join("etc/loop/b")).unwrap();
+    Debian { src, site, enabled, chain, live: le.join("live"), archive: le.join("archive") }
+}
+
+/// Listed symbolic links are packed with what they point to (links to links, links to
+/// directories, relative and absolute, each target once and with a note); cycles and dangling
+/// links are warnings. The restore under a temporary root exits 0, the site is there, and each
+/// restored link is validated to lead to its restored target.
+#[test]
+fn listed_links_are_packed_with_their_targets_and_validated() {
+    let t = tempfile::tempdir().unwrap();
+    let d = debian_layout(t.path());
+    let cfg = t.path().join("packer.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[bundle]\noutput_dir = \"{}\"\nname = \"web\"\n\n[[files]]\nkind = \"config\"\npaths = [\"{}\", \"{}\", \"{}\", \"{}\"]\n\n[[files]]\nkind = \"ssl\"\npaths = [\"{}\", \"{}\"]\n",
+            t.path().join("out").display(),
+            d.enabled.display(),
+            d.chain.display(),
+            d.src.join("etc/nginx/sites-enabled/gone").display(),
+            d.src.join("etc/loop").display(),
+            d.live.display(),
+            // Already captured as listed: what live/ex.com/cert.pem points to is not taken twice.
+            d.archive.join("ex.com").display(),
+        ),
+    )
+    .unwrap();
+    let bundle = create(&cfg);
+    let m = restorer::unpack::read_manifest(&bundle).unwrap();
+    let paths: Vec<PathBuf> = m.files.iter().map(|f| f.path.clone()).collect();
+    let mut unique = paths.clone();
+    unique.dedup();
+    assert_eq!(paths, unique, "a path captured twice");
+    for p in [
+        d.site.clone(),
+        d.archive.join("other.org"),
+        d.archive.join("other.org/cert1.pem"),
+        d.archive.join("ex.com/cert1.pem"),
+        d.archive.join("ex.com/privkey1.pem"),
+    ] {
+        assert!(paths.contains(&p), "{} not packed: {paths:?}", p.display());
+    }
+    assert!(!paths.contains(&d.src.join("etc/nginx/sites-available/other")), "only what a link points to");
+    let note = |target: &Path, link: &Path| {
+        m.notes.iter().any(|n| n.starts_with(&target.display().to_string()) && n.contains(&link.display().to_string()))
+    };
+    assert!(note(&d.site, &d.enabled), "{:?}", m.notes);
+    assert!(note(&d.archive.join("other.org"), &d.live.join("other.org")), "{:?}", m.notes);
+    assert!(
+        !m.notes.iter().any(|n| n.starts_with(&d.archive.join("ex.com").display().to_string())),
+        "listed targets need no note: {:?}",
+        m.notes
+    );
+    let warned = |what: &str| m.warnings.iter().any(|w| w.contains(what));
+    assert!(warned("sites-enabled/gone") && warned("does not exist"), "{:?}", m.warnings);
+    assert!(warned("etc/loop/a") && warned("cycle"), "{:?}", m.warnings);
+    // Captured entries are unique too.
+    let names = entries(&bundle);
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(names.len(), unique.len(), "{names:?}");
+
+    let root = t.path().join("root");
+    let x = t.path().join("x");
+    let out = restore_under(&bundle, &x, &root);
+    assert!(out.status.success(), "restore exited {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stdout));
+    assert!(failed_checks(&x).is_empty(), "{:?}", failed_checks(&x));
+    // The site is there, reached through the restored relative link.
+    assert_eq!(fs::read(under(&root, &d.enabled)).unwrap(), fs::read(&d.site).unwrap());
+    assert_eq!(fs::read(under(&root, &d.chain)).unwrap(), fs::read(&d.site).unwrap());
+    assert_eq!(
+        fs::read(under(&root, &d.archive.join("other.org/cert1.pem"))).unwrap(),
+        b"CERT other.org\n",
+        "the directory behind live/other.org"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(x.join("restore-report.json")).unwrap()).unwrap();
+    let leads = |link: &Path| {
+        report["validation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == format!("link {} leads to", link.display()) && c["ok"] == true)
+    };
+    for l in [&d.enabled, &d.chain, &d.live.join("other.org"), &d.live.join("ex.com/privkey.pem")] {
+        assert!(leads(l), "no passing destination check for {}", l.display());
+    }
+
+    // After the restore, a link retargeted, and a link whose text is unchanged but whose target
+    // directory was swapped for a link elsewhere: validation fails, naming each link.
+    let enabled = under(&root, &d.enabled);
+    fs::remove_file(&enabled).unwrap();
+    std::os::unix::fs::symlink("../sites-available/other", &enabled).unwrap();
+    fs::write(under(&root, &d.src.join("etc/nginx/sites-available/other")), "server { listen 81; }\n").unwrap();
+    let other = under(&root, &d.archive.join("other.org"));
+    fs::rename(&other, other.with_file_name("moved")).unwrap();
+    std::os::unix::fs::symlink("ex.com", &other).unwrap();
+    let checks = restorer::steps::validate::files(&m, &root).unwrap();
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.check.as_str()).collect();
+    for want in [
+        format!("link {} target", d.enabled.display()),
+        format!("link {} leads to", d.enabled.display()),
+        format!("link {} leads to", d.chain.display()),
+        format!("link {} leads to", d.live.join("other.org").display()),
+    ] {
+        assert!(failed.contains(&want.as_str()), "{want} did not fail: {failed:?}");
+    }
+    assert!(
+        !failed.contains(&format!("link {} target", d.live.join("other.org").display()).as_str()),
+        "its text is unchanged: only where it leads differs"
+    );
+}

@@ -1,16 +1,19 @@
 //! Captured files: walks the configured paths (directories whole, links kept as links, never
-//! followed), recording original path, mode, owner, mtime, size and sha256. What another part
-//! of the bundle already holds (a `[[sqlite]]` database and its journals) is left out, with a
-//! note saying why.
+//! followed while reading), recording original path, mode, owner, mtime, size and sha256.
+//! What a captured link points to is captured as well (Debian's configuration is made of
+//! links: a site listed through `sites-enabled/` lives in `sites-available/`), with a note. What
+//! another part of the bundle already holds (a `[[sqlite]]` database and its journals) is left
+//! out, with a note saying why.
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use restorer::digest::sha256_file;
 use restorer::layout::{self, FileKind};
+use restorer::links;
 use restorer::manifest::{FileContent, FileMeta, FileRecord};
 use restorer::owners::Accounts;
 
@@ -105,6 +108,7 @@ pub fn capture(sources: &[FilesSource], excluded: &Exclusions, mut progress: imp
         accounts: Accounts::system(),
         excluded,
         seen: std::collections::HashSet::new(),
+        links: Vec::new(),
         out: Captured::default(),
         progress: &mut progress,
     };
@@ -112,6 +116,14 @@ pub fn capture(sources: &[FilesSource], excluded: &Exclusions, mut progress: imp
         for p in &src.paths {
             w.walk(src.kind, p)?;
         }
+    }
+    // Every path listed is seen first, so a target inside another captured path is not taken
+    // twice. Links found inside a captured target join the queue.
+    let mut next = 0;
+    while next < w.links.len() {
+        let (kind, link) = w.links[next].clone();
+        next += 1;
+        w.follow(kind, &link)?;
     }
     let mut out = w.out;
     out.records.sort_by(|a, b| a.path.cmp(&b.path));
@@ -123,19 +135,23 @@ struct Walker<'a> {
     accounts: Accounts,
     excluded: &'a Exclusions,
     seen: std::collections::HashSet<std::path::PathBuf>,
+    /// Every link captured, in the order met: each is followed once the listed paths are done.
+    links: Vec<(FileKind, PathBuf)>,
     out: Captured,
     progress: &'a mut dyn FnMut(&Path),
 }
 
 impl Walker<'_> {
-    fn walk(&mut self, kind: FileKind, path: &Path) -> Result<()> {
+    /// Captures `path` (a directory whole). True when it was recorded now.
+    fn walk(&mut self, kind: FileKind, path: &Path) -> Result<bool> {
         if !self.seen.insert(path.to_path_buf()) {
-            return Ok(());
+            return Ok(false);
         }
         let m = fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
         let meta = meta_of(&m, &self.accounts);
         let ft = m.file_type();
         let content = if ft.is_symlink() {
+            self.links.push((kind, path.to_path_buf()));
             FileContent::Symlink {
                 target: fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?,
             }
@@ -153,7 +169,7 @@ impl Walker<'_> {
         } else if ft.is_file() {
             if let Some(note) = self.excluded.sqlite_reason(path, &m) {
                 self.out.notes.push(note);
-                return Ok(());
+                return Ok(false);
             }
             (self.progress)(path);
             let (sha256, size) = sha256_file(path)?;
@@ -171,9 +187,62 @@ impl Walker<'_> {
                 "{} skipped: not a regular file, directory or link (socket, FIFO or device)",
                 path.display()
             ));
-            return Ok(());
+            return Ok(false);
         };
         self.out.records.push(FileRecord { kind, path: path.to_path_buf(), meta, content });
+        Ok(true)
+    }
+
+    /// Captures what a captured link leads to: the links on the way (a link to a link) as links,
+    /// the object at the end (a directory whole), unless already captured. The link is resolved
+    /// on this host one component at a time, as the kernel would; a missing target, a cycle or a
+    /// target that cannot be read is a warning, never a failure.
+    fn follow(&mut self, kind: FileKind, link: &Path) -> Result<()> {
+        let shown = link.display();
+        let text = fs::read_link(link).map(|t| t.display().to_string()).unwrap_or_default();
+        let r = match links::resolve(link, &mut links::on_disk(Path::new("/"))) {
+            Ok(r) => r,
+            Err(e) => {
+                self.out.warnings.push(format!(
+                    "link {shown} -> {text} not followed: {e}; the link is packed, what it points to is not"
+                ));
+                return Ok(());
+            }
+        };
+        if let Some(above) = r.links.iter().find(|l| link.starts_with(l) && l.as_path() != link) {
+            // The restore recreates the listed path's directories as directories, so a link
+            // among them would not lead to the same place on the new host.
+            self.out.warnings.push(format!(
+                "link {shown}: the directory {} above it is itself a link; the restore recreates it as a directory, so list the real path {} instead",
+                above.display(),
+                r.path.display()
+            ));
+            return Ok(());
+        }
+        if r.climbed_above_root {
+            self.out.warnings.push(format!(
+                "link {shown} -> {text} climbs above / (the kernel stops at /, and so did packing)"
+            ));
+        }
+        for l in r.links.iter().filter(|l| l.as_path() != link) {
+            if self.walk(kind, l)? {
+                self.out.notes.push(format!("link {} captured because the link {shown} leads through it", l.display()));
+            }
+        }
+        match r.node {
+            links::Node::Missing => self.out.warnings.push(format!(
+                "link {shown} -> {text} points to {}, which does not exist; the link is packed as it is",
+                r.path.display()
+            )),
+            _ if r.path == Path::new("/") => self.out.warnings.push(format!(
+                "link {shown} -> {text} points to the root directory; only the link is packed"
+            )),
+            _ => {
+                if self.walk(kind, &r.path)? {
+                    self.out.notes.push(format!("{} captured because the link {shown} points to it", r.path.display()));
+                }
+            }
+        }
         Ok(())
     }
 }
