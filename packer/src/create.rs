@@ -218,7 +218,7 @@ pub fn create(
         payloads.push(payload);
     }
     log("reading files ...");
-    let excluded = sources::files::Exclusions::new(&cfg.sqlite);
+    let excluded = sources::files::Exclusions::new(&cfg.sqlite, out_dir);
     let captured = sources::files::capture(&cfg.files, &excluded, |_| {})?;
     log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
     warnings.extend(captured.warnings.iter().cloned());

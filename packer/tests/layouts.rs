@@ -92,7 +92,11 @@ fn sqlite_inside_captured_dir_is_packed_once_and_restores() {
     // The manifest says what was left out and why.
     for p in [&db_path, &wal] {
         let shown = p.display().to_string();
-        assert!(manifest.notes.iter().any(|n| n.starts_with(&shown) && n.contains("[[sqlite]]")), "{:?}", manifest.notes);
+        assert!(
+            manifest.notes.iter().any(|n| n.starts_with(&shown) && n.contains("[[sqlite]]")),
+            "{:?}",
+            manifest.notes
+        );
     }
     assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
     packer().arg("show").arg(&bundle).assert().success().stdout(predicate::str::contains("note: "));
@@ -263,4 +267,66 @@ fn listed_links_are_packed_with_their_targets_and_validated() {
         !failed.contains(&format!("link {} target", d.live.join("other.org").display()).as_str()),
         "its text is unchanged: only where it leads differs"
     );
+}
+
+/// packer's own output directory inside a captured directory (named through a link, so only its
+/// real location can tell): the second bundle holds no earlier bundle, sidecar, catalog, lock or
+/// spool, and the manifest says the directory was left out.
+#[test]
+fn output_dir_inside_captured_dir_is_left_out() {
+    let t = tempfile::tempdir().unwrap();
+    let app = t.path().join("src/srv/app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("settings.ini"), "[app]\nport = 8080\n").unwrap();
+    // The output directory is spelled through a link to the captured directory.
+    let alias = t.path().join("alias");
+    std::os::unix::fs::symlink(&app, &alias).unwrap();
+    let cfg = t.path().join("packer.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[bundle]\noutput_dir = \"{}\"\nname = \"app\"\n\n[[files]]\nkind = \"data\"\npaths = [\"{}\"]\n",
+            alias.join("backups").display(),
+            app.display()
+        ),
+    )
+    .unwrap();
+    let first = create(&cfg);
+    // Bundle names carry the second: the next run must not share it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = create(&cfg);
+    assert_ne!(first, second);
+    assert!(
+        app.join("backups").join(first.file_name().unwrap()).is_file(),
+        "the first bundle is inside the captured dir"
+    );
+
+    let names = entries(&second);
+    let leaked: Vec<&String> = names
+        .iter()
+        .filter(|e| {
+            e.contains("backups")
+                || e.ends_with(".tar.gz")
+                || e.ends_with(".sha256") && e.as_str() != "checksums.sha256"
+                || e.contains("catalog.sqlite")
+                || e.contains(".packer.lock")
+                || e.contains(".packer-spool")
+        })
+        .collect();
+    assert!(leaked.is_empty(), "packer's own output packed: {leaked:?}");
+    assert!(names.contains(&format!("files{}", app.join("settings.ini").display())), "{names:?}");
+    let m = restorer::unpack::read_manifest(&second).unwrap();
+    assert!(m.files.iter().all(|f| !f.path.starts_with(app.join("backups"))), "{:?}", m.files);
+    assert!(
+        m.notes.iter().any(|n| n.starts_with(&app.join("backups").display().to_string()) && n.contains("output_dir")),
+        "{:?}",
+        m.notes
+    );
+    let size = |p: &Path| fs::metadata(p).unwrap().len();
+    assert!(size(&second) < size(&first) * 2, "the second bundle does not hold the first");
+
+    let root = t.path().join("root");
+    let out = restore_under(&second, &t.path().join("x"), &root);
+    assert!(out.status.success(), "restore exited {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stdout));
+    assert!(!under(&root, &app.join("backups")).exists());
 }

@@ -56,10 +56,7 @@ pub const MAX_LINKS: usize = 40;
 /// Resolves the absolute logical path `path`, following every link on the way (the last
 /// component included), asking `lookup` what each logical path is. `lookup` is only ever asked
 /// about paths whose ancestors it reported as directories.
-pub fn resolve(
-    path: &Path,
-    lookup: &mut dyn FnMut(&Path) -> io::Result<Node>,
-) -> Result<Resolved, Unresolvable> {
+pub fn resolve(path: &Path, lookup: &mut dyn FnMut(&Path) -> io::Result<Node>) -> Result<Resolved, Unresolvable> {
     let mut cur = PathBuf::from("/");
     let mut node = Node::Dir;
     let mut links = Vec::new();

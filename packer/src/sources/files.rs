@@ -2,8 +2,8 @@
 //! followed while reading), recording original path, mode, owner, mtime, size and sha256.
 //! What a captured link points to is captured as well (Debian's configuration is made of
 //! links: a site listed through `sites-enabled/` lives in `sites-available/`), with a note. What
-//! another part of the bundle already holds (a `[[sqlite]]` database and its journals) is left
-//! out, with a note saying why.
+//! another part of the bundle already holds (a `[[sqlite]]` database and its journals) and
+//! packer's own output directory are left out, with a note saying why.
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -44,11 +44,16 @@ const SQLITE_SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
 pub struct Exclusions {
     /// `[[sqlite]]` databases: (dev, ino) of the file, its name and bundle entry.
     sqlite: Vec<((u64, u64), String, String)>,
+    /// packer's own output directory (bundles, sidecars, catalog, lock, spool): its (dev, ino)
+    /// and canonical path. Inside a captured directory, every bundle would otherwise hold all
+    /// the earlier ones.
+    output_dir: Option<((u64, u64), PathBuf)>,
 }
 
 impl Exclusions {
-    /// The `[[sqlite]]` databases of the configuration (those that exist).
-    pub fn new(sqlite: &[crate::config::SqliteSource]) -> Exclusions {
+    /// The `[[sqlite]]` databases of the configuration (those that exist) and the output
+    /// directory (when it exists).
+    pub fn new(sqlite: &[crate::config::SqliteSource], output_dir: &Path) -> Exclusions {
         let sqlite = sqlite
             .iter()
             .filter_map(|s| {
@@ -56,7 +61,36 @@ impl Exclusions {
                 Some(((m.dev(), m.ino()), s.name.clone(), layout::sqlite_entry(&s.name)))
             })
             .collect();
-        Exclusions { sqlite }
+        let output_dir =
+            fs::canonicalize(output_dir).and_then(|c| fs::metadata(&c).map(|m| ((m.dev(), m.ino()), c))).ok();
+        Exclusions { sqlite, output_dir }
+    }
+
+    /// Why a directory met while walking is left out, when it is the output directory.
+    fn output_dir_reason(&self, path: &Path, m: &fs::Metadata) -> Option<String> {
+        let (id, out) = self.output_dir.as_ref()?;
+        (*id == (m.dev(), m.ino())).then(|| {
+            format!(
+                "{} not captured: it is packer's own output_dir ({}), holding the bundles, the catalog and the lock",
+                path.display(),
+                out.display()
+            )
+        })
+    }
+
+    /// Why a path to start a walk from (a listed path, a link's target) is left out, when it lies
+    /// inside the output directory: its real location is compared, whatever its spelling.
+    fn inside_output_dir(&self, path: &Path) -> Option<String> {
+        let (_, out) = self.output_dir.as_ref()?;
+        // The parent's real location: `path` itself may be a link, which is not followed.
+        let real = fs::canonicalize(path.parent()?).ok()?.join(path.file_name()?);
+        (real.starts_with(out)).then(|| {
+            format!(
+                "{} not captured: it lies inside packer's own output_dir ({}), holding the bundles, the catalog and the lock",
+                path.display(),
+                out.display()
+            )
+        })
     }
 
     /// Why a regular file is left out, when it is a `[[sqlite]]` database or one of its
@@ -114,7 +148,7 @@ pub fn capture(sources: &[FilesSource], excluded: &Exclusions, mut progress: imp
     };
     for src in sources {
         for p in &src.paths {
-            w.walk(src.kind, p)?;
+            w.walk_from(src.kind, p)?;
         }
     }
     // Every path listed is seen first, so a target inside another captured path is not taken
@@ -142,6 +176,18 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
+    /// [`Walker::walk`] from a path that is not inside one already walked (a listed path, a
+    /// link's target): nothing inside the output directory is taken, whatever the spelling.
+    fn walk_from(&mut self, kind: FileKind, path: &Path) -> Result<bool> {
+        if let Some(note) = self.excluded.inside_output_dir(path) {
+            if self.seen.insert(path.to_path_buf()) {
+                self.out.notes.push(note);
+            }
+            return Ok(false);
+        }
+        self.walk(kind, path)
+    }
+
     /// Captures `path` (a directory whole). True when it was recorded now.
     fn walk(&mut self, kind: FileKind, path: &Path) -> Result<bool> {
         if !self.seen.insert(path.to_path_buf()) {
@@ -156,6 +202,10 @@ impl Walker<'_> {
                 target: fs::read_link(path).with_context(|| format!("reading link {}", path.display()))?,
             }
         } else if ft.is_dir() {
+            if let Some(note) = self.excluded.output_dir_reason(path, &m) {
+                self.out.notes.push(note);
+                return Ok(false);
+            }
             let mut children: Vec<_> = fs::read_dir(path)
                 .with_context(|| format!("listing {}", path.display()))?
                 .map(|e| e.map(|e| e.path()))
@@ -220,12 +270,12 @@ impl Walker<'_> {
             return Ok(());
         }
         if r.climbed_above_root {
-            self.out.warnings.push(format!(
-                "link {shown} -> {text} climbs above / (the kernel stops at /, and so did packing)"
-            ));
+            self.out
+                .warnings
+                .push(format!("link {shown} -> {text} climbs above / (the kernel stops at /, and so did packing)"));
         }
         for l in r.links.iter().filter(|l| l.as_path() != link) {
-            if self.walk(kind, l)? {
+            if self.walk_from(kind, l)? {
                 self.out.notes.push(format!("link {} captured because the link {shown} leads through it", l.display()));
             }
         }
@@ -234,11 +284,12 @@ impl Walker<'_> {
                 "link {shown} -> {text} points to {}, which does not exist; the link is packed as it is",
                 r.path.display()
             )),
-            _ if r.path == Path::new("/") => self.out.warnings.push(format!(
-                "link {shown} -> {text} points to the root directory; only the link is packed"
-            )),
+            _ if r.path == Path::new("/") => self
+                .out
+                .warnings
+                .push(format!("link {shown} -> {text} points to the root directory; only the link is packed")),
             _ => {
-                if self.walk(kind, &r.path)? {
+                if self.walk_from(kind, &r.path)? {
                     self.out.notes.push(format!("{} captured because the link {shown} points to it", r.path.display()));
                 }
             }

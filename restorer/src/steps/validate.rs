@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::digest::sha256_file;
+use crate::links::{self, Node, Resolved};
 use crate::manifest::{FileContent, Manifest, TableCount};
 use crate::pg::{table_counts, PgTarget};
-use crate::links::{self, Node, Resolved};
 use crate::{layout, sqlite, Result};
 
 /// One check: what was expected, what was found.
