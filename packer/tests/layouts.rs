@@ -155,6 +155,8 @@ fn debian_layout(base: &Path) -> Debian {
     symlink(le.join("archive/other.org"), le.join("live/other.org")).unwrap();
     symlink("b", src.join("etc/loop/a")).unwrap();
     symlink("a", src.join("etc/loop/b")).unwrap();
+    // As Debian's /etc/mtab: a link into a kernel file system, whose bytes change as they are read.
+    symlink("/proc/self/mounts", src.join("etc/loop/mtab")).unwrap();
     Debian { src, site, enabled, chain, live: le.join("live"), archive: le.join("archive") }
 }
 
@@ -211,6 +213,8 @@ fn listed_links_are_packed_with_their_targets_and_validated() {
     let warned = |what: &str| m.warnings.iter().any(|w| w.contains(what));
     assert!(warned("sites-enabled/gone") && warned("does not exist"), "{:?}", m.warnings);
     assert!(warned("etc/loop/a") && warned("cycle"), "{:?}", m.warnings);
+    assert!(paths.iter().all(|p| !p.starts_with("/proc")), "{paths:?}");
+    assert!(m.notes.iter().any(|n| n.contains("etc/loop/mtab") && n.contains("kernel file system")), "{:?}", m.notes);
     // Captured entries are unique too.
     let names = entries(&bundle);
     let mut unique = names.clone();

@@ -33,6 +33,9 @@ pub struct Captured {
     pub notes: Vec<String>,
 }
 
+/// File systems the kernel makes up: a link into them (`/etc/mtab`) is packed as a link only.
+const KERNEL_FS: [&str; 3] = ["/proc", "/sys", "/dev"];
+
 /// Journal files SQLite keeps beside a database; a raw copy of them is never consistent with
 /// the online copy, and a stale one beside the restored database would be replayed over it.
 const SQLITE_SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
@@ -259,6 +262,15 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
+        if let Some(k) = r.links.iter().chain([&r.path]).find(|p| KERNEL_FS.iter().any(|k| p.starts_with(k))) {
+            // /etc/mtab -> ../proc/self/mounts: nothing there is data to restore, and its bytes
+            // change as they are read.
+            self.out.notes.push(format!(
+                "link {shown} -> {text} leads into {}, a kernel file system: only the link is packed",
+                k.display()
+            ));
+            return Ok(());
+        }
         if let Some(above) = r.links.iter().find(|l| link.starts_with(l) && l.as_path() != link) {
             // The restore recreates the listed path's directories as directories, so a link
             // among them would not lead to the same place on the new host.
