@@ -218,9 +218,13 @@ pub fn create(
         payloads.push(payload);
     }
     log("reading files ...");
-    let captured = sources::files::capture(&cfg.files, |_| {})?;
+    let excluded = sources::files::Exclusions::new(&cfg.sqlite, out_dir);
+    let captured = sources::files::capture(&cfg.files, &excluded, |_| {})?;
     log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
     warnings.extend(captured.warnings.iter().cloned());
+    for n in &captured.notes {
+        log(&format!("note: {n}"));
+    }
 
     let info = system_info::collect();
     let info_path = spool.path().join("system_info.json");
@@ -275,6 +279,7 @@ pub fn create(
         services: Services { start: cfg.services.start.clone(), health: cfg.services.health.clone() },
         requirements: Vec::new(),
         warnings,
+        notes: captured.notes,
         n8n,
     };
     manifest.requirements = requirements(cfg, &manifest);

@@ -16,6 +16,7 @@ pub mod digest;
 pub mod error;
 pub mod exit;
 pub mod layout;
+pub mod links;
 pub mod manifest;
 pub mod n8n;
 pub mod owners;

@@ -44,6 +44,10 @@ pub struct Manifest {
     /// Warnings raised while packing (shown by `packer show` and at restore).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What packing decided on its own, for the reader: a path left out because the bundle holds
+    /// it another way, a link's target captured because of the link. Nothing is wrong.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// What the bundle knows about n8n, when a database has `profile = "n8n"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n8n: Option<crate::n8n::N8nInfo>,

@@ -245,6 +245,7 @@ mod tests {
             services: Default::default(),
             requirements: vec![],
             warnings: vec![],
+            notes: vec![],
             n8n: None,
         }
     }

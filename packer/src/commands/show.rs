@@ -168,6 +168,9 @@ pub fn render(m: &Manifest) -> String {
     if !m.requirements.is_empty() {
         let _ = writeln!(s, "Requirements: {}", m.requirements.join(" "));
     }
+    for n in &m.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
     for w in &m.warnings {
         let _ = writeln!(s, "warning: {w}");
     }

@@ -1,13 +1,16 @@
-//! Validation of a restored target against the manifest: file digests and modes on disk, SQLite
-//! integrity and row counts, PostgreSQL row counts per table.
+//! Validation of a restored target against the manifest: file digests and modes on disk, link
+//! texts and where the links lead, SQLite integrity and row counts, PostgreSQL row counts per
+//! table.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::digest::sha256_file;
+use crate::links::{self, Node, Resolved};
 use crate::manifest::{FileContent, Manifest, TableCount};
 use crate::pg::{table_counts, PgTarget};
 use crate::{layout, sqlite, Result};
@@ -48,9 +51,54 @@ pub fn compare_counts(out: &mut Vec<Check>, prefix: &str, expected: &[TableCount
     }
 }
 
+/// What the manifest records at each path: files and SQLite databases, directories, links.
+fn recorded(manifest: &Manifest) -> BTreeMap<PathBuf, Node> {
+    let mut out: BTreeMap<PathBuf, Node> = manifest
+        .files
+        .iter()
+        .map(|f| {
+            let node = match &f.content {
+                FileContent::File { .. } => Node::Other,
+                FileContent::Dir => Node::Dir,
+                FileContent::Symlink { target } => Node::Link(target.clone()),
+            };
+            (f.path.clone(), node)
+        })
+        .collect();
+    for db in &manifest.sqlite {
+        out.insert(db.path.clone(), Node::Other);
+    }
+    out
+}
+
+/// "path (kind)", the way a link's destination is compared.
+fn destination(r: &Resolved) -> String {
+    let kind = match r.node {
+        Node::Dir => "directory",
+        Node::Missing => "missing",
+        Node::Other | Node::Link(_) => "file",
+    };
+    format!("{} ({kind})", r.path.display())
+}
+
+/// Where the link at `path` leads among the manifest's own records, when the bundle holds what
+/// it points to. A path with records below it counts as a directory.
+fn recorded_destination(records: &BTreeMap<PathBuf, Node>, path: &Path) -> Option<String> {
+    let mut lookup = |p: &Path| -> std::io::Result<Node> {
+        if let Some(n) = records.get(p) {
+            return Ok(n.clone());
+        }
+        let below = records.range(p.to_path_buf()..).next().is_some_and(|(k, _)| k.starts_with(p));
+        Ok(if below { Node::Dir } else { Node::Missing })
+    };
+    let r = links::resolve(path, &mut lookup).ok()?;
+    (r.node != Node::Missing).then(|| destination(&r))
+}
+
 /// Checks every restored file, link and SQLite database under `root`.
 pub fn files(manifest: &Manifest, root: &Path) -> Result<Vec<Check>> {
     let mut out = Vec::new();
+    let records = recorded(manifest);
     for f in &manifest.files {
         let target = layout::target_path(root, &f.path)?;
         let shown = f.path.display();
@@ -72,6 +120,15 @@ pub fn files(manifest: &Manifest, root: &Path) -> Result<Vec<Check>> {
             FileContent::Symlink { target: link } => {
                 let actual = fs::read_link(&target).map(|p| p.display().to_string()).unwrap_or_else(|e| e.to_string());
                 check(&mut out, format!("link {shown} target"), link.display(), actual);
+                // When the bundle holds what the link points to, the restored link must lead to
+                // the restored object: resolved under the root, never outside it.
+                if let Some(expected) = recorded_destination(&records, &f.path) {
+                    let actual = match links::resolve(&f.path, &mut links::on_disk(root)) {
+                        Ok(r) => destination(&r),
+                        Err(e) => e.to_string(),
+                    };
+                    check(&mut out, format!("link {shown} leads to"), expected, actual);
+                }
             }
         }
     }
@@ -116,5 +173,26 @@ mod tests {
         compare_counts(&mut out, "p", &[t("a", 1), t("b", 2), t("c", 3)], &[t("a", 1), t("b", 5), t("d", 0)]);
         let bad: Vec<_> = out.iter().filter(|c| !c.ok).map(|c| c.check.as_str()).collect();
         assert_eq!(bad, vec!["p: public.b rows", "p: public.c rows", "p: public.d rows"]);
+    }
+
+    /// A link's destination is known from the manifest when the bundle holds what it points to
+    /// (through other recorded links too), and unknown otherwise.
+    #[test]
+    fn recorded_destinations() {
+        let records: BTreeMap<PathBuf, Node> = [
+            ("/etc/nginx/sites-available/default", Node::Other),
+            ("/etc/nginx/sites-enabled/default", Node::Link("../sites-available/default".into())),
+            ("/etc/nginx/conf.d/chain", Node::Link("/etc/nginx/sites-enabled/default".into())),
+            ("/etc/le/archive/ex/cert1.pem", Node::Other),
+            ("/etc/le/live/ex", Node::Link("../archive/ex".into())),
+            ("/etc/nginx/sites-enabled/other", Node::Link("/usr/share/nginx/default".into())),
+        ]
+        .into_iter()
+        .map(|(p, n)| (PathBuf::from(p), n))
+        .collect();
+        let d = |p: &str| recorded_destination(&records, Path::new(p));
+        assert_eq!(d("/etc/nginx/conf.d/chain").as_deref(), Some("/etc/nginx/sites-available/default (file)"));
+        assert_eq!(d("/etc/le/live/ex").as_deref(), Some("/etc/le/archive/ex (directory)"));
+        assert_eq!(d("/etc/nginx/sites-enabled/other"), None);
     }
 }
