@@ -157,6 +157,8 @@ fn debian_layout(base: &Path) -> Debian {
     symlink("a", src.join("etc/loop/b")).unwrap();
     // As Debian's /etc/mtab: a link into a kernel file system, whose bytes change as they are read.
     symlink("/proc/self/mounts", src.join("etc/loop/mtab")).unwrap();
+    // As /etc/alternatives/*: a link into the packages' own tree is packed as a link only.
+    symlink("/usr/bin/env", src.join("etc/loop/alternative")).unwrap();
     Debian { src, site, enabled, chain, live: le.join("live"), archive: le.join("archive") }
 }
 
@@ -213,7 +215,8 @@ fn listed_links_are_packed_with_their_targets_and_validated() {
     let warned = |what: &str| m.warnings.iter().any(|w| w.contains(what));
     assert!(warned("sites-enabled/gone") && warned("does not exist"), "{:?}", m.warnings);
     assert!(warned("etc/loop/a") && warned("cycle"), "{:?}", m.warnings);
-    assert!(paths.iter().all(|p| !p.starts_with("/proc")), "{paths:?}");
+    assert!(paths.iter().all(|p| !p.starts_with("/proc") && !p.starts_with("/usr")), "{paths:?}");
+    assert!(m.notes.iter().any(|n| n.contains("etc/loop/alternative") && n.contains("packages own")), "{:?}", m.notes);
     assert!(m.notes.iter().any(|n| n.contains("etc/loop/mtab") && n.contains("kernel file system")), "{:?}", m.notes);
     // Captured entries are unique too.
     let names = entries(&bundle);

@@ -34,7 +34,13 @@ pub struct Captured {
 }
 
 /// File systems the kernel makes up: a link into them (`/etc/mtab`) is packed as a link only.
-const KERNEL_FS: [&str; 3] = ["/proc", "/sys", "/dev"];
+const KERNEL_FS: [&str; 4] = ["/proc", "/sys", "/dev", "/run"];
+
+/// Trees the distribution's packages own: a link into them (`/etc/alternatives/*`, a CA bundle
+/// under `/usr/share`) is packed as a link only. Packing the target would make the restore
+/// refuse, without `--overwrite`, every binary that differs on the new host's newer packages;
+/// the requirements install them instead. `/usr/local` is the administrator's, and followed.
+const SYSTEM_TREES: [&str; 8] = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot"];
 
 /// Journal files SQLite keeps beside a database; a raw copy of them is never consistent with
 /// the online copy, and a stale one beside the restored database would be replayed over it.
@@ -267,6 +273,14 @@ impl Walker<'_> {
             // change as they are read.
             self.out.notes.push(format!(
                 "link {shown} -> {text} leads into {}, a kernel file system: only the link is packed",
+                k.display()
+            ));
+            return Ok(());
+        }
+        let system = |p: &&PathBuf| SYSTEM_TREES.iter().any(|k| p.starts_with(k)) && !p.starts_with("/usr/local");
+        if let Some(k) = r.links.iter().chain([&r.path]).find(system) {
+            self.out.notes.push(format!(
+                "link {shown} -> {text} leads into {}, which the system's packages own: only the link is packed",
                 k.display()
             ));
             return Ok(());
