@@ -281,6 +281,7 @@ pub fn create(
         warnings,
         notes: captured.notes,
         n8n,
+        docker: None,
     };
     manifest.requirements = requirements(cfg, &manifest);
     let req_path = spool.path().join("requirements.txt");

@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 pub mod digest;
+pub mod docker;
 pub mod error;
 pub mod exit;
 pub mod layout;

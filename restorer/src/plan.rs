@@ -231,6 +231,7 @@ mod tests {
                 tables: vec![],
                 roles_entry: None,
                 role_passwords: false,
+                container: None,
             }],
             sqlite: vec![],
             files: vec![
@@ -247,6 +248,7 @@ mod tests {
             warnings: vec![],
             notes: vec![],
             n8n: None,
+            docker: None,
         }
     }
 
