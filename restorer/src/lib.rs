@@ -12,6 +12,7 @@
 //! Everything here must build for `x86_64-unknown-linux-musl`: the `restore` binary is static.
 
 pub mod checkpoint;
+pub mod container;
 pub mod digest;
 pub mod docker;
 pub mod error;
