@@ -499,7 +499,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         if json {
             println!(
                 "{}",
-                serde_json::json!({"plan": prepared.plan, "missing_packages": prepared.missing_packages, "verify": prepared.verify, "preflight": prepared.findings})
+                serde_json::json!({"plan": prepared.plan, "docker": restorer::steps::docker::plan_lines(m, prepared.docker), "missing_packages": prepared.missing_packages, "verify": prepared.verify, "preflight": prepared.findings})
             );
         } else {
             print_plan(&prepared);
@@ -562,7 +562,10 @@ fn bundle_has_postgres(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join(restorer::layout::MANIFEST))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|m| m.get("postgres").and_then(|p| p.as_array()).map(|a| !a.is_empty()))
+        // Databases in containers need no host server.
+        .and_then(|m| {
+            m.get("postgres").and_then(|p| p.as_array()).map(|a| a.iter().any(|d| d.get("container").is_none()))
+        })
         .unwrap_or(false)
 }
 
@@ -654,6 +657,13 @@ fn print_plan(p: &restore::Prepared) {
             println!("Packages (cannot check here, no dpkg): {}", m.requirements.join(" "))
         }
         None => {}
+    }
+    let docker = restorer::steps::docker::plan_lines(m, p.docker);
+    if !docker.is_empty() {
+        println!("\nDocker:");
+        for line in docker {
+            println!("  {line}");
+        }
     }
     if !m.services.start.is_empty() {
         println!("Services to start: {}", m.services.start.join(", "));

@@ -63,6 +63,8 @@ pub struct Prepared {
     pub missing_packages: Option<Vec<String>>,
     /// What on this host would make the restore fail, with what to do.
     pub findings: Vec<steps::preflight::Finding>,
+    /// The Docker deployment is rebuilt (the bundle has one and the root is `/`).
+    pub docker: bool,
 }
 
 /// Verifies the bundle (refusing on any mismatch), observes the target and builds the plan.
@@ -86,19 +88,40 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         postgres: Vec::new(),
         installed_defaults: opts.installed_defaults.clone(),
     };
-    let (pg, pg_restore) = if manifest.postgres.is_empty() {
+    // Databases that live in containers are restored into them once they run (a fresh host has
+    // none yet): only host databases are looked at on a host server now.
+    let host_only =
+        Manifest { postgres: steps::docker::host_databases(&manifest).cloned().collect(), ..manifest.clone() };
+    let (pg, pg_restore) = if host_only.postgres.is_empty() {
         (None, None)
     } else {
         let pg = PgTarget::parse(opts.postgres_url.as_deref().unwrap_or(DEFAULT_POSTGRES_URL))?;
-        observed.postgres = steps::postgres::observe(&pg, &manifest).map_err(|e| match e {
+        let host_states = steps::postgres::observe(&pg, &host_only).map_err(|e| match e {
             Error::Postgres { .. } => Error::Refused(format!(
                 "{e}; the bundle holds PostgreSQL databases: start a server and pass --postgres-url"
             )),
             e => e,
         })?;
-        let need = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
+        let mut states = host_states.into_iter();
+        observed.postgres = manifest
+            .postgres
+            .iter()
+            .map(|d| {
+                if d.container.is_none() {
+                    states.next().unwrap_or(plan::DbState::Absent)
+                } else {
+                    plan::DbState::Absent
+                }
+            })
+            .collect();
+        let need = host_only.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
         (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
+    let docker = steps::docker::needed(&manifest) && opts.root == Path::new("/");
+    if docker && crate::container::engine_answers() {
+        // A host that already runs the project: refused before anything changes.
+        steps::docker::check_no_containers(&steps::docker::projects(&manifest)?)?;
+    }
     let server_major = match &pg {
         Some(pg) => {
             let mut c = pg.with_database("postgres").connect()?;
@@ -117,7 +140,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     let findings = steps::preflight::assess(&facts, &needs);
     let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
     let missing_packages = steps::system::missing_packages(&manifest.requirements);
-    Ok(Prepared { manifest, verify, verify_ms, plan, pg, pg_restore, missing_packages, findings })
+    Ok(Prepared { manifest, verify, verify_ms, plan, pg, pg_restore, missing_packages, findings, docker })
 }
 
 /// Refuses when the pre-flight found a blocker, naming each with what to do.
@@ -213,6 +236,24 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
                 steps.skip("services", "--no-services");
             }
             return Ok(validation);
+        }
+        if p.docker {
+            // Now the whole deployment: the app starts on its restored database.
+            let projects = steps::docker::projects(&p.manifest)?;
+            if !projects.is_empty() {
+                steps.run("docker compose up", &mut log, || {
+                    for pr in &projects {
+                        steps::docker::up(&mut cp, pr, &[])?;
+                    }
+                    Ok((
+                        (),
+                        format!(
+                            "started {}",
+                            projects.iter().map(|p| p.project.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ))
+                })?;
+            }
         }
         let svc = &p.manifest.services;
         if !svc.start.is_empty() {
@@ -336,6 +377,20 @@ fn apply_all(
             warnings.push(format!("these owners do not exist on this host and were not created (only a restore onto / as root creates them): {what}"));
         }
     }
+    let projects = if p.docker { steps::docker::projects(m)? } else { Vec::new() };
+    if p.docker {
+        steps.run("docker engine", log, || Ok(((), steps::docker::ensure_engine()?)))?;
+        steps::docker::check_no_containers(&projects)?;
+        steps.run("docker volumes", log, || {
+            let created = steps::docker::create_volumes(cp, m)?;
+            Ok(((), if created.is_empty() { "all exist".into() } else { format!("created {}", created.join(", ")) }))
+        })?;
+    } else if steps::docker::needed(m) {
+        warnings.push(format!(
+            "the bundle holds a Docker deployment; with --root {} its files were put back but no volume, container or database inside one was created (restore onto / for that)",
+            opts.root.display()
+        ));
+    }
     let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
     let file_items: Vec<_> =
         p.plan.items.iter().filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink)).collect();
@@ -365,10 +420,34 @@ fn apply_all(
         cp.sync()?;
     }
     warnings.append(&mut writer.warnings);
+    // Databases in containers: their services started alone, on the volumes just restored,
+    // before anything that uses them (the app must never start on, or migrate, an empty one).
+    let mut in_container: Vec<(String, PgTarget, String)> = Vec::new(); // (database, target, container id)
+    if p.docker {
+        if m.docker.as_ref().is_some_and(|d| !d.images.is_empty()) {
+            steps.run("docker images", log, || {
+                Ok(((), format!("loaded {}", steps::docker::load_images(m, &opts.bundle_dir)?)))
+            })?;
+        }
+        for db in m.postgres.iter().filter(|d| d.container.is_some()) {
+            let (project, service) = steps::docker::project_of(&projects, db)?;
+            let (facts, target) = steps.run(&format!("start {service}"), log, || {
+                steps::docker::up(cp, project, &[service.as_str()])?;
+                let (facts, target) = steps::docker::database_of(project, &service, opts.health_tries)?;
+                let detail = format!("{} accepts connections at {}", facts.name, target.host_port());
+                Ok(((facts, target), detail))
+            })?;
+            in_container.push((db.database.clone(), target, facts.id));
+        }
+    }
+    let container_of = |db: &crate::manifest::PostgresDb| in_container.iter().find(|c| c.0 == db.database);
     // Roles before databases, so owners and grants exist when pg_restore needs them.
     let mut roles_done: Vec<&str> = Vec::new();
     for d in &m.postgres {
-        let (Some(entry), Some(pg)) = (d.roles_entry.as_deref(), p.pg.as_ref()) else { continue };
+        let in_c = container_of(d);
+        let pg = if d.container.is_some() { in_c.map(|c| &c.1) } else { p.pg.as_ref() };
+        let (Some(entry), Some(pg)) = (d.roles_entry.as_deref(), pg) else { continue };
+        cp.set_container_scope(in_c.map(|c| c.2.clone()));
         if roles_done.contains(&entry) {
             continue;
         }
@@ -388,22 +467,51 @@ fn apply_all(
             Ok(((), if created.is_empty() { "all roles already exist".to_string() } else { format!("created {}", created.join(", ")) }))
         })?;
     }
+    cp.set_container_scope(None);
     for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Postgres) {
         let db = &m.postgres[item.index];
-        let pg = p.pg.as_ref().expect("planned postgres has a target");
-        let pg_restore = p.pg_restore.as_deref().expect("planned postgres has pg_restore");
+        let (pg, container) = match (&db.container, container_of(db)) {
+            (None, _) => (p.pg.as_ref().expect("planned postgres has a target"), None),
+            (Some(_), Some(c)) => (&c.1, Some(c.2.as_str())),
+            (Some(c), None) => {
+                steps.skip(
+                    &format!("postgres {}", db.database),
+                    &format!("lives in container {}; not rebuilt here", c.name),
+                );
+                continue;
+            }
+        };
+        let pg_restore = p.pg_restore.as_deref().unwrap_or(Path::new("pg_restore"));
         steps.run(&format!("postgres {}", db.database), log, || {
-            let r = steps::postgres::DbRestorer { pg, pg_restore, bundle_dir: &opts.bundle_dir, stamp };
-            steps::postgres::apply(&r, cp, db, &item.action, warnings)?;
-            Ok(((), format!("{} -> database {} on {}", db.entry, db.database, pg.host_port())))
+            let r = steps::postgres::DbRestorer { pg, pg_restore, bundle_dir: &opts.bundle_dir, stamp, container };
+            cp.set_container_scope(container.map(str::to_string));
+            let r = steps::postgres::apply(&r, cp, db, &item.action, warnings);
+            cp.set_container_scope(None);
+            r?;
+            let place = match container {
+                Some(_) => format!(
+                    "in container {} ({})",
+                    db.container.as_ref().map(|c| c.name.as_str()).unwrap_or(""),
+                    pg.host_port()
+                ),
+                None => format!("on {}", pg.host_port()),
+            };
+            Ok(((), format!("{} -> database {} {place}", db.entry, db.database)))
         })?;
     }
     steps.run("validate", log, || {
         let mut checks = steps::validate::files(m, &opts.root)?;
-        if let Some(pg) = &p.pg {
-            checks.extend(steps::validate::postgres(m, pg)?);
-        }
-        checks.extend(steps::n8n::validate_credentials(m, &opts.root, p.pg.as_ref()));
+        checks.extend(steps::validate::postgres_where(m, |db| match &db.container {
+            None => p.pg.clone(),
+            Some(_) => container_of(db).map(|c| c.1.clone()),
+        })?);
+        // n8n's database may be one restored into a container.
+        let n8n_pg = m
+            .n8n
+            .as_ref()
+            .and_then(|n| m.postgres.iter().find(|d| d.entry == n.database_entry))
+            .and_then(|d| if d.container.is_some() { container_of(d).map(|c| c.1.clone()) } else { p.pg.clone() });
+        checks.extend(steps::n8n::validate_credentials(m, &opts.root, n8n_pg.as_ref()));
         let failed = checks.iter().filter(|c| !c.ok).count();
         let detail = format!("{} checks, {failed} failed", checks.len());
         Ok((checks, detail))

@@ -190,6 +190,11 @@ impl<'a> FileWriter<'a> {
             (_, Action::Refuse) => {
                 Err(Error::Refused(format!("{} exists and differs (use --overwrite)", target.display())))
             }
+            // A directory an earlier step of this restore made (a Docker volume's mount point):
+            // kept, with the bundle's attributes.
+            (FileContent::Dir, Action::Create) if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) => {
+                self.apply_record(cp, rec, &Action::Keep)
+            }
             (FileContent::Dir, Action::Create) => {
                 cp.record(Change::CreatedDir { path: target.clone() })?;
                 fs::DirBuilder::new().mode(0o700).create(&target).ctx("creating directory", &target)?;

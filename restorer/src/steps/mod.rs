@@ -1,6 +1,7 @@
 //! The restore's steps, each the thin I/O that carries out part of a [`crate::plan::Plan`].
 
 pub mod accounts;
+pub mod docker;
 pub mod files;
 pub mod local_pg;
 pub mod n8n;
@@ -32,8 +33,12 @@ pub fn run(cmd: &mut Command) -> Result<String> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        // The server's own words first (pg_restore: "... ERROR:  relation ... already exists"),
+        // which a tail of the output often cuts off; then the last lines.
+        let errors: Vec<&str> =
+            stderr.lines().filter(|l| l.contains("ERROR:") || l.contains("FATAL:")).take(3).collect();
+        let tail: Vec<&str> = stderr.lines().rev().filter(|l| !errors.contains(l)).take(8).collect();
+        let tail: Vec<&str> = errors.into_iter().chain(tail.into_iter().rev()).collect();
         Err(Error::Command {
             command: format!("{name} {first_arg}"),
             detail: format!("{} : {}", out.status, tail.join(" | ")),
