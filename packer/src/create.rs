@@ -172,7 +172,11 @@ pub fn create(
         log(&format!("dumping PostgreSQL database {} ...", src.name));
         let (mut db, payload, n8n) = sources::postgres::dump(src, spool.path())?;
         // Roles once per server (the databases of one server share them).
-        let server = sources::postgres::locate(src)?.server();
+        let server = match (&db.container, &src.url) {
+            (Some(c), _) => format!("container {}", c.name),
+            (None, Some(url)) => restorer::pg::PgTarget::parse(url)?.host_port(),
+            (None, None) => unreachable!("config: a [[postgres]] without url is in a container"),
+        };
         match roles_of_server.iter().find(|(s, _, _)| *s == server) {
             Some((_, entry, with_pw)) => {
                 db.roles_entry = Some(entry.clone());

@@ -34,16 +34,6 @@ pub struct Located {
     pub container: Option<(ContainerFacts, DbContainer)>,
 }
 
-impl Located {
-    /// What identifies the server (roles are dumped once per server).
-    pub fn server(&self) -> String {
-        match &self.container {
-            Some((f, _)) => format!("container {}", f.id),
-            None => self.target.host_port(),
-        }
-    }
-}
-
 /// Finds a configured database: parses its url, or finds its container (the compose
 /// service's running container, or the container by name) and reads its address and
 /// credentials from `docker inspect`.
