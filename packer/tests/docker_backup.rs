@@ -402,3 +402,103 @@ fn include_images_saves_each_service_image() {
     let req: Vec<&str> = m["requirements"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     assert!(req.contains(&"docker.io"), "{req:?}");
 }
+
+/// A container removed when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", "-v", &self.0]).output();
+    }
+}
+
+/// `container = "NAME"`: a plain container (no compose) is dumped the same way; the database
+/// defaults to its `POSTGRES_DB`; `postgres[].container` has no project or service.
+#[test]
+fn plain_container_is_dumped_by_name() {
+    if !engine() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let name = format!(
+        "pkt-plain-{}",
+        t.path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_lowercase()
+    );
+    let o = Command::new("docker")
+        .args(["run", "-d", "--name", &name, "-e", "POSTGRES_USER=shop", "-e", "POSTGRES_DB=orders", "-e"])
+        .arg("POSTGRES_PASSWORD=plain-container-pw")
+        .arg("n8nbk-postgres:15")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _guard = Container(name.clone());
+    let psql = |sql: &str| {
+        Command::new("docker")
+            .args(["exec", &name, "psql", "-X", "-q", "-h", "127.0.0.1", "-U", "shop", "-d", "orders", "-c", sql])
+            .output()
+            .unwrap()
+    };
+    for _ in 0..120 {
+        if psql("SELECT 1").status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let o = psql("CREATE TABLE o (id int); INSERT INTO o SELECT generate_series(1, 11);");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let cfg = t.path().join("packer.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[bundle]\noutput_dir = \"{}\"\nname = \"plain\"\n[[postgres]]\nname = \"orders\"\ncontainer = \"{name}\"\n",
+            t.path().join("out").display()
+        ),
+    )
+    .unwrap();
+    let bundle = create(&cfg);
+    let dir = extract(&bundle, &t.path().join("x"));
+    let m: Value = serde_json::from_str(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let db = &m["postgres"][0];
+    assert_eq!(db["database"], "orders");
+    assert_eq!(db["container"], serde_json::json!({"name": name, "user": "shop"}));
+    assert_eq!(db["tables"][0]["rows"], 11);
+    let listed =
+        Command::new("pg_restore").arg("--list").arg(dir.join(db["entry"].as_str().unwrap())).output().unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("TABLE DATA public o"));
+}
+
+/// A compose service without a running container fails before anything is written, naming the
+/// section, the service and the command that starts it.
+#[test]
+fn stopped_compose_service_is_a_clear_error() {
+    if !engine() {
+        return;
+    }
+    let p = Project::new(COMPOSE, "POSTGRES_USER=n8n\nPOSTGRES_PASSWORD=x\nPOSTGRES_DB=n8n\n");
+    let t = tempfile::tempdir().unwrap();
+    let cfg = t.path().join("packer.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[bundle]\noutput_dir = \"{}\"\n[[postgres]]\nname = \"n8n\"\ncompose_service = \"postgres\"\ncompose_dir = \"{}\"\ncompose_project = \"{}\"\n",
+            t.path().join("out").display(),
+            p.dir.display(),
+            p.name
+        ),
+    )
+    .unwrap();
+    let out = packer().args(["create", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[[postgres]] n8n: service postgres") && err.contains("up -d postgres"), "{err}");
+    assert!(tree(&t.path().join("out")).iter().all(|p| !p.ends_with(".tar.gz")), "no bundle written");
+}
