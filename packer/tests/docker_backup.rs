@@ -248,7 +248,16 @@ fn compose_deployment_is_packed_from_its_containers() {
 
     // The password: on no command line packer gave docker, in no log line, not in the manifest.
     let argv = fs::read_to_string(&log).unwrap();
-    assert!(argv.lines().any(|l| l.contains("exec") && l.contains("PGPASSWORD") && l.contains("pg_dump")), "{argv}");
+    let dump_line = argv
+        .lines()
+        .find(|l| l.starts_with("exec ") && l.contains(" pg_dump ") && l.contains("--format=custom"))
+        .expect("docker exec pg_dump");
+    // The dump runs on the snapshot the counts were read in; the password came by environment.
+    assert!(dump_line.contains("-e PGPASSWORD ") && dump_line.contains("--snapshot="), "{dump_line}");
+    let shown = packer().arg("--config").arg(&cfg).arg("show").arg(&bundle).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.contains(&format!("(compose project {}, service postgres), user n8n", p.name)), "{shown}");
+    assert!(shown.contains(&format!("Volume {}_app_storage", p.name)), "{shown}");
     for (what, text) in [
         ("docker argv", &argv),
         ("packer's output", &stderr),
