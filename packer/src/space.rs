@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::Result;
-use restorer::pg::PgTarget;
 
 use crate::config::Config;
 use crate::retention::Disk;
@@ -37,14 +36,19 @@ fn tree_size(path: &Path) -> u64 {
 pub fn estimate(cfg: &Config) -> Result<u64> {
     let mut dbs = 0u64;
     for p in &cfg.postgres {
-        let t = PgTarget::parse(&p.url)?;
-        let mut c = t.connect()?;
+        let mut c = crate::sources::postgres::locate(p)?.target.connect()?;
         let n: i64 = c.query_one("SELECT pg_database_size(current_database())", &[])?.get(0);
         dbs += n as u64;
     }
     for s in &cfg.sqlite {
         dbs += tree_size(&s.path);
     }
-    let files: u64 = cfg.files.iter().flat_map(|f| f.paths.iter()).map(|p| tree_size(p)).sum();
+    let mut files: u64 = cfg.files.iter().flat_map(|f| f.paths.iter()).map(|p| tree_size(p)).sum();
+    // Volumes named in the configuration (those found through a compose project are not counted).
+    for name in cfg.volumes.iter().flat_map(|v| &v.names) {
+        if let Ok(Some(m)) = restorer::container::volume_mountpoint(name) {
+            files += tree_size(&m);
+        }
+    }
     Ok(2 * dbs + files + 16 * 1024 * 1024)
 }
