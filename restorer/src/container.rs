@@ -49,15 +49,29 @@ impl Compose {
         c
     }
 
-    /// The id of the container running `service`, if there is one.
+    /// The id of the container running `service`, if there is one. Asked of the engine by
+    /// compose's labels, so it works before the project's files exist (and with any compose).
     pub fn container_of(&self, service: &str) -> Result<Option<String>> {
-        let out = run(&mut self.command(&["ps", "-q", service]))?;
+        let out = run(Command::new("docker").args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+        ]))?;
         Ok(out.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))
     }
 
-    /// Ids of every container of the project (running or not).
+    /// Ids of every container of the project (running or not), by compose's labels.
     pub fn containers(&self) -> Result<Vec<String>> {
-        let out = run(&mut self.command(&["ps", "-a", "-q"]))?;
+        let out = run(Command::new("docker").args([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+        ]))?;
         Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
     }
 }

@@ -483,9 +483,19 @@ fn apply_all(
         };
         let pg_restore = p.pg_restore.as_deref().unwrap_or(Path::new("pg_restore"));
         steps.run(&format!("postgres {}", db.database), log, || {
+            // A container's server could only be looked at now that it runs (its image made
+            // POSTGRES_DB, empty, on first start: renamed aside like any existing database).
+            let action = match container {
+                Some(_) => {
+                    let one = Manifest { postgres: vec![db.clone()], ..m.clone() };
+                    let state = steps::postgres::observe(pg, &one)?.pop().unwrap_or(plan::DbState::Absent);
+                    plan::db_action(&state, opts.overwrite)
+                }
+                None => item.action.clone(),
+            };
             let r = steps::postgres::DbRestorer { pg, pg_restore, bundle_dir: &opts.bundle_dir, stamp, container };
             cp.set_container_scope(container.map(str::to_string));
-            let r = steps::postgres::apply(&r, cp, db, &item.action, warnings);
+            let r = steps::postgres::apply(&r, cp, db, &action, warnings);
             cp.set_container_scope(None);
             r?;
             let place = match container {
