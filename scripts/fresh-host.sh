@@ -3,8 +3,9 @@
 # debootstrap (cached as a tarball), each host in its own network, mount, PID and UTS
 # namespaces, an overlay of the cached rootfs as its / (pivot_root: no binary of this machine is
 # visible inside), cgroup v1 mounted and /var/lib/docker on this machine's disk (a Docker engine
-# installed inside runs, with overlay2: docs/DOCKER-TESTS.md), sshd inside, reachable on a veth pair at 10.200.N.2. apt inside reaches only
-# the Debian mirror, through a small forwarding proxy on 10.200.N.1:3128. No default route.
+# installed inside runs, with overlay2: docs/DOCKER-TESTS.md), sshd inside, reachable on a veth
+# pair at 10.200.N.2. apt inside reaches only the Debian mirror, through a small forwarding proxy
+# on 10.200.N.1:3128. No default route.
 #
 #   scripts/fresh-host.sh build [systemd]       # the cached rootfs (about a minute the first time)
 #   scripts/fresh-host.sh start NAME N [systemd] # host NAME at 10.200.N.2 (N in 1..199); with
@@ -178,5 +179,5 @@ case "${1:-}" in
   put) put "$2" "$3" "$4" ;;
   link) link "$2" "$3" "$4" ;;
   stop) stop "$2" ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
 esac
