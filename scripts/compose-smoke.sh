@@ -38,7 +38,6 @@ sed -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(secret)/" \
     -e "s/^POSTGRES_NON_ROOT_PASSWORD=.*/POSTGRES_NON_ROOT_PASSWORD=$(secret)/" \
     -e "s/^N8N_PUBLISHED_PORT=.*/N8N_PUBLISHED_PORT=$port/" fixtures/compose/.env.example > "$work/project/.env"
 chmod 600 "$work/project/.env"
-# shellcheck disable=SC1091
 POSTGRES_USER=$(sed -n 's/^POSTGRES_USER=//p' "$work/project/.env")
 POSTGRES_DB=$(sed -n 's/^POSTGRES_DB=//p' "$work/project/.env")
 
