@@ -2,8 +2,10 @@
 # Throwaway "fresh Debian hosts" on this machine, without Docker: a minbase rootfs from
 # debootstrap (cached as a tarball), each host in its own network, mount, PID and UTS
 # namespaces, an overlay of the cached rootfs as its / (pivot_root: no binary of this machine is
-# visible inside), sshd inside, reachable on a veth pair at 10.200.N.2. apt inside reaches only
-# the Debian mirror, through a small forwarding proxy on 10.200.N.1:3128. No default route.
+# visible inside), cgroup v1 mounted and /var/lib/docker on this machine's disk (a Docker engine
+# installed inside runs, with overlay2: docs/DOCKER-TESTS.md), sshd inside, reachable on a veth
+# pair at 10.200.N.2. apt inside reaches only the Debian mirror, through a small forwarding proxy
+# on 10.200.N.1:3128. No default route.
 #
 #   scripts/fresh-host.sh build [systemd]       # the cached rootfs (about a minute the first time)
 #   scripts/fresh-host.sh start NAME N [systemd] # host NAME at 10.200.N.2 (N in 1..199); with
@@ -76,6 +78,11 @@ mount -t tmpfs tmpfs dev/shm
 mount -t tmpfs tmpfs tmp
 mount -t tmpfs tmpfs run
 mkdir -p run/sshd root/.ssh oldroot
+# /var/lib/docker on this machine's disk, as on a real host: overlay2 cannot stack on the overlay
+# that is this host's /, so without it a dockerd installed here falls back to vfs (a full copy
+# of every image per container).
+mkdir -p $base/docker var/lib/docker
+mount --bind $base/docker var/lib/docker
 cp $STATE/id_ed25519.pub root/.ssh/authorized_keys
 chmod 700 root/.ssh
 echo 'Acquire::http::Proxy "http://10.200.$n.1:3128";' > etc/apt/apt.conf.d/99proxy
@@ -95,6 +102,16 @@ umount -l /oldroot
 exec env container=other /lib/systemd/systemd --system
 INIT
   else
+    # The cgroup v1 hierarchies a real host has (dockerd needs them). They show this machine's
+    # tree from this host's cgroup namespace, whose root is the cgroup fresh-host.sh ran in: a
+    # dockerd here makes /docker/<id> there, beside this machine's own dockerd's (ids are unique).
+    cat >> "$base/init.sh" <<INIT
+mount -t tmpfs cgroup_root sys/fs/cgroup
+for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
+  mkdir -p sys/fs/cgroup/\$c && mount -t cgroup -o \$c cgroup sys/fs/cgroup/\$c 2>/dev/null || rmdir sys/fs/cgroup/\$c
+done
+mkdir -p sys/fs/cgroup/systemd && mount -t cgroup -o none,name=systemd cgroup sys/fs/cgroup/systemd
+INIT
     cat >> "$base/init.sh" <<INIT
 pivot_root . oldroot
 umount -l /oldroot
@@ -162,5 +179,5 @@ case "${1:-}" in
   put) put "$2" "$3" "$4" ;;
   link) link "$2" "$3" "$4" ;;
   stop) stop "$2" ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
 esac
