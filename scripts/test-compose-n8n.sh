@@ -155,6 +155,7 @@ grep -q "active=True tags=ops ✓" <<<"$before_wf" || fail "seeding active/tags:
 grep -q "active=False tags=$" <<<"$before_wf" || fail "seeding the inactive workflow: [$before_wf]"
 [ "$(grep -c . <<<"$before_cred")" = 1 ] || fail "seeding credentials: [$before_cred]"
 [ "$(db_workflows)" = 2 ] || fail "workflow_entity in the container's database holds $(db_workflows) rows, not 2"
+cfg_before=$(dc exec -T n8n stat -c '%u:%g %a' /home/node/.n8n/config | tr -d '\r')
 echo "seeded: workflows [$(tr '\n' ';' <<<"$before_wf")] credentials [$(tr '\n' ';' <<<"$before_cred")]" >&2
 t_seed=$SECONDS
 
@@ -233,11 +234,27 @@ PY
   fail "./restore exited $rc"
 fi
 tail -n 4 "$work/restore.log" >&2
+# The order that keeps n8n off an empty database: its database service alone, the dump into
+# it, validation, and only then the whole project.
+python3 - "$work/report.json" <<'PY' || fail "the restore's steps are not in the order that brings n8n back whole"
+import json, sys
+steps = [s["step"] for s in json.load(open(sys.argv[1]))["steps"]]
+want = ["docker volumes", "files", "start postgres", "postgres n8n", "validate", "docker compose up", "health checks"]
+missing = [w for w in want if w not in steps]
+if missing or [steps.index(w) for w in want] != sorted(steps.index(w) for w in want):
+    sys.exit(f"steps {steps}, wanted in order {want}")
+PY
 t_restore=$SECONDS
 
 # 7. From outside, through n8n's API.
 say "the restored n8n"
-[ -f "$dir/docker-compose.yml" ] && [ -f "$dir/.env" ] || fail "the project files are not back in $dir"
+# The project directory as it was: compose file, .env (mode 600) and the init-data.sh the
+# postgres service bind-mounts (a missing one would come back as a directory Docker made).
+for f in docker-compose.yml .env init-data.sh; do
+  [ -f "$dir/$f" ] || fail "$dir/$f is not back as a file ($(stat -c %F "$dir/$f" 2>/dev/null || echo missing))"
+done
+[ "$(sha256sum <"$dir/init-data.sh")" = "$(sha256sum <fixtures/compose/init-data.sh)" ] || fail "$dir/init-data.sh differs from the packed one"
+[ "$(stat -c %a "$dir/.env")" = 600 ] || fail "$dir/.env came back with mode $(stat -c %a "$dir/.env"), not 600"
 wait_ready "after the restore"
 after_wf=$(list_workflows); after_cred=$(list_creds)
 [ "$before_wf" = "$after_wf" ] || fail "workflows differ: before [$before_wf] after [$after_wf]"
@@ -253,6 +270,8 @@ value=$(dc exec -T n8n n8n export:credentials --decrypted --id="$cred" --output=
   && dc exec -T n8n cat /tmp/cred.json | py 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["data"]["value"])') \
   || fail "n8n export:credentials --decrypted failed in the restored container"
 [ "$value" = "$SECRET_VALUE" ] || fail "the restored credential's secret is not the seeded one"
+cfg=$(dc exec -T n8n stat -c '%u:%g %a' /home/node/.n8n/config | tr -d '\r')
+[ "$cfg" = "$cfg_before" ] || fail "n8n's config in the restored volume is $cfg, was $cfg_before"
 [ "$(db_workflows)" = 2 ] || fail "workflow_entity in the restored container's database holds $(db_workflows) rows, not 2"
 t_check=$SECONDS
 
