@@ -234,11 +234,30 @@ pub fn create(
         let section = format!("[[compose]] #{}", i + 1);
         let c = sources::docker::project(&cs.compose(), &section)?;
         log(&format!("reading compose project {} ({}) ...", c.project, c.directory.display()));
-        let project = sources::docker::describe(&c, &section)?;
-        file_sources.push(crate::config::FilesSource {
-            kind: layout::FileKind::Config,
-            paths: sources::docker::project_files(&c),
-        });
+        let containers = sources::docker::project_containers(&c, &section)?;
+        let project = sources::docker::describe(&c, &containers, &section)?;
+        let (binds, host_binds) = sources::docker::bind_sources(&c, &containers);
+        let (bind_dirs, bind_files): (Vec<PathBuf>, Vec<PathBuf>) =
+            binds.into_iter().filter(|b| b.exists()).partition(|b| b.is_dir());
+        let mut paths = sources::docker::project_files(&c);
+        for b in bind_files {
+            if !paths.contains(&b) {
+                paths.push(b);
+            }
+        }
+        file_sources.push(crate::config::FilesSource { kind: layout::FileKind::Config, paths });
+        if !bind_dirs.is_empty() {
+            file_sources.push(crate::config::FilesSource { kind: layout::FileKind::Data, paths: bind_dirs });
+        }
+        for b in host_binds {
+            if !cfg.files.iter().flat_map(|f| &f.paths).any(|p| b.starts_with(p)) {
+                docker_notes.push(format!(
+                    "compose project {}: {} is bind-mounted from outside the project directory and not packed (list it in [[files]] to pack it)",
+                    c.project,
+                    b.display()
+                ));
+            }
+        }
         log(&format!("  {} services", project.services.len()));
         docker.compose.push(project);
     }

@@ -291,6 +291,72 @@ fn include_images_saves_each_service_image() {
     assert!(req.contains(&"docker.io"), "{req:?}");
 }
 
+/// Guards the n8n example's `./init-data.sh`: what a project's containers bind-mount from inside
+/// the project directory (a file, a directory) is packed with the project, with its mode, so the
+/// restore does not start them on an empty directory Docker makes in its place; a bind-mounted
+/// host path outside the directory is not packed and a note names it.
+#[test]
+fn bind_mounted_project_files_are_packed() {
+    if !engine() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let outside = t.path().join("outside.conf");
+    fs::write(&outside, "host file\n").unwrap();
+    let compose = format!(
+        "services:\n  app:\n    image: n8nbk-base:bookworm\n    command: [\"sleep\", \"infinity\"]\n    stop_signal: SIGKILL\n    volumes:\n      - ./init-data.sh:/docker-entrypoint-initdb.d/init-data.sh:ro\n      - ./local-files:/files\n      - {}:/outside.conf:ro\n",
+        outside.display()
+    );
+    let p = Project::new(&compose, "");
+    fs::write(p.dir.join("init-data.sh"), "#!/bin/bash\necho init\n").unwrap();
+    fs::set_permissions(p.dir.join("init-data.sh"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::create_dir(p.dir.join("local-files")).unwrap();
+    fs::write(p.dir.join("local-files/upload.txt"), "uploaded\n").unwrap();
+    p.compose_ok(&["up", "-d"]);
+
+    let cfg = t.path().join("packer.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[bundle]\noutput_dir = \"{}\"\nname = \"binds\"\n[[compose]]\nfile = \"{}\"\nproject = \"{}\"\n",
+            t.path().join("out").display(),
+            p.dir.join("docker-compose.yml").display(),
+            p.name
+        ),
+    )
+    .unwrap();
+    let bundle = create(&cfg);
+    let dir = extract(&bundle, &t.path().join("x"));
+    let m: Value = serde_json::from_str(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let record = |path: &Path| {
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} not packed: {:#}", path.display(), m["files"]))
+            .clone()
+    };
+    let init = record(&p.dir.join("init-data.sh"));
+    assert_eq!(init["kind"], "config");
+    assert_eq!(init["mode"], 0o750);
+    assert_eq!(fs::read_to_string(dir.join(init["entry"].as_str().unwrap())).unwrap(), "#!/bin/bash\necho init\n");
+    let upload = record(&p.dir.join("local-files/upload.txt"));
+    assert_eq!(upload["kind"], "data");
+    assert_eq!(fs::read_to_string(dir.join(upload["entry"].as_str().unwrap())).unwrap(), "uploaded\n");
+    assert!(
+        !m["files"].as_array().unwrap().iter().any(|f| f["path"] == outside.to_str().unwrap()),
+        "a host path outside the project was packed"
+    );
+    let notes: Vec<&str> =
+        m["notes"].as_array().map(|n| n.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    assert!(
+        notes.iter().any(|n| n.contains(outside.to_str().unwrap()) && n.contains("not packed")),
+        "no note names {}: {notes:?}",
+        outside.display()
+    );
+}
+
 /// A container removed when dropped.
 struct Container(String);
 

@@ -97,6 +97,8 @@ pub struct ContainerFacts {
     pub running: bool,
     /// Named volumes mounted: (volume name, mount point inside the container).
     pub volumes: Vec<(String, String)>,
+    /// Bind mounts: the host paths mounted into the container (a project's `./init-data.sh`).
+    pub binds: Vec<PathBuf>,
 }
 
 impl ContainerFacts {
@@ -150,6 +152,13 @@ pub fn inspect(container: &str) -> Result<ContainerFacts> {
         .filter(|m| m["Type"] == "volume")
         .map(|m| (s(&m["Name"]), s(&m["Destination"])))
         .collect();
+    let binds = c["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["Type"] == "bind")
+        .map(|m| PathBuf::from(s(&m["Source"])))
+        .collect();
     Ok(ContainerFacts {
         id: s(&c["Id"]),
         name: s(&c["Name"]).trim_start_matches('/').to_string(),
@@ -160,6 +169,7 @@ pub fn inspect(container: &str) -> Result<ContainerFacts> {
         addresses,
         running: c["State"]["Running"].as_bool().unwrap_or(false),
         volumes,
+        binds,
     })
 }
 

@@ -71,6 +71,22 @@ pub fn project_files(c: &Compose) -> Vec<PathBuf> {
     out
 }
 
+/// What a project's containers bind-mount from the host, split by place: the paths inside the
+/// project directory are the project's own files (the `./init-data.sh` n8n's example mounts into
+/// the postgres image) and are packed with it, or the restore would start the containers with an
+/// empty directory Docker makes in their place; the paths outside it belong to the host
+/// (`/etc/letsencrypt`, the Docker socket) and are packed only when a `[[files]]` section lists
+/// them. Each list sorted, without duplicates.
+pub fn bind_sources(c: &Compose, containers: &[ContainerFacts]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    // Compose writes a relative source as the project directory joined with it; the directory
+    // may be spelled through a link, the source resolved.
+    let dirs: Vec<PathBuf> = std::iter::once(c.directory.clone()).chain(fs::canonicalize(&c.directory).ok()).collect();
+    let all: BTreeSet<&PathBuf> = containers.iter().flat_map(|f| &f.binds).collect();
+    let (inside, outside): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        all.into_iter().partition(|b| dirs.iter().any(|d| b.starts_with(d)));
+    (inside.into_iter().cloned().collect(), outside.into_iter().cloned().collect())
+}
+
 /// The facts of every container of a project (running or stopped).
 pub fn project_containers(c: &Compose, section: &str) -> Result<Vec<ContainerFacts>> {
     let ids = c.containers().with_context(|| format!("{section}: listing the containers of project {}", c.project))?;
@@ -80,7 +96,7 @@ pub fn project_containers(c: &Compose, section: &str) -> Result<Vec<ContainerFac
 /// The project as the manifest records it: each service with its configured image (from
 /// `compose config`) and, when a container of it exists, the image id it ran and that image's
 /// repository digests.
-pub fn describe(c: &Compose, section: &str) -> Result<ComposeProject> {
+pub fn describe(c: &Compose, containers: &[ContainerFacts], section: &str) -> Result<ComposeProject> {
     let config = restorer::steps::run(&mut c.command(&["config"]))
         .with_context(|| format!("{section}: reading project {} with `compose config`", c.project))?;
     let mut services: Vec<ComposeService> = services_from_config(&config)
@@ -92,10 +108,10 @@ pub fn describe(c: &Compose, section: &str) -> Result<ComposeProject> {
             repo_digests: vec![],
         })
         .collect();
-    let mut containers = project_containers(c, section)?;
     // A running container says more about what runs now than a stopped one.
+    let mut containers: Vec<&ContainerFacts> = containers.iter().collect();
     containers.sort_by_key(|f| !f.running);
-    for f in &containers {
+    for f in containers {
         let Some((_, service)) = f.compose_service() else { continue };
         let Some(s) = services.iter_mut().find(|s| s.name == service) else { continue };
         if s.image_id.is_some() {
