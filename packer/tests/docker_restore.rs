@@ -75,6 +75,26 @@ fn docker_objects(project: &str) -> Vec<String> {
     out
 }
 
+/// Waits until the project's postgres accepts TCP connections as `admin` (the image's init
+/// server listens on its socket only).
+fn ready(p: &Project) {
+    for _ in 0..240 {
+        let id = p.container("postgres");
+        if !id.is_empty()
+            && Command::new("docker")
+                .args(["exec", &id, "psql", "-h", "127.0.0.1", "-U", "admin", "-d", "app", "-c", "SELECT 1"])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("postgres never answered");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -93,23 +113,6 @@ fn compose_deployment_is_rebuilt_from_a_bundle() {
     let password = format!("pw-{}-restore", std::process::id());
     let p = Project::new(COMPOSE, &format!("POSTGRES_USER=admin\nPOSTGRES_PASSWORD={password}\nPOSTGRES_DB=app\n"));
     p.compose_ok(&["up", "-d"]);
-    let ready = |p: &Project| {
-        for _ in 0..120 {
-            let id = p.container("postgres");
-            if !id.is_empty()
-                && Command::new("docker")
-                    .args(["exec", &id, "psql", "-h", "127.0.0.1", "-U", "admin", "-d", "app", "-c", "SELECT 1"])
-                    .output()
-                    .unwrap()
-                    .status
-                    .success()
-            {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        }
-        panic!("postgres never answered");
-    };
     ready(&p);
     let sql =
         |p: &Project, q: &str| p.sh("postgres", "psql -X -q -t -A -v ON_ERROR_STOP=1 -U admin -d app", q.as_bytes());
@@ -175,4 +178,53 @@ fn compose_deployment_is_rebuilt_from_a_bundle() {
         assert_eq!(running, "true", "{s} is not running");
     }
     assert_eq!(p.sh("app", "stat -c '%u:%g %a' /data/sub/owned && cat /data/sub/owned", b""), "1000:1000 640\nhello\n");
+}
+
+const SLOW_INIT: &str = r#"services:
+  postgres:
+    image: n8nbk-postgres:15
+    environment:
+      - POSTGRES_USER
+      - POSTGRES_PASSWORD
+      - POSTGRES_DB
+    volumes:
+      - db_storage:/var/lib/postgresql/data
+      - ./slow-init.sh:/docker-entrypoint-initdb.d/slow-init.sh:ro
+volumes:
+  db_storage:
+"#;
+
+/// Guards the wait for a database service's first start on the new host: it is not bounded by
+/// `--health-tries` (here 1: one try), so a server whose init outlasts that (an init script
+/// bind-mounted from the project directory, packed with it, sleeps 8 s on an empty volume) is
+/// waited for and the dump restored into it.
+#[test]
+fn database_first_start_is_waited_for_beyond_health_tries() {
+    if !engine() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let p = Project::new(SLOW_INIT, "POSTGRES_USER=admin\nPOSTGRES_PASSWORD=pw-slow-init\nPOSTGRES_DB=app\n");
+    fs::write(p.dir.join("slow-init.sh"), "echo slow init; sleep 8\n").unwrap();
+    p.compose_ok(&["up", "-d"]);
+    ready(&p);
+    let sql =
+        |p: &Project, q: &str| p.sh("postgres", "psql -X -q -t -A -v ON_ERROR_STOP=1 -U admin -d app", q.as_bytes());
+    sql(&p, "CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 7);");
+    let bundle = create(&config(t.path(), &p, "slow", None));
+    p.compose_ok(&["down", "-v"]);
+    fs::remove_dir_all(&p.dir).unwrap();
+
+    let x = extract(&bundle, &t.path().join("x"));
+    let out = restore(&x)
+        .args(["--yes", "--no-install", "--health-tries", "1", "--checkpoint-dir"])
+        .arg(t.path().join("cp"))
+        .output()
+        .unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(exit::OK), "{all}");
+    assert_eq!(fs::read_to_string(p.dir.join("slow-init.sh")).unwrap(), "echo slow init; sleep 8\n");
+    let logs = p.compose(&["logs", "postgres"]);
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("slow init"), "the init script did not run on the new host");
+    assert_eq!(sql(&p, "SELECT count(*) FROM items").trim(), "7");
 }
