@@ -122,6 +122,12 @@ fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
         out.push("docker.io".into());
         out.push("docker-compose".into());
     }
+    if cfg.services.health.iter().any(|h| h.starts_with("https://")) {
+        // The restore speaks plain HTTP itself but has no TLS stack: https checks go through
+        // curl, which a bare host lacks (and ca-certificates, to trust the server's chain).
+        out.push("curl".into());
+        out.push("ca-certificates".into());
+    }
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
     out
