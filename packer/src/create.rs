@@ -194,7 +194,10 @@ pub fn create(
                     db.role_passwords = with_pw;
                 }
                 Err(e) => {
-                    let w = format!("{e:#}; the restore will recreate objects without their owners' roles");
+                    let w = format!(
+                        "{}; the restore will recreate objects without their owners' roles",
+                        crate::error_text::chain(&e)
+                    );
                     log(&format!("warning: {w}"));
                     warnings.push(w);
                 }
@@ -226,6 +229,10 @@ pub fn create(
     log("reading files ...");
     let captured = sources::files::capture(&cfg.files, |_| {})?;
     log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
+    // Each warning is logged once, when it arises (the sources' own are logged here).
+    for w in &captured.warnings {
+        log(&format!("warning: {w}"));
+    }
     warnings.extend(captured.warnings.iter().cloned());
 
     let info = system_info::collect();
@@ -311,9 +318,6 @@ pub fn create(
         progress,
     )?;
     drop(spool);
-    for w in &manifest.warnings {
-        log(&format!("warning: {w}"));
-    }
     Ok(Created {
         written,
         created_at,

@@ -11,6 +11,7 @@
 //!
 //! Everything here must build for `x86_64-unknown-linux-musl`: the `restore` binary is static.
 
+pub mod broken_pipe;
 pub mod checkpoint;
 pub mod digest;
 pub mod error;

@@ -165,9 +165,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restorer::broken_pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
+        Err(e) if restorer::broken_pipe::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("restore: error: {e}");
             ExitCode::from(e.exit_code() as u8)
