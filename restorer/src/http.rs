@@ -221,7 +221,14 @@ pub fn request(
         stream.set_read_timeout(Some(left)).map_err(io_err)?;
         match stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                // A server that keeps the connection open despite `Connection: close` has
+                // still finished once the body it announced is here.
+                if complete(&raw) {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_err(e)),
         }
@@ -243,6 +250,30 @@ fn addr_for_host(url: &Url) -> String {
         }
     } else {
         url.authority()
+    }
+}
+
+/// Whether `raw` holds a whole answer: headers and all of a Content-Length or chunked body, or
+/// a status that has no body. (Without either, the body ends when the server closes.)
+fn complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0);
+    if (100..200).contains(&status) || status == 204 || status == 304 {
+        return true;
+    }
+    let header = |name: &str| {
+        head.split("\r\n").skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return dechunk(&raw[end + 4..]).is_ok();
+    }
+    match header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        Some(n) => raw.len() >= end + 4 + n,
+        None => false,
     }
 }
 
@@ -459,6 +490,27 @@ mod tests {
         let (url, h) =
             serve(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4;x=y\r\n\":1}\r\n0\r\n\r\n");
         assert_eq!(get(&url).unwrap().body, b"{\"a\":1}");
+        h.join().unwrap();
+    }
+
+    /// A server that ignores `Connection: close` and keeps the socket open: the answer is
+    /// complete once its Content-Length is read, so the check does not wait for the timeout.
+    #[test]
+    fn a_kept_alive_connection_ends_with_its_body() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+            // Hold the connection open until the client has its answer.
+            let _ = rx.recv();
+        });
+        let r = fetch("GET", &url, &[], None, Duration::from_secs(30)).unwrap();
+        tx.send(()).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
         h.join().unwrap();
     }
 

@@ -264,3 +264,80 @@ pub fn push_workflow(
         mapped_credentials: mapped,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A scripted n8n stand-in on a real socket: answers the i-th request with `answers[i]`
+    /// (status, JSON body) and hands back every request it read (head and body).
+    fn scripted(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (status, body) in answers {
+                let (mut s, _) = l.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 8192];
+                // Head, then as many body bytes as Content-Length says.
+                loop {
+                    let n = s.read(&mut buf).unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                }
+                seen.push(String::from_utf8_lossy(&req).into_owned());
+                let answer = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                s.write_all(answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (base, h)
+    }
+
+    /// --to-n8n over http:// needs no curl: the workflow is created through n8n's public API
+    /// with the key in the X-N8N-API-KEY header, under NAME_backup_DATE.
+    #[test]
+    fn pushes_a_workflow_over_plain_http() {
+        let (base, h) = scripted(vec![
+            (200, r#"{"data":[]}"#),
+            (200, r#"{"data":[],"nextCursor":null}"#),
+            (200, r#"{"id":"new1","name":"Flow_backup_20260101"}"#),
+        ]);
+        let doc = serde_json::json!({"name": "Flow", "nodes": [], "connections": {}});
+        let pushed = push_workflow(&base, "secret-key-123", &doc, "20260101", false, false).unwrap();
+        assert_eq!((pushed.id.as_str(), pushed.name.as_str()), ("new1", "Flow_backup_20260101"));
+        let seen = h.join().unwrap();
+        assert!(seen[0].starts_with("GET /api/v1/workflows?limit=1 HTTP/1.1\r\n"), "{}", seen[0]);
+        assert!(seen.iter().all(|r| r.contains("\r\nX-N8N-API-KEY: secret-key-123\r\n")), "{seen:?}");
+        assert!(seen[2].starts_with("POST /api/v1/workflows HTTP/1.1\r\n"), "{}", seen[2]);
+        assert!(
+            seen[2].contains("Content-Type: application/json") && seen[2].contains(r#""name":"Flow_backup_20260101""#)
+        );
+    }
+
+    /// A rejected key is refused with what to do, and the key itself never appears in the error.
+    #[test]
+    fn rejected_key_is_named_but_never_printed() {
+        let (base, h) = scripted(vec![(401, r#"{"message":"unauthorized"}"#)]);
+        let doc = serde_json::json!({"name": "Flow"});
+        let e = push_workflow(&base, "secret-key-123", &doc, "20260101", false, false).unwrap_err().to_string();
+        h.join().unwrap();
+        assert!(e.contains("rejected the API key") && !e.contains("secret-key-123"), "{e}");
+    }
+}
