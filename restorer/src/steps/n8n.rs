@@ -137,8 +137,12 @@ pub fn http(method: &str, url: &str, api_key: &str, body: Option<&Value>) -> Res
     if body.is_some() {
         headers.push(("Content-Type", "application/json"));
     }
-    let r = crate::http::fetch(method, url, &headers, body.as_deref(), std::time::Duration::from_secs(30))
-        .map_err(|e| Error::Other(format!("n8n does not answer: {e}")))?;
+    let r = crate::http::fetch(method, url, &headers, body.as_deref(), std::time::Duration::from_secs(30)).map_err(
+        |e| match e {
+            crate::http::HttpError::NoCurl { .. } => Error::Refused(e.to_string()),
+            e => Error::Other(format!("n8n does not answer: {e}")),
+        },
+    )?;
     let text = String::from_utf8_lossy(&r.body);
     Ok((r.status, serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))))
 }
