@@ -342,9 +342,11 @@ impl<'a> FileWriter<'a> {
         f.set_permissions(fs::Permissions::from_mode(meta.mode & 0o7777)).ctx("setting mode of", path)
     }
 
-    /// Flushes everything written to disk (`sync`; one call rather than an fsync per file).
+    /// Flushes everything written to disk (the sync(2) call, in-process; one call rather than an
+    /// fsync per file).
     pub fn sync_all(&self) -> Result<()> {
-        super::run(&mut std::process::Command::new("sync")).map(|_| ())
+        rustix::fs::sync();
+        Ok(())
     }
 
     /// Applies directory modes, owners and times, deepest first, after everything inside them

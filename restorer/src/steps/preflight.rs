@@ -27,7 +27,8 @@ pub struct HostFacts {
     pub is_root: bool,
     /// Restoring onto `/` (not under `--root`).
     pub real_root: bool,
-    /// Free bytes where the files go.
+    /// Free bytes on the file system the files go to (statvfs on the root, or its nearest
+    /// existing ancestor).
     pub free_bytes: Option<u64>,
     /// systemd is PID 1.
     pub systemd: bool,
@@ -154,15 +155,6 @@ fn listeners() -> Vec<(u16, String)> {
         .collect()
 }
 
-fn free_bytes(root: &Path) -> Option<u64> {
-    let mut p = root.to_path_buf();
-    while !p.exists() {
-        p = p.parent()?.to_path_buf();
-    }
-    let out = Command::new("df").args(["-B1", "--output=avail"]).arg(&p).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().nth(1)?.trim().parse().ok()
-}
-
 fn policy_rc_d_denies() -> bool {
     let p = Path::new("/usr/sbin/policy-rc.d");
     // policy-rc.d's contract: exit 101 means "action forbidden".
@@ -174,7 +166,7 @@ pub fn gather(manifest: &Manifest, root: &Path, services: bool, server_major: Op
     let facts = HostFacts {
         is_root: super::is_root(),
         real_root: root == Path::new("/"),
-        free_bytes: free_bytes(root),
+        free_bytes: crate::space::of(root).map(|s| s.free),
         systemd: Path::new("/run/systemd/system").is_dir(),
         policy_rc_d_denies: services && policy_rc_d_denies(),
         listeners: if services { listeners() } else { Vec::new() },
