@@ -90,6 +90,7 @@ pub fn describe(c: &Compose, section: &str) -> Result<ComposeProject> {
             image: image.unwrap_or_default(),
             image_id: None,
             repo_digests: vec![],
+            ports: vec![],
         })
         .collect();
     let mut containers = project_containers(c, section)?;
@@ -106,6 +107,7 @@ pub fn describe(c: &Compose, section: &str) -> Result<ComposeProject> {
         }
         s.image_id = Some(f.image_id.clone()).filter(|i| !i.is_empty());
         s.repo_digests = container::repo_digests(&f.image_id);
+        s.ports = f.published_ports.clone();
     }
     Ok(ComposeProject { project: c.project.clone(), directory: c.directory.clone(), files: c.files.clone(), services })
 }

@@ -47,8 +47,10 @@ pub struct Needs {
     pub bytes: u64,
     /// Services it will start (empty with --no-services).
     pub services: Vec<String>,
-    /// Newest PostgreSQL major among the dumps.
+    /// Newest PostgreSQL major among the dumps restored into the host's server.
     pub dump_major: Option<u32>,
+    /// Host ports the compose projects publish: (port, "service S of project P").
+    pub published: Vec<(u16, String)>,
 }
 
 /// Ports well-known services listen on, and the command names that may hold them.
@@ -100,6 +102,15 @@ pub fn assess(f: &HostFacts, n: &Needs) -> Vec<Finding> {
                     fix: format!("stop and disable {holder}, or restore with --no-services"),
                 });
             }
+        }
+    }
+    for (port, who) in &n.published {
+        if let Some((_, holder)) = f.listeners.iter().find(|(lp, _)| lp == port) {
+            out.push(Finding {
+                blocker: true,
+                what: format!("port {port} is held by {holder}: {who} publishes it and could not start"),
+                fix: format!("stop and disable {holder}, or restore with --no-services"),
+            });
         }
     }
     if let (Some(server), Some(dump)) = (f.server_major, n.dump_major) {
@@ -175,10 +186,30 @@ pub fn gather(manifest: &Manifest, root: &Path, services: bool, server_major: Op
     let files: u64 = manifest.payload_size() - manifest.postgres.iter().map(|d| d.size).sum::<u64>();
     // A restored database takes roughly its dump's size again (dumps are uncompressed); the
     // PostgreSQL data directory may live elsewhere, so this is a floor, not a promise.
+    // Compose projects start through the Docker engine, not init scripts: policy-rc.d does not
+    // apply to them; the ports they publish must be free.
+    let is_compose = |s: &String| s.ends_with(".yml") || s.ends_with(".yaml");
+    let published = match (&manifest.docker, services && root == Path::new("/")) {
+        (Some(d), true) => d
+            .compose
+            .iter()
+            .flat_map(|p| {
+                p.services.iter().flat_map(move |s| {
+                    s.ports.iter().map(move |port| (*port, format!("service {} of project {}", s.name, p.project)))
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let needs = Needs {
         bytes: files,
-        services: if services { manifest.services.start.clone() } else { Vec::new() },
-        dump_major: manifest.postgres.iter().map(|d| d.server_version_num / 10000).max(),
+        services: if services {
+            manifest.services.start.iter().filter(|s| !is_compose(s)).cloned().collect()
+        } else {
+            Vec::new()
+        },
+        dump_major: super::docker::host_databases(manifest).map(|d| d.server_version_num / 10000).max(),
+        published,
     };
     (facts, needs)
 }
@@ -193,7 +224,12 @@ mod tests {
 
     #[test]
     fn findings_table() {
-        let needs = Needs { bytes: 1000, services: vec!["postgresql".into(), "nginx".into()], dump_major: Some(15) };
+        let needs = Needs {
+            bytes: 1000,
+            services: vec!["postgresql".into(), "nginx".into()],
+            dump_major: Some(15),
+            published: vec![(5678, "service n8n of project n8n".into())],
+        };
         let cases: Vec<(HostFacts, Vec<&str>)> = vec![
             (ok_host(), vec![]),
             (HostFacts { is_root: false, ..ok_host() }, vec!["not running as root"]),
@@ -212,6 +248,12 @@ mod tests {
                 },
                 vec![],
             ),
+            // A port a compose service publishes, held by anyone (the project itself has no
+            // containers: that is refused on its own).
+            (
+                HostFacts { listeners: vec![(5678, "node (pid 4)".into())], ..ok_host() },
+                vec!["port 5678 is held by node (pid 4): service n8n of project n8n publishes it"],
+            ),
             (HostFacts { server_major: Some(13), ..ok_host() }, vec!["server is 13"]),
             (HostFacts { server_major: Some(16), ..ok_host() }, vec![]),
         ];
@@ -223,7 +265,7 @@ mod tests {
             }
         }
         // Nothing to start: ports and policy-rc.d do not matter.
-        let quiet = Needs { services: vec![], ..needs };
+        let quiet = Needs { services: vec![], published: vec![], ..needs };
         assert!(assess(
             &HostFacts { systemd: false, policy_rc_d_denies: true, listeners: vec![(80, "x".into())], ..ok_host() },
             &quiet
