@@ -481,7 +481,7 @@ fn apply_all(
             let (project, service) = steps::docker::project_of(&projects, db)?;
             let (facts, target) = steps.run(&format!("start {service}"), log, || {
                 steps::docker::up(cp, project, &[service.as_str()])?;
-                let (facts, target) = steps::docker::database_of(project, &service, opts.health_tries)?;
+                let (facts, target) = steps::docker::database_of(project, &service, steps::docker::DB_READY_TRIES)?;
                 let detail = format!("{} accepts connections at {}", facts.name, target.host_port());
                 Ok(((facts, target), detail))
             })?;
