@@ -237,3 +237,55 @@ fn records_below_a_restored_link_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lies below /evil"));
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
 }
+
+/// Found by generated_bundles (case 161 of its default seed): a restore refused after the
+/// archive was unpacked (a target exists and differs, no --overwrite; or a link already on the
+/// target leads out of the root) used to leave the whole unpacked `X/` beside `X.tar.gz`,
+/// secrets included. A refusal leaves nothing; after a restore that ran, `X/` stays.
+#[test]
+fn refusal_after_unpacking_leaves_no_unpacked_bundle() {
+    let t = tempfile::tempdir().unwrap();
+    let good = real_bundle(t.path());
+    let m: serde_json::Value =
+        serde_json::from_str(&restorer::unpack::read_manifest(&good).unwrap().to_json()).unwrap();
+    let file = m["files"].as_array().unwrap().iter().find(|f| f["type"] == "file").unwrap();
+    let file = PathBuf::from(file["path"].as_str().unwrap());
+    let dir = t.path().join("b");
+    fs::create_dir(&dir).unwrap();
+    let bundle = dir.join("x.n8n_backup.tar.gz");
+    fs::copy(&good, &bundle).unwrap();
+    let run = |root: &Path, overwrite: bool| {
+        let mut c = Command::new(restorer_path());
+        c.args(["--yes", "--no-install", "--no-services", "--root"]).arg(root);
+        if overwrite {
+            c.arg("--overwrite");
+        }
+        c.arg("--checkpoint-dir").arg(t.path().join(format!("cp-{overwrite}"))).arg("--from").arg(&bundle);
+        c.output().unwrap()
+    };
+
+    // A target that exists and differs.
+    let root = t.path().join("root");
+    let target = root.join(file.strip_prefix("/").unwrap());
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    fs::write(&target, "already here\n").unwrap();
+    let out = run(&root, false);
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tree(&dir), ["x.n8n_backup.tar.gz"], "a refused restore left the unpacked bundle");
+
+    // A link on the way to a target, leading out of the root.
+    let root2 = t.path().join("root2");
+    let first = file.components().nth(1).unwrap();
+    fs::create_dir_all(&root2).unwrap();
+    std::os::unix::fs::symlink(t.path().join("elsewhere"), root2.join(first)).unwrap();
+    fs::create_dir(t.path().join("elsewhere")).unwrap();
+    let out = run(&root2, false);
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tree(&dir), ["x.n8n_backup.tar.gz"], "a refused restore left the unpacked bundle");
+    assert_eq!(fs::read_dir(t.path().join("elsewhere")).unwrap().count(), 0);
+
+    // The restore that runs keeps it (the report is there).
+    let out = run(&root, true);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.join("x.n8n_backup/restore-report.json").is_file());
+}
