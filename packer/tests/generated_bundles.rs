@@ -296,6 +296,8 @@ struct Case {
     /// (path under root, what): planted before the restore.
     plant: Vec<(Vec<u8>, Plant)>,
     overwrite: bool,
+    /// No `--checkpoint-dir`: the checkpoint goes to its default under the root.
+    default_checkpoint: bool,
     /// What the generator did, for the failure message.
     log: Vec<String>,
 }
@@ -313,6 +315,17 @@ fn files(c: &mut Crafted) -> &mut Vec<Value> {
 
 fn show(b: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(b))
+}
+
+/// The default checkpoint base under the root, and its parents.
+const CHECKPOINTS: &str = "var/lib/n8n-restore/checkpoints";
+const CHECKPOINTS_PARENTS: [&str; 3] = ["var", "var/lib", "var/lib/n8n-restore"];
+
+/// Whether `p` (relative to the root) is the default checkpoint, inside it, or one of its parents.
+fn is_checkpoint_path(p: &[u8]) -> bool {
+    CHECKPOINTS_PARENTS.iter().any(|c| p == c.as_bytes())
+        || p == CHECKPOINTS.as_bytes()
+        || p.starts_with(format!("{CHECKPOINTS}/").as_bytes())
 }
 
 /// Targets the attacker's links point at.
@@ -368,7 +381,12 @@ fn generate(seed: u64, case: u64, base: &Crafted, outside: &Path) -> Case {
                 files(&mut c).push(r);
             }
             2 => {
-                let p = random_path(&mut rng);
+                let p = if rng.chance(20) {
+                    let at = *rng.pick(&[CHECKPOINTS_PARENTS[1], CHECKPOINTS_PARENTS[2], CHECKPOINTS]);
+                    format!("/{at}").into_bytes()
+                } else {
+                    random_path(&mut rng)
+                };
                 let target = link_target(&mut rng, outside);
                 let mut r = link_tpl.clone();
                 r["path"] = path_json(&p);
@@ -541,7 +559,21 @@ fn generate(seed: u64, case: u64, base: &Crafted, outside: &Path) -> Case {
         log.push("checksum list replaced".into());
         sums = Some(format!("{}  manifest.json\n", "0".repeat(64)));
     }
-    Case { bundle: c, sums, plant, overwrite: rng.chance(50), log }
+    let default_checkpoint = rng.chance(25);
+    if default_checkpoint && rng.chance(60) {
+        // Where the default checkpoint goes, made a link out by an attacker beforehand.
+        let at = *rng.pick(&[CHECKPOINTS_PARENTS[0], CHECKPOINTS_PARENTS[1], CHECKPOINTS_PARENTS[2], CHECKPOINTS]);
+        let depth = at.matches('/').count() + 1;
+        let target = match rng.below(3) {
+            0 => outside.as_os_str().as_bytes().to_vec(),
+            1 => outside.join("dir").as_os_str().as_bytes().to_vec(),
+            _ => [b"../".repeat(depth), b"outside".to_vec()].concat(),
+        };
+        log.push(format!("plant link at {at} -> {}", show(&target)));
+        plant.push((at.as_bytes().to_vec(), Plant::Link(target)));
+    }
+    let overwrite = rng.chance(50);
+    Case { bundle: c, sums, plant, overwrite, default_checkpoint, log }
 }
 
 /// `/a/./b/` -> `a/b`, as the restore reads an absolute path; `None` for what it refuses.
@@ -637,7 +669,10 @@ fn run_case(seed: u64, n: u64, base: &Crafted, work: &Path) -> Result<i32, Strin
     if case.overwrite {
         cmd.arg("--overwrite");
     }
-    cmd.arg("--checkpoint-dir").arg(cp.join("c")).arg("--report").arg(&report).arg("--from").arg(&bundle);
+    if !case.default_checkpoint {
+        cmd.arg("--checkpoint-dir").arg(cp.join("c"));
+    }
+    cmd.arg("--report").arg(&report).arg("--from").arg(&bundle);
     cmd.env_remove("RESTORE_POSTGRES_URL").current_dir(&dir);
     let (code, output) = run_restore(&mut cmd);
 
@@ -660,12 +695,17 @@ fn run_case(seed: u64, n: u64, base: &Crafted, work: &Path) -> Result<i32, Strin
         problems.push(format!("outside/ changed: {}", moved.join("; ")));
     }
     let refused = code == exit::CORRUPT || code == exit::REFUSED;
-    let root_after = snapshot(&root);
+    let mut root_after = snapshot(&root);
     if refused {
         let d = differences(&root_before, &root_after, true);
         if !d.is_empty() {
             problems.push(format!("refused (exit {code}) but the root changed: {}", d.join("; ")));
         }
+    }
+    if !refused && case.default_checkpoint {
+        // The checkpoint (and the parents made for it) is what a restore that ran leaves in the
+        // root by design; it is judged with the rest when it was already there.
+        root_after.retain(|p, _| !is_checkpoint_path(p) || root_before.contains_key(p));
     }
     if code == exit::FAILED {
         // A rollback puts back every name, kind, content, mode, owner and file time; it cannot

@@ -289,3 +289,36 @@ fn refusal_after_unpacking_leaves_no_unpacked_bundle() {
     assert_eq!(out.status.code(), Some(exit::OK), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.join("x.n8n_backup/restore-report.json").is_file());
 }
+
+/// Found by generated_bundles (case 286 of its default seed): a link already on the target at
+/// `ROOT/var/lib/n8n-restore` (or any parent of the default checkpoint) leading out of the root
+/// used to carry the checkpoint (journal, report copy, every file moved aside) there. The
+/// restore now refuses before changing anything; `--checkpoint-dir` names another place.
+#[test]
+fn default_checkpoint_is_never_written_through_a_link_out_of_the_root() {
+    let t = tempfile::tempdir().unwrap();
+    let good = real_bundle(t.path());
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    for at in ["var", "var/lib", "var/lib/n8n-restore", "var/lib/n8n-restore/checkpoints"] {
+        let root = t.path().join(format!("root-{}", at.replace('/', "-")));
+        let link = root.join(at);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let before = tree(&root);
+        let out = Command::new(restorer_path())
+            .args(["--yes", "--no-install", "--no-services", "--root"])
+            .arg(&root)
+            .arg("--report")
+            .arg(t.path().join("report.json"))
+            .arg("--from")
+            .arg(&good)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit::REFUSED), "{at}: {err}");
+        assert!(err.contains("--checkpoint-dir"), "{at}: {err}");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{at}: the checkpoint went outside the root");
+        assert_eq!(tree(&root), before, "{at}: the root changed");
+    }
+}

@@ -187,6 +187,14 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
             .find(|p| !p.exists())
             .unwrap()
     });
+    if opts.checkpoint_dir.is_none() {
+        // The default lies under the root: a link already there (`ROOT/var -> /elsewhere`) must
+        // not carry the journal and the files moved aside out of it. A directory the operator
+        // names is theirs to choose.
+        steps::files::check_inside_root(&cp_dir, &opts.root).map_err(|e| {
+            Error::Refused(format!("{e}: the checkpoint would land there. Nothing was changed; pass --checkpoint-dir DIR"))
+        })?;
+    }
     let mut cp = Checkpoint::create(&cp_dir, &opts.root, &opts.bundle_dir.display().to_string())?;
     let mut steps = Steps { list: Vec::new() };
     steps.list.push(StepResult {
