@@ -395,17 +395,25 @@ fn generate(seed: u64, case: u64, base: &Crafted, outside: &Path) -> Case {
                 files(&mut c).push(r);
             }
             3 => {
-                let p = random_path(&mut rng);
+                let p = if rng.chance(10) {
+                    // A journal for the next restore to "roll back".
+                    b"/var/lib/n8n-restore/checkpoints/20000101000000/checkpoint.jsonl".to_vec()
+                } else {
+                    random_path(&mut rng)
+                };
                 let mut r = file_tpl.clone();
                 r["path"] = path_json(&p);
                 let entry = match rng.below(4) {
                     0 => {
                         // An entry another record already claims.
-                        let other = files(&mut c).iter().filter_map(|f| f["entry"].as_str()).next().unwrap().to_string();
+                        let other =
+                            files(&mut c).iter().filter_map(|f| f["entry"].as_str()).next().unwrap().to_string();
                         other
                     }
                     1 => "files/missing/entry".to_string(),
-                    2 => rng.pick(&["files/../escape", "files//x", "/abs/entry", "files/a\\b", "manifest.json"]).to_string(),
+                    2 => rng
+                        .pick(&["files/../escape", "files//x", "/abs/entry", "files/a\\b", "manifest.json"])
+                        .to_string(),
                     _ => new_entry(&mut c, &mut rng),
                 };
                 r["entry"] = entry.clone().into();
@@ -476,7 +484,12 @@ fn generate(seed: u64, case: u64, base: &Crafted, outside: &Path) -> Case {
                         data: vec![],
                         link: Some(existing.name.clone()),
                     },
-                    5 => Entry { name: b"files/lat\xe9n".to_vec(), kind: EntryType::Regular, data: b"x".to_vec(), link: None },
+                    5 => Entry {
+                        name: b"files/lat\xe9n".to_vec(),
+                        kind: EntryType::Regular,
+                        data: b"x".to_vec(),
+                        link: None,
+                    },
                     _ => {
                         log.push("an entry after checksums.sha256".into());
                         c.after.push(Entry::file("files/late", b"late\n"));
@@ -600,7 +613,8 @@ fn plant_in(root: &Path, at: &[u8], what: &Plant) {
     }
     // Parents that already hold a planted file or link are left alone: the plant is skipped.
     if let Some(parent) = p.parent() {
-        if fs::create_dir_all(parent).is_err() || !fs::canonicalize(parent).map(|r| r.starts_with(root)).unwrap_or(false)
+        if fs::create_dir_all(parent).is_err()
+            || !fs::canonicalize(parent).map(|r| r.starts_with(root)).unwrap_or(false)
         {
             return;
         }
@@ -615,7 +629,8 @@ fn plant_in(root: &Path, at: &[u8], what: &Plant) {
 /// Every path the manifest restores, and their parents, relative to the root.
 fn named_paths(manifest: &Value) -> BTreeSet<Vec<u8>> {
     let mut out = BTreeSet::new();
-    let records = manifest["files"].as_array().into_iter().flatten().chain(manifest["sqlite"].as_array().into_iter().flatten());
+    let records =
+        manifest["files"].as_array().into_iter().flatten().chain(manifest["sqlite"].as_array().into_iter().flatten());
     for r in records {
         let Some(rel) = path_bytes(&r["path"]).and_then(|p| normalise(&p)) else { continue };
         let mut cur = Vec::new();
@@ -752,7 +767,8 @@ fn run_case(seed: u64, n: u64, base: &Crafted, work: &Path) -> Result<i32, Strin
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }

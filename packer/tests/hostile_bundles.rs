@@ -322,3 +322,58 @@ fn default_checkpoint_is_never_written_through_a_link_out_of_the_root() {
         assert_eq!(tree(&root), before, "{at}: the root changed");
     }
 }
+
+/// A bundle that restores a file into the restore's own checkpoint area
+/// (`/var/lib/n8n-restore/checkpoints/X/checkpoint.jsonl`) plants a journal the next restore
+/// onto that root takes for an interrupted restore and "rolls back": deleting an outside file
+/// it names, moving another one into the root. Such records are refused before anything
+/// changes, and the next restore never touches what a journal there names outside its root.
+#[test]
+fn a_bundle_cannot_plant_a_checkpoint_journal_for_the_next_restore() {
+    let t = tempfile::tempdir().unwrap();
+    let good = real_bundle(t.path());
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret.txt"), "secret\n").unwrap();
+    fs::write(outside.join("stolen.txt"), "stolen\n").unwrap();
+    let root = t.path().join("root");
+    let journal = format!(
+        "{}\n{}\n{}\n",
+        serde_json::json!({"root": root, "bundle": "x"}),
+        serde_json::json!({"change": "created_file", "path": outside.join("secret.txt")}),
+        serde_json::json!({"change": "moved_aside", "original": root.join("loot"), "saved": outside.join("stolen.txt")}),
+    );
+    let mut c = Crafted::read(&good);
+    let files = c.manifest["files"].as_array_mut().unwrap();
+    let mut rec = files.iter().find(|f| f["type"] == "file").unwrap().clone();
+    rec["path"] = "/var/lib/n8n-restore/checkpoints/20000101000000/checkpoint.jsonl".into();
+    rec["entry"] = "files/journal".into();
+    files.push(rec);
+    c.entries.push(Entry::file("files/journal", journal.as_bytes()));
+    c.reseal();
+    let bad = t.path().join("plant.n8n_backup.tar.gz");
+    c.write(&bad, None);
+    let restore_from = |bundle: &Path, cp: Option<&str>| {
+        let mut cmd = Command::new(restorer_path());
+        cmd.args(["--yes", "--no-install", "--no-services", "--root"]).arg(&root);
+        if let Some(cp) = cp {
+            cmd.arg("--checkpoint-dir").arg(t.path().join(cp));
+        }
+        cmd.arg("--report").arg(t.path().join("report.json")).arg("--from").arg(bundle).output().unwrap()
+    };
+    let first = restore_from(&bad, Some("cp1"));
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(exit::REFUSED), "{err}");
+    assert!(err.contains("/var/lib/n8n-restore"), "{err}");
+
+    // A journal there anyway (left by anything else): the next restore does not act on what it
+    // names outside its root.
+    let cp = root.join("var/lib/n8n-restore/checkpoints/20000101000000");
+    fs::create_dir_all(&cp).unwrap();
+    fs::write(cp.join("checkpoint.jsonl"), &journal).unwrap();
+    let second = restore_from(&good, None);
+    assert!(matches!(second.status.code(), Some(0) | Some(5)), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(fs::read_to_string(outside.join("secret.txt")).unwrap(), "secret\n");
+    assert_eq!(fs::read_to_string(outside.join("stolen.txt")).unwrap(), "stolen\n");
+    assert!(!root.join("loot").exists());
+}
