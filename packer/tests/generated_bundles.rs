@@ -298,6 +298,9 @@ struct Case {
     overwrite: bool,
     /// No `--checkpoint-dir`: the checkpoint goes to its default under the root.
     default_checkpoint: bool,
+    /// After a success, restore the untouched base bundle onto the same root (default
+    /// checkpoint, --overwrite): what the first bundle left must not steer the next restore.
+    second: bool,
     /// What the generator did, for the failure message.
     log: Vec<String>,
 }
@@ -586,7 +589,8 @@ fn generate(seed: u64, case: u64, base: &Crafted, outside: &Path) -> Case {
         plant.push((at.as_bytes().to_vec(), Plant::Link(target)));
     }
     let overwrite = rng.chance(50);
-    Case { bundle: c, sums, plant, overwrite, default_checkpoint, log }
+    let second = rng.chance(30);
+    Case { bundle: c, sums, plant, overwrite, default_checkpoint, second, log }
 }
 
 /// `/a/./b/` -> `a/b`, as the restore reads an absolute path; `None` for what it refuses.
@@ -665,7 +669,7 @@ fn run_restore(args: &mut Command) -> (Option<i32>, String) {
 }
 
 /// Runs one case in its own directory; returns the exit code, or what went wrong.
-fn run_case(seed: u64, n: u64, base: &Crafted, work: &Path) -> Result<i32, String> {
+fn run_case(seed: u64, n: u64, base: &Crafted, base_file: &Path, work: &Path) -> Result<i32, String> {
     let dir = work.join(format!("case{n}"));
     let (root, outside, cp) = (dir.join("root"), dir.join("outside"), dir.join("cp"));
     fs::create_dir_all(&root).unwrap();
@@ -753,6 +757,20 @@ fn run_case(seed: u64, n: u64, base: &Crafted, work: &Path) -> Result<i32, Strin
     if refused && fs::read_dir(&cp).unwrap().next().is_some() {
         problems.push(format!("a checkpoint was left after a refusal (exit {code})"));
     }
+    if problems.is_empty() && code == exit::OK && case.second {
+        let before = snapshot(&outside);
+        let mut cmd = Command::new(restorer_path());
+        cmd.args(["--yes", "--no-install", "--no-services", "--overwrite", "--root"]).arg(&root);
+        cmd.arg("--report").arg(dir.join("report2.json")).arg("--from").arg(base_file);
+        let (code2, out2) = run_restore(cmd.env_remove("RESTORE_POSTGRES_URL").current_dir(&dir));
+        if !matches!(code2, Some(0 | 1 | 3 | 4 | 5)) {
+            problems.push(format!("the next restore onto that root ended with {code2:?}: {out2}"));
+        }
+        let moved = differences(&before, &snapshot(&outside), true);
+        if !moved.is_empty() {
+            problems.push(format!("the next restore onto that root changed outside/: {}", moved.join("; ")));
+        }
+    }
     if problems.is_empty() {
         let _ = fs::remove_dir_all(&dir);
         return Ok(code);
@@ -791,11 +809,13 @@ fn generated_hostile_bundles_never_act_outside_the_root() {
         None => (0..env_u64("GENERATED_CASES").unwrap_or(DEFAULT_CASES)).collect(),
     };
     let work = t.path().join("cases");
+    let base_file = t.path().join("base.n8n_backup.tar.gz");
+    base.write(&base_file, None);
     let started = Instant::now();
     let mut codes: BTreeMap<i32, u32> = BTreeMap::new();
     let mut failures = Vec::new();
     for &n in &cases {
-        match run_case(seed, n, &base, &work) {
+        match run_case(seed, n, &base, &base_file, &work) {
             Ok(code) => *codes.entry(code).or_default() += 1,
             Err(e) => failures.push(e),
         }
