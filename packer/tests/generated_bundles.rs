@@ -298,6 +298,8 @@ struct Case {
     overwrite: bool,
     /// No `--checkpoint-dir`: the checkpoint goes to its default under the root.
     default_checkpoint: bool,
+    /// `--root`, `--checkpoint-dir` and `--from` spelled relative to the case directory.
+    relative: bool,
     /// After a success, restore the untouched base bundle onto the same root (default
     /// checkpoint, --overwrite): what the first bundle left must not steer the next restore.
     second: bool,
@@ -590,7 +592,8 @@ fn generate(seed: u64, case: u64, base: &Crafted, outside: &Path) -> Case {
     }
     let overwrite = rng.chance(50);
     let second = rng.chance(30);
-    Case { bundle: c, sums, plant, overwrite, default_checkpoint, second, log }
+    let relative = rng.chance(20);
+    Case { bundle: c, sums, plant, overwrite, default_checkpoint, relative, second, log }
 }
 
 /// `/a/./b/` -> `a/b`, as the restore reads an absolute path; `None` for what it refuses.
@@ -683,15 +686,16 @@ fn run_case(seed: u64, n: u64, base: &Crafted, base_file: &Path, work: &Path) ->
     case.bundle.write(&bundle, case.sums.as_deref());
     let report = dir.join("report.json");
     let (outside_before, root_before, dir_before) = (snapshot(&outside), snapshot(&root), names(&dir));
+    let spell = |p: &Path| if case.relative { p.strip_prefix(&dir).unwrap().to_path_buf() } else { p.to_path_buf() };
     let mut cmd = Command::new(restorer_path());
-    cmd.args(["--yes", "--no-install", "--no-services", "--root"]).arg(&root);
+    cmd.args(["--yes", "--no-install", "--no-services", "--root"]).arg(spell(&root));
     if case.overwrite {
         cmd.arg("--overwrite");
     }
     if !case.default_checkpoint {
-        cmd.arg("--checkpoint-dir").arg(cp.join("c"));
+        cmd.arg("--checkpoint-dir").arg(spell(&cp.join("c")));
     }
-    cmd.arg("--report").arg(&report).arg("--from").arg(&bundle);
+    cmd.arg("--report").arg(spell(&report)).arg("--from").arg(spell(&bundle));
     cmd.env_remove("RESTORE_POSTGRES_URL").current_dir(&dir);
     let (code, output) = run_restore(&mut cmd);
 
@@ -776,8 +780,10 @@ fn run_case(seed: u64, n: u64, base: &Crafted, base_file: &Path, work: &Path) ->
         return Ok(code);
     }
     Err(format!(
-        "case {n} (replay: GENERATED_SEED={seed:#x} GENERATED_ONLY={n}), overwrite={}:\n  generated: {}\n  problems: {}\n  restore said: {}",
+        "case {n} (replay: GENERATED_SEED={seed:#x} GENERATED_ONLY={n}), overwrite={}, default checkpoint={}, relative={}:\n  generated: {}\n  problems: {}\n  restore said: {}",
         case.overwrite,
+        case.default_checkpoint,
+        case.relative,
         case.log.join("; "),
         problems.join("\n            "),
         output.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n    ")
