@@ -65,15 +65,17 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
+const A64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (restorer/src/raw_path.rs reads it).
 fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+                out.push(A64[(n >> (18 - 6 * i) & 63) as usize] as char);
             } else {
                 out.push('=');
             }
@@ -113,7 +115,6 @@ fn path_bytes(v: &Value) -> Option<Vec<u8>> {
         _ => None,
     }
 }
-const A64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Components a path is made of: mostly plain, some that a careless reader mishandles.
 fn component(rng: &mut Rng) -> Vec<u8> {
