@@ -238,7 +238,7 @@ fn records_below_a_restored_link_are_refused() {
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
 }
 
-/// Found by generated_bundles (case 161 of its default seed): a restore refused after the
+/// Found by generated_bundles (its first version, default seed): a restore refused after the
 /// archive was unpacked (a target exists and differs, no --overwrite; or a link already on the
 /// target leads out of the root) used to leave the whole unpacked `X/` beside `X.tar.gz`,
 /// secrets included. A refusal leaves nothing; after a restore that ran, `X/` stays.
@@ -290,7 +290,7 @@ fn refusal_after_unpacking_leaves_no_unpacked_bundle() {
     assert!(dir.join("x.n8n_backup/restore-report.json").is_file());
 }
 
-/// Found by generated_bundles (case 286 of its default seed): a link already on the target at
+/// Found by generated_bundles (its first version, default seed): a link already on the target at
 /// `ROOT/var/lib/n8n-restore` (or any parent of the default checkpoint) leading out of the root
 /// used to carry the checkpoint (journal, report copy, every file moved aside) there. The
 /// restore now refuses before changing anything; `--checkpoint-dir` names another place.
@@ -323,7 +323,8 @@ fn default_checkpoint_is_never_written_through_a_link_out_of_the_root() {
     }
 }
 
-/// A bundle that restores a file into the restore's own checkpoint area
+/// Found while adding the default checkpoint to generated_bundles: a bundle that restores a
+/// file into the restore's own checkpoint area
 /// (`/var/lib/n8n-restore/checkpoints/X/checkpoint.jsonl`) plants a journal the next restore
 /// onto that root takes for an interrupted restore and "rolls back": deleting an outside file
 /// it names, moving another one into the root. Such records are refused before anything
