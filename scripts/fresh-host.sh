@@ -2,8 +2,13 @@
 # Throwaway "fresh Debian hosts" on this machine, without Docker: a minbase rootfs from
 # debootstrap (cached as a tarball), each host in its own network, mount, PID and UTS
 # namespaces, an overlay of the cached rootfs as its / (pivot_root: no binary of this machine is
-# visible inside), sshd inside, reachable on a veth pair at 10.200.N.2. apt inside reaches only
-# the Debian mirror, through a small forwarding proxy on 10.200.N.1:3128. No default route.
+# visible inside), cgroup v1 mounted and /var/lib/docker on this machine's disk (a Docker engine
+# installed inside runs, with overlay2: docs/DOCKER-TESTS.md), sshd inside, reachable on a veth
+# pair at 10.200.N.2. apt inside reaches only the Debian mirror, through a small forwarding proxy
+# on 10.200.N.1:3128. No default route.
+# As bare as a real one: minbase plus openssh-server (how we get in, as on a fresh VPS) and
+# nothing else; no curl, ca-certificates, gnupg, procps or iproute2 (ip runs from outside, in the
+# host's network namespace). Whatever the restore needs, it must install itself.
 #
 #   scripts/fresh-host.sh build [systemd]       # the cached rootfs (about a minute the first time)
 #   scripts/fresh-host.sh start NAME N [systemd] # host NAME at 10.200.N.2 (N in 1..199); with
@@ -18,7 +23,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}
 STATE=${FRESH_HOSTS_DIR:-/tmp/fresh-hosts}
-tarball() { echo "$CACHE/rootfs-bookworm-minbase${1:+-$1}.tar"; }
+# "bare": the cache name changes with what the rootfs holds, so an older, fuller cache is never
+# reused by mistake.
+tarball() { echo "$CACHE/rootfs-bookworm-minbase-bare${1:+-$1}.tar"; }
 mkdir -p "$CACHE" "$STATE"
 
 # The mirror the host's apt uses (deb822 or one-line sources), never a hard-coded host name.
@@ -38,7 +45,11 @@ build() {
   command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
   local dir
   dir=$(mktemp -d /tmp/rootfs.XXXXXX)
-  debootstrap --variant=minbase --include=openssh-server,ca-certificates,procps,iproute2,curl,gnupg$extra bookworm "$dir" "$(mirror)" >&2
+  debootstrap --variant=minbase --include=openssh-server$extra bookworm "$dir" "$(mirror)" >&2
+  # Nothing the restore should bring itself may sneak in as a dependency.
+  for tool in curl wget; do
+    if [ -e "$dir/usr/bin/$tool" ]; then echo "the rootfs unexpectedly has $tool" >&2; exit 1; fi
+  done
   # The mirror may be a snapshot whose Release files count as expired: same setting as the host.
   echo 'Acquire::Check-Valid-Until "false";' > "$dir/etc/apt/apt.conf.d/99valid-until"
   printf 'deb %s bookworm main\n' "$(mirror)" > "$dir/etc/apt/sources.list"
@@ -50,7 +61,7 @@ build() {
 
 start() {
   local name=$1 n=$2 flavour=${3:-} base=$STATE/$1 lower TARBALL
-  lower=$STATE/rootfs${flavour:+-$flavour}
+  lower=$STATE/rootfs-bare${flavour:+-$flavour}
   TARBALL=$(build "$flavour")
   if [ ! -d "$lower" ]; then mkdir -p "$lower.partial" && tar -C "$lower.partial" -xf "$TARBALL" && mv "$lower.partial" "$lower"; fi
   [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -f "$STATE/id_ed25519"
@@ -76,6 +87,11 @@ mount -t tmpfs tmpfs dev/shm
 mount -t tmpfs tmpfs tmp
 mount -t tmpfs tmpfs run
 mkdir -p run/sshd root/.ssh oldroot
+# /var/lib/docker on this machine's disk, as on a real host: overlay2 cannot stack on the overlay
+# that is this host's /, so without it a dockerd installed here falls back to vfs (a full copy
+# of every image per container).
+mkdir -p $base/docker var/lib/docker
+mount --bind $base/docker var/lib/docker
 cp $STATE/id_ed25519.pub root/.ssh/authorized_keys
 chmod 700 root/.ssh
 echo 'Acquire::http::Proxy "http://10.200.$n.1:3128";' > etc/apt/apt.conf.d/99proxy
@@ -95,6 +111,16 @@ umount -l /oldroot
 exec env container=other /lib/systemd/systemd --system
 INIT
   else
+    # The cgroup v1 hierarchies a real host has (dockerd needs them). They show this machine's
+    # tree from this host's cgroup namespace, whose root is the cgroup fresh-host.sh ran in: a
+    # dockerd here makes /docker/<id> there, beside this machine's own dockerd's (ids are unique).
+    cat >> "$base/init.sh" <<INIT
+mount -t tmpfs cgroup_root sys/fs/cgroup
+for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
+  mkdir -p sys/fs/cgroup/\$c && mount -t cgroup -o \$c cgroup sys/fs/cgroup/\$c 2>/dev/null || rmdir sys/fs/cgroup/\$c
+done
+mkdir -p sys/fs/cgroup/systemd && mount -t cgroup -o none,name=systemd cgroup sys/fs/cgroup/systemd
+INIT
     cat >> "$base/init.sh" <<INIT
 pivot_root . oldroot
 umount -l /oldroot
@@ -162,5 +188,5 @@ case "${1:-}" in
   put) put "$2" "$3" "$4" ;;
   link) link "$2" "$3" "$4" ;;
   stop) stop "$2" ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
 esac

@@ -27,6 +27,15 @@ pub struct Config {
     /// `[[files]]` groups.
     #[serde(default)]
     pub files: Vec<FilesSource>,
+    /// `[[volumes]]`: Docker named volumes, captured as files.
+    #[serde(default)]
+    pub volumes: Vec<VolumesSource>,
+    /// `[[compose]]`: Docker Compose projects (their files, services and images).
+    #[serde(default)]
+    pub compose: Vec<ComposeSource>,
+    /// `[docker]`.
+    #[serde(default)]
+    pub docker: DockerSection,
     /// `[services]`.
     #[serde(default)]
     pub services: ServicesSection,
@@ -212,20 +221,183 @@ fn default_level() -> u32 {
     6
 }
 
-/// `[[postgres]]`.
+/// `[[postgres]]`: a database reached by `url`, or living in a container (`container`, or
+/// `compose_service` of a compose project), dumped there with the container's own pg_dump.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSource {
     /// Name of the entry in the bundle.
     pub name: String,
-    /// Connection URL.
-    pub url: String,
+    /// Connection URL (a server this host reaches).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The container the server runs in (name or id).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// The compose service the server runs as (with `compose_file` or `compose_dir`).
+    #[serde(default)]
+    pub compose_service: Option<String>,
+    /// The compose file of `compose_service`'s project.
+    #[serde(default)]
+    pub compose_file: Option<PathBuf>,
+    /// The project directory (instead of `compose_file`).
+    #[serde(default)]
+    pub compose_dir: Option<PathBuf>,
+    /// The project name.
+    #[serde(default)]
+    pub compose_project: Option<String>,
+    /// In a container: the database (default: the container's `POSTGRES_DB`, else its user).
+    #[serde(default)]
+    pub database: Option<String>,
     /// Directory holding pg_dump.
     #[serde(default)]
     pub pg_bin: Option<PathBuf>,
     /// `"n8n"`: this is n8n's database (workflows and credentials are inventoried).
     #[serde(default)]
     pub profile: Option<Profile>,
+}
+
+/// Where a compose project is: its file (the directory is the file's) or its directory
+/// (holding compose.yaml / docker-compose.yml), and optionally its name (default
+/// `COMPOSE_PROJECT_NAME` from the `.env`, else the directory's name, as compose does).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ComposeRef {
+    /// The compose file.
+    pub file: Option<PathBuf>,
+    /// The project directory.
+    pub dir: Option<PathBuf>,
+    /// The project name.
+    pub project: Option<String>,
+}
+
+impl ComposeRef {
+    /// True when it names a project (a file or a directory).
+    pub fn is_set(&self) -> bool {
+        self.file.is_some() || self.dir.is_some()
+    }
+}
+
+/// Checks and resolves the three keys of a compose project; `keys` are their names in this
+/// section (`compose_file`, `compose_dir`, `compose_project` or `file`, `dir`, `project`).
+fn resolve_compose(
+    base: &Path,
+    section: &str,
+    keys: [&str; 3],
+    file: &mut Option<PathBuf>,
+    dir: &mut Option<PathBuf>,
+    project: &Option<String>,
+) -> Result<()> {
+    let [kf, kd, kp] = keys;
+    if file.is_some() && dir.is_some() {
+        bail!("{section}: {kf} and {kd} are both set; give one (the directory of {kf} is the project's)");
+    }
+    if project.is_some() && file.is_none() && dir.is_none() {
+        bail!("{section}: {kp} needs {kf} or {kd}");
+    }
+    if let Some(f) = file {
+        *f = resolve(base, f, &format!("{section} {kf}"))?;
+    }
+    if let Some(d) = dir {
+        *d = resolve(base, d, &format!("{section} {kd}"))?;
+    }
+    if let Some(p) = project {
+        check_project_name(&format!("{section} {kp}"), p)?;
+    }
+    Ok(())
+}
+
+/// A compose project name as compose accepts it: lower-case letters, digits, `-` and `_`.
+fn check_project_name(key: &str, p: &str) -> Result<()> {
+    let ok = !p.is_empty()
+        && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && p.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok {
+        bail!("{key} = {p:?}: a compose project name is lower-case letters, digits, '-' and '_'");
+    }
+    Ok(())
+}
+
+/// `[[volumes]]`: named volumes by name, and/or every named volume the containers of a compose
+/// project mount.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumesSource {
+    /// Volume names (`docker volume ls`).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// The compose file of the project whose containers' volumes are captured.
+    #[serde(default)]
+    pub compose_file: Option<PathBuf>,
+    /// The project directory (instead of `compose_file`).
+    #[serde(default)]
+    pub compose_dir: Option<PathBuf>,
+    /// The project name.
+    #[serde(default)]
+    pub compose_project: Option<String>,
+}
+
+impl VolumesSource {
+    /// Its compose project.
+    pub fn compose(&self) -> ComposeRef {
+        ComposeRef {
+            file: self.compose_file.clone(),
+            dir: self.compose_dir.clone(),
+            project: self.compose_project.clone(),
+        }
+    }
+}
+
+/// `[[compose]]`: a compose project: its files (compose file(s), `.env`, the override file) are
+/// captured, its services and the images they run recorded.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeSource {
+    /// The compose file.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// The project directory (instead of `file`).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// The project name (default as compose: `COMPOSE_PROJECT_NAME` in `.env`, else the
+    /// directory's name).
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+impl ComposeSource {
+    /// Its compose project.
+    pub fn compose(&self) -> ComposeRef {
+        ComposeRef { file: self.file.clone(), dir: self.dir.clone(), project: self.project.clone() }
+    }
+}
+
+/// `[docker]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSection {
+    /// `docker save` the images of every `[[compose]]` service into the bundle, so the new host
+    /// needs no registry.
+    #[serde(default)]
+    pub include_images: bool,
+}
+
+/// The compose keys of `[[postgres]]` and `[[volumes]]`.
+const COMPOSE_KEYS: [&str; 3] = ["compose_file", "compose_dir", "compose_project"];
+
+impl PostgresSource {
+    /// Its compose project (set with `compose_service`).
+    pub fn compose(&self) -> ComposeRef {
+        ComposeRef {
+            file: self.compose_file.clone(),
+            dir: self.compose_dir.clone(),
+            project: self.compose_project.clone(),
+        }
+    }
+
+    /// True when the database lives in a container.
+    pub fn in_container(&self) -> bool {
+        self.url.is_none()
+    }
 }
 
 /// What application a database belongs to.
@@ -307,11 +479,57 @@ impl Config {
             bail!("[bundle] compression_level = {}: must be 1..9", c.bundle.compression_level);
         }
         let mut names = HashSet::new();
-        for p in &c.postgres {
+        for p in &mut c.postgres {
             layout::check_name("[[postgres]] name", &p.name)?;
             if !names.insert(format!("{}.dump", p.name)) {
                 bail!("[[postgres]] name = {:?} appears twice", p.name);
             }
+            let key = format!("[[postgres]] {}", p.name);
+            let set = [p.url.is_some(), p.container.is_some(), p.compose_service.is_some()];
+            match set.iter().filter(|s| **s).count() {
+                0 => bail!("{key}: give url, container or compose_service (with compose_file or compose_dir)"),
+                1 => {}
+                _ => bail!("{key}: url, container and compose_service are exclusive; give one"),
+            }
+            resolve_compose(base, &key, COMPOSE_KEYS, &mut p.compose_file, &mut p.compose_dir, &p.compose_project)?;
+            if p.compose_service.is_some() && !p.compose().is_set() {
+                bail!("{key}: compose_service needs compose_file or compose_dir (where the project is)");
+            }
+            if p.compose_service.is_none() && (p.compose().is_set() || p.compose_project.is_some()) {
+                bail!("{key}: compose_file, compose_dir and compose_project go with compose_service");
+            }
+            if p.url.is_some() && p.database.is_some() {
+                bail!("{key}: database goes with container or compose_service; with url, the url names the database");
+            }
+            if p.url.is_none() && p.pg_bin.is_some() {
+                bail!(
+                    "{key}: pg_bin goes with url; a database in a container is dumped with the container's own pg_dump"
+                );
+            }
+        }
+        for (i, v) in c.volumes.iter_mut().enumerate() {
+            let key = format!("[[volumes]] #{}", i + 1);
+            resolve_compose(base, &key, COMPOSE_KEYS, &mut v.compose_file, &mut v.compose_dir, &v.compose_project)?;
+            if v.names.is_empty() && !v.compose().is_set() {
+                bail!(
+                    "{key}: give names = [...] and/or compose_file (or compose_dir) to capture the project's volumes"
+                );
+            }
+            for n in &v.names {
+                let ok = !n.is_empty()
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                    && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+                if !ok {
+                    bail!("{key} names: {n:?} is not a Docker volume name (letters, digits, '_', '.', '-')");
+                }
+            }
+        }
+        for (i, cs) in c.compose.iter_mut().enumerate() {
+            let key = format!("[[compose]] #{}", i + 1);
+            if !cs.compose().is_set() {
+                bail!("{key}: give file (the compose file) or dir (the project directory)");
+            }
+            resolve_compose(base, &key, ["file", "dir", "project"], &mut cs.file, &mut cs.dir, &cs.project)?;
         }
         for s in &mut c.sqlite {
             layout::check_name("[[sqlite]] name", &s.name)?;
@@ -333,6 +551,23 @@ impl Config {
         for h in &c.services.health {
             if !(h.starts_with("http://") || h.starts_with("https://") || h.starts_with("tcp://")) {
                 bail!("[services] health {h:?}: use http://, https:// or tcp://HOST:PORT");
+            }
+        }
+        for h in c.services.health.iter().filter(|h| h.starts_with("http")) {
+            restorer::http::Url::parse(h).with_context(|| format!("[services] health {h:?}"))?;
+        }
+        // The restore refuses a bundle with other names (restorer::names): say so here, where
+        // the name can still be fixed.
+        for p in &c.requirements.packages {
+            if !restorer::names::is_package(p) {
+                bail!(
+                    "[requirements] packages {p:?}: not a Debian package name ([a-z0-9][a-z0-9+.-]+, optional :arch)"
+                );
+            }
+        }
+        for s in &c.services.start {
+            if !restorer::names::is_unit(s) && !restorer::names::is_compose_file(s) {
+                bail!("[services] start {s:?}: use a service name ([A-Za-z0-9:_.@-]+, not starting with '-') or a compose file's absolute path");
             }
         }
         for d in &c.ship.destinations {
@@ -379,8 +614,31 @@ impl Config {
                     .with_context(|| format!("[[files]] kind = {:?}: {}", f.kind.folder(), p.display()))?;
             }
         }
-        if self.postgres.is_empty() && self.sqlite.is_empty() && self.files.is_empty() {
-            bail!("nothing to back up: the configuration has no [[postgres]], [[sqlite]] or [[files]]");
+        let compose_refs = self
+            .postgres
+            .iter()
+            .map(|p| (format!("[[postgres]] {}", p.name), p.compose()))
+            .chain(self.volumes.iter().enumerate().map(|(i, v)| (format!("[[volumes]] #{}", i + 1), v.compose())))
+            .chain(self.compose.iter().enumerate().map(|(i, c)| (format!("[[compose]] #{}", i + 1), c.compose())));
+        for (key, r) in compose_refs {
+            if let Some(f) = &r.file {
+                if !f.is_file() {
+                    bail!("{key}: compose file {}: no such file", f.display());
+                }
+            }
+            if let Some(d) = &r.dir {
+                if !d.is_dir() {
+                    bail!("{key}: compose directory {}: no such directory", d.display());
+                }
+            }
+        }
+        if self.postgres.is_empty()
+            && self.sqlite.is_empty()
+            && self.files.is_empty()
+            && self.volumes.is_empty()
+            && self.compose.is_empty()
+        {
+            bail!("nothing to back up: the configuration has no [[postgres]], [[sqlite]], [[files]], [[volumes]] or [[compose]]");
         }
         Ok(())
     }
@@ -419,5 +677,57 @@ mod tests {
         assert_eq!(c.files[0].paths[0], Path::new("/etc/p/d/x"));
         let c = Config::parse("[bundle]\noutput_dir = \"../out\"\n", Path::new("/etc/p"), "p").unwrap();
         assert_eq!(c.bundle.output_dir, Path::new("/etc/out"));
+    }
+
+    fn parse(extra: &str) -> Result<Config> {
+        Config::parse(&format!("[bundle]\noutput_dir = \"/x\"\n{extra}"), Path::new("/etc/p"), "p.toml")
+    }
+
+    /// The Docker keys: a database in a compose service or a container, volumes by name or by
+    /// project, a compose project, `[docker] include_images`; relative paths resolve.
+    #[test]
+    fn docker_sources_parse() {
+        let c = parse(
+            "[[postgres]]\nname = \"n8n\"\ncompose_service = \"postgres\"\ncompose_file = \"n8n/docker-compose.yml\"\ncompose_project = \"n8n\"\nprofile = \"n8n\"\n\
+             [[postgres]]\nname = \"other\"\ncontainer = \"pg-1\"\ndatabase = \"shop\"\n\
+             [[volumes]]\nnames = [\"n8n_n8n_storage\"]\n[[volumes]]\ncompose_dir = \"n8n\"\n\
+             [[compose]]\nfile = \"/opt/n8n/docker-compose.yml\"\nproject = \"n8n\"\n[docker]\ninclude_images = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.postgres[0].compose().file.as_deref(), Some(Path::new("/etc/p/n8n/docker-compose.yml")));
+        assert!(c.postgres[0].url.is_none() && c.postgres[0].in_container());
+        assert_eq!(c.postgres[1].database.as_deref(), Some("shop"));
+        assert_eq!(c.volumes[1].compose().dir.as_deref(), Some(Path::new("/etc/p/n8n")));
+        assert_eq!(c.compose[0].compose().project.as_deref(), Some("n8n"));
+        assert!(c.docker.include_images);
+    }
+
+    /// Each wrong combination is a one-line error naming the section and the keys at fault.
+    #[test]
+    fn docker_source_errors_name_the_key() {
+        let cases = [
+            ("[[postgres]]\nname = \"a\"\n", "[[postgres]] a: give url, container or compose_service"),
+            ("[[postgres]]\nname = \"a\"\nurl = \"postgresql://h/a\"\ncontainer = \"c\"\n", "exclusive"),
+            ("[[postgres]]\nname = \"a\"\ncompose_service = \"postgres\"\n", "compose_service needs compose_file or compose_dir"),
+            ("[[postgres]]\nname = \"a\"\ncontainer = \"c\"\ncompose_file = \"x.yml\"\n", "go with compose_service"),
+            ("[[postgres]]\nname = \"a\"\nurl = \"postgresql://h/a\"\ndatabase = \"b\"\n", "database goes with container"),
+            ("[[postgres]]\nname = \"a\"\ncontainer = \"c\"\npg_bin = \"/usr/bin\"\n", "pg_bin goes with url"),
+            ("[[postgres]]\nname = \"a\"\ncompose_service = \"p\"\ncompose_file = \"x\"\ncompose_dir = \"y\"\n", "compose_file and compose_dir are both set"),
+            ("[[postgres]]\nname = \"a\"\ncompose_service = \"p\"\ncompose_dir = \"y\"\ncompose_project = \"Bad Name\"\n", "compose_project = \"Bad Name\""),
+            ("[[volumes]]\n", "[[volumes]] #1: give names"),
+            ("[[volumes]]\nnames = [\"../etc\"]\n", "not a Docker volume name"),
+            ("[[volumes]]\nnames = [\"v\"]\nsize = 1\n", "size"),
+            ("[[compose]]\nproject = \"p\"\n", "[[compose]] #1: give file"),
+            ("[[compose]]\nfile = \"a\"\ndir = \"b\"\n", "[[compose]] #1: file and dir are both set"),
+            ("[docker]\ninclude_image = true\n", "include_image"),
+        ];
+        for (text, want) in cases {
+            let e = format!("{:#}", parse(text).unwrap_err());
+            assert!(e.contains(want), "{text:?}: {e}");
+            // The toml crate's own errors (unknown keys) quote the line; ours are one line.
+            if !e.contains("unknown field") {
+                assert_eq!(e.lines().count(), 1, "{text:?}: {e}");
+            }
+        }
     }
 }

@@ -111,16 +111,26 @@ fn n8n_metadata(
 /// The requirements: the configured packages plus what the sources imply.
 fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
     let mut out = cfg.requirements.packages.clone();
-    if let Some(major) = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max() {
+    // A database in a container brings its own server and tools: nothing to install for it.
+    if let Some(major) =
+        manifest.postgres.iter().filter(|d| d.container.is_none()).map(|d| d.server_version_num / 10000).max()
+    {
         // The restore needs a pg_restore at least as new as the dumps' server.
         // The server to restore into and a pg_restore at least as new as the dumps' server.
         out.push(format!("postgresql-{major}"));
         out.push(format!("postgresql-client-{major}"));
     }
-    if cfg.services.start.iter().any(|s| s.ends_with(".yaml") || s.ends_with(".yml")) {
+    let docker = manifest.docker.is_some() || manifest.postgres.iter().any(|d| d.container.is_some());
+    if docker || cfg.services.start.iter().any(|s| s.ends_with(".yaml") || s.ends_with(".yml")) {
         // A compose file among the services: the new host needs docker and compose.
         out.push("docker.io".into());
         out.push("docker-compose".into());
+    }
+    if cfg.services.health.iter().any(|h| h.starts_with("https://")) {
+        // The restore speaks plain HTTP itself but has no TLS stack: https checks go through
+        // curl, which a bare host lacks (and ca-certificates, to trust the server's chain).
+        out.push("curl".into());
+        out.push("ca-certificates".into());
     }
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
@@ -168,7 +178,11 @@ pub fn create(
         log(&format!("dumping PostgreSQL database {} ...", src.name));
         let (mut db, payload, n8n) = sources::postgres::dump(src, spool.path())?;
         // Roles once per server (the databases of one server share them).
-        let server = restorer::pg::PgTarget::parse(&src.url)?.host_port();
+        let server = match (&db.container, &src.url) {
+            (Some(c), _) => format!("container {}", c.name),
+            (None, Some(url)) => restorer::pg::PgTarget::parse(url)?.host_port(),
+            (None, None) => unreachable!("config: a [[postgres]] without url is in a container"),
+        };
         match roles_of_server.iter().find(|(s, _, _)| *s == server) {
             Some((_, entry, with_pw)) => {
                 db.roles_entry = Some(entry.clone());
@@ -188,7 +202,10 @@ pub fn create(
                     db.role_passwords = with_pw;
                 }
                 Err(e) => {
-                    let w = format!("{e:#}; the restore will recreate objects without their owners' roles");
+                    let w = format!(
+                        "{}; the restore will recreate objects without their owners' roles",
+                        crate::error_text::chain(&e)
+                    );
                     log(&format!("warning: {w}"));
                     warnings.push(w);
                 }
@@ -217,10 +234,78 @@ pub fn create(
         sqlite.push(db);
         payloads.push(payload);
     }
+    // Docker: compose projects (their files join the configuration files), named volumes (their
+    // mount points join the data files, owners and modes kept as for any file).
+    let mut file_sources = cfg.files.clone();
+    let mut docker = restorer::docker::DockerInfo::default();
+    let mut docker_notes = Vec::new();
+    for (i, cs) in cfg.compose.iter().enumerate() {
+        let section = format!("[[compose]] #{}", i + 1);
+        let c = sources::docker::project(&cs.compose(), &section)?;
+        log(&format!("reading compose project {} ({}) ...", c.project, c.directory.display()));
+        let project = sources::docker::describe(&c, &section)?;
+        file_sources.push(crate::config::FilesSource {
+            kind: layout::FileKind::Config,
+            paths: sources::docker::project_files(&c),
+        });
+        log(&format!("  {} services", project.services.len()));
+        docker.compose.push(project);
+    }
+    for db in &postgres {
+        let Some(ct) = &db.container else { continue };
+        if let Some(p) = &ct.project {
+            if !docker.compose.iter().any(|c| &c.project == p) {
+                let w = format!(
+                    "[[postgres]] {}: its container belongs to compose project {p}, which no [[compose]] section captures: the restore cannot start it; add [[compose]] with the project's file",
+                    db.name
+                );
+                log(&format!("warning: {w}"));
+                warnings.push(w);
+            }
+        }
+    }
+    let databases: std::collections::BTreeMap<String, String> =
+        postgres.iter().filter_map(|d| Some((d.container.as_ref()?.name.clone(), d.name.clone()))).collect();
+    if !cfg.volumes.is_empty() {
+        log("reading Docker volumes ...");
+        let mut paths = Vec::new();
+        for v in sources::docker::volumes(cfg, &databases)? {
+            match v.skip {
+                Some(note) => docker_notes.push(note),
+                None => paths.push(v.volume.mountpoint.clone()),
+            }
+            docker.volumes.push(v.volume);
+        }
+        if !paths.is_empty() {
+            file_sources.push(crate::config::FilesSource { kind: layout::FileKind::Data, paths });
+        }
+        log(&format!("  {} volumes", docker.volumes.len()));
+    }
+    let mut images = Vec::new();
+    if cfg.docker.include_images {
+        let dir = spool.path().join("images");
+        fs::create_dir_all(&dir).context("creating the spool's images directory")?;
+        let mut ids: Vec<&String> =
+            docker.compose.iter().flat_map(|c| &c.services).filter_map(|s| s.image_id.as_ref()).collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            log(&format!("saving image {id} ..."));
+            let (saved, path) = sources::docker::save_image(id, &dir).context("[docker] include_images")?;
+            images.push((saved.entry.clone(), path));
+            docker.images.push(saved);
+        }
+    }
+
     log("reading files ...");
     let excluded = sources::files::Exclusions::new(&cfg.sqlite, out_dir);
-    let captured = sources::files::capture(&cfg.files, &excluded, |_| {})?;
+    let mut captured = sources::files::capture(&file_sources, &excluded, |_| {})?;
+    captured.notes.extend(docker_notes);
     log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
+    // Each warning is logged once, when it arises (the sources' own are logged here).
+    for w in &captured.warnings {
+        log(&format!("warning: {w}"));
+    }
     warnings.extend(captured.warnings.iter().cloned());
     for n in &captured.notes {
         log(&format!("note: {n}"));
@@ -240,6 +325,9 @@ pub fn create(
     let now = created_at.timestamp();
     add_support(layout::RESTORE_BIN, restore_bin.to_path_buf(), now)?;
     for (entry, path) in &roles_files {
+        add_support(entry, path.clone(), now)?;
+    }
+    for (entry, path) in &images {
         add_support(entry, path.clone(), now)?;
     }
 
@@ -281,6 +369,7 @@ pub fn create(
         warnings,
         notes: captured.notes,
         n8n,
+        docker: (docker != restorer::docker::DockerInfo::default()).then_some(docker),
     };
     manifest.requirements = requirements(cfg, &manifest);
     let req_path = spool.path().join("requirements.txt");
@@ -310,9 +399,6 @@ pub fn create(
         progress,
     )?;
     drop(spool);
-    for w in &manifest.warnings {
-        log(&format!("warning: {w}"));
-    }
     Ok(Created {
         written,
         created_at,

@@ -86,6 +86,32 @@ pub enum Change {
         /// Name it was kept under.
         to: String,
     },
+    /// A Docker volume was created.
+    VolumeCreated {
+        /// Its name.
+        name: String,
+    },
+    /// Services of a compose project were started by the restore (undone with `down`, which
+    /// removes the containers and networks it made; volumes are undone by their own entries).
+    ComposeUp {
+        /// `docker compose` or `docker-compose`.
+        program: Vec<String>,
+        /// Project name.
+        project: String,
+        /// Project directory.
+        #[serde(with = "crate::raw_path")]
+        directory: PathBuf,
+        /// Compose files.
+        files: Vec<PathBuf>,
+    },
+    /// A change made inside a container's PostgreSQL (roles, databases): undone there, and
+    /// nothing to undo once the container itself is gone.
+    InContainer {
+        /// Container id.
+        container: String,
+        /// The change.
+        inner: Box<Change>,
+    },
 }
 
 /// The journal's first line.
@@ -124,9 +150,16 @@ pub struct Checkpoint {
     /// True once the restore that wrote it finished; false means it was interrupted.
     pub completed: bool,
     journal: File,
+    /// While set, recorded changes happened inside this container ([`Change::InContainer`]).
+    scope: Option<String>,
 }
 
 impl Checkpoint {
+    /// Records the following changes as made inside `container` (None: on the host).
+    pub fn set_container_scope(&mut self, container: Option<String>) {
+        self.scope = container;
+    }
+
     /// Creates a new checkpoint directory (0700: it may hold private keys moved aside).
     pub fn create(dir: &Path, root: &Path, bundle: &str) -> Result<Checkpoint> {
         if fs::symlink_metadata(dir).is_ok() {
@@ -157,6 +190,7 @@ impl Checkpoint {
             rolled_back: false,
             completed: false,
             journal,
+            scope: None,
         };
         let header = Header { root: root.to_path_buf(), bundle: bundle.to_string() };
         cp.append(&serde_json::to_string(&header).expect("serialises"), true)?;
@@ -197,6 +231,7 @@ impl Checkpoint {
             rolled_back,
             completed,
             journal,
+            scope: None,
         })
     }
 
@@ -237,6 +272,10 @@ impl Checkpoint {
 
     /// Records a change before the caller makes it.
     pub fn record(&mut self, change: Change) -> Result<()> {
+        let change = match &self.scope {
+            Some(c) => Change::InContainer { container: c.clone(), inner: Box::new(change) },
+            None => change,
+        };
         let durable = !matches!(change, Change::CreatedFile { .. } | Change::CreatedDir { .. });
         self.append(&serde_json::to_string(&change).expect("serialises"), durable)?;
         self.changes.push(change);
@@ -292,6 +331,15 @@ fn check_change(change: &Change, root: &Path, dir: &Path) -> std::result::Result
             vec![original]
         }
         Change::CreatedFile { path } | Change::CreatedDir { path } | Change::DirAttrs { path, .. } => vec![path],
+        // Undone by running the program: only ever compose itself.
+        Change::ComposeUp { program, .. } => {
+            let p = || program.iter().map(String::as_str);
+            if !(p().eq(["docker", "compose"]) || p().eq(["docker-compose"])) {
+                return Err(format!("it would run {program:?}, which is not docker compose"));
+            }
+            vec![]
+        }
+        Change::InContainer { inner, .. } => return check_change(inner, root, dir),
         _ => vec![],
     };
     match paths.into_iter().find(|p| !below_root(p)) {
@@ -302,6 +350,30 @@ fn check_change(change: &Change, root: &Path, dir: &Path) -> std::result::Result
 
 fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
     match change {
+        Change::InContainer { container, inner } => {
+            // The container went (a later `down` of a project the restore started): whatever
+            // was made inside went with it.
+            let Ok(facts) = crate::container::inspect(container) else { return Ok(()) };
+            if !facts.running {
+                return Ok(());
+            }
+            undo(inner, Some(&facts.pg_target(Some("postgres"))?))
+        }
+        Change::VolumeCreated { name } => {
+            if crate::container::volume_mountpoint(name)?.is_none() {
+                return Ok(());
+            }
+            crate::steps::run(std::process::Command::new("docker").args(["volume", "rm", "--"]).arg(name)).map(|_| ())
+        }
+        Change::ComposeUp { program, project, directory, files } => {
+            let compose = crate::container::Compose {
+                program: program.clone(),
+                project: project.clone(),
+                directory: directory.clone(),
+                files: files.clone(),
+            };
+            crate::steps::run(&mut compose.command(&["down"])).map(|_| ())
+        }
         Change::MovedAside { original, saved } => {
             // Recorded before the move: if the move never happened, there is nothing to undo
             // (and `original` must not be removed).
@@ -408,9 +480,9 @@ mod tests {
         assert!(Checkpoint::load(&t.path().join("cp")).unwrap().rolled_back);
     }
 
-    /// A journal that names a path outside its own root, climbs out of it, or keeps something
-    /// "moved aside" outside its own directory was not written by a restore: load refuses it,
-    /// so no rollback ever acts on it.
+    /// A journal that names a path outside its own root, climbs out of it, keeps something
+    /// "moved aside" outside its own directory, or would run anything but compose to undo a
+    /// compose start was not written by a restore: load refuses it, so no rollback acts on it.
     #[test]
     fn journals_reaching_outside_their_root_are_refused() {
         let t = tempfile::tempdir().unwrap();
@@ -422,6 +494,12 @@ mod tests {
             Change::CreatedFile { path: outside.join("secret") },
             Change::CreatedDir { path: root.join("../outside") },
             Change::MovedAside { original: root.join("loot"), saved: outside.join("secret") },
+            Change::ComposeUp {
+                program: vec!["rm".into(), "-rf".into()],
+                project: "p".into(),
+                directory: root.clone(),
+                files: vec![],
+            },
         ];
         for (i, change) in bad.into_iter().enumerate() {
             let dir = root.join(format!("cp{i}"));

@@ -62,9 +62,17 @@ struct RunArgs {
     /// Do not install system packages; only report which are missing.
     #[arg(long)]
     no_install: bool,
+    /// With a --root other than /: install the bundle's packages on this host anyway. Without
+    /// it, a restore under another root installs nothing (the plan lists what is missing).
+    #[arg(long, conflicts_with = "no_install")]
+    install_packages: bool,
     /// Do not start services.
     #[arg(long)]
     no_services: bool,
+    /// With a --root other than /: start the bundle's services on this host and run its health
+    /// checks anyway. Without it, a restore under another root starts nothing.
+    #[arg(long, conflicts_with = "no_services")]
+    start_services: bool,
     /// Where to keep the checkpoint [default: ROOT/var/lib/n8n-restore/checkpoints/TIMESTAMP].
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
@@ -157,10 +165,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restorer::broken_pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     let mut unpacked = None;
     let code = match run(cli, &mut unpacked) {
         Ok(code) => code,
+        Err(e) if restorer::broken_pipe::is_broken_pipe(&e) => exit::OK,
         Err(e) => {
             eprintln!("restore: error: {e}");
             e.exit_code()
@@ -416,7 +426,9 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         postgres_url: a.postgres_url.clone(),
         overwrite: a.overwrite,
         install: !a.no_install,
+        install_packages: a.install_packages,
         services: !a.no_services,
+        start_services: a.start_services,
         checkpoint_dir: a.checkpoint_dir.clone(),
         pg_bin: a.pg_bin.clone(),
         force: a.force,
@@ -426,12 +438,13 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
     // A bare host has no PostgreSQL to reach yet: verify the bundle, then install what it needs
     // before the plan can look at the server (the full prerequisites step then finds nothing).
     let local_pg = opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::steps::is_root();
-    if local_pg && !a.dry_run && !a.no_install && opts.root == Path::new("/") {
+    if local_pg && !a.dry_run && opts.installs() {
         let (m, report) = verify::verify_dir(&dir, progress)?;
         let m = match m {
             Some(m) if report.ok() => m,
             _ => return Err(report.into_error()),
         };
+        restorer::names::check(&m)?;
         if let Some(missing) = restorer::steps::system::missing_packages(&m.requirements).filter(|v| !v.is_empty()) {
             if !a.yes {
                 confirm(&format!(
@@ -464,7 +477,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         let attempt = || restorer::steps::local_pg::TempSuperuser::create(&a.pg_socket, a.pg_port);
         // A freshly installed cluster may not be running (no systemd, policy-rc.d): start it once.
         let created = attempt().or_else(|e| {
-            if a.dry_run {
+            if a.dry_run || !opts.starts_services() {
                 return Err(e);
             }
             eprintln!("the local PostgreSQL does not answer ({e}); starting it");
@@ -511,10 +524,10 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         if json {
             println!(
                 "{}",
-                serde_json::json!({"plan": prepared.plan, "missing_packages": prepared.missing_packages, "verify": prepared.verify, "preflight": prepared.findings})
+                serde_json::json!({"plan": prepared.plan, "docker": restorer::steps::docker::plan_lines(m, prepared.docker), "missing_packages": prepared.missing_packages, "install_skipped": opts.install_skipped(), "services_skipped": opts.services_skipped(), "verify": prepared.verify, "preflight": prepared.findings})
             );
         } else {
-            print_plan(&prepared);
+            print_plan(&prepared, &opts);
         }
         let blocked = prepared.findings.iter().any(|f| f.blocker);
         return Ok(if prepared.plan.refusals().is_empty() && !blocked { exit::OK } else { exit::REFUSED });
@@ -523,7 +536,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
     restore::check_refusals(&prepared.plan)?;
     if !a.yes {
         if std::io::stdin().is_terminal() {
-            print_plan(&prepared);
+            print_plan(&prepared, &opts);
         }
         confirm(&format!(
             "\nThis restores the bundle of {} ({}) onto {}. Type RESTORE to continue: ",
@@ -574,7 +587,10 @@ fn bundle_has_postgres(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join(restorer::layout::MANIFEST))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|m| m.get("postgres").and_then(|p| p.as_array()).map(|a| !a.is_empty()))
+        // Databases in containers need no host server.
+        .and_then(|m| {
+            m.get("postgres").and_then(|p| p.as_array()).map(|a| a.iter().any(|d| d.get("container").is_none()))
+        })
         .unwrap_or(false)
 }
 
@@ -625,7 +641,7 @@ fn write_private(path: &Path, text: &str) -> restorer::Result<()> {
     Ok(())
 }
 
-fn print_plan(p: &restore::Prepared) {
+fn print_plan(p: &restore::Prepared, opts: &Options) {
     let m = &p.manifest;
     println!(
         "Bundle: {} from {} ({}), created {}",
@@ -657,18 +673,34 @@ fn print_plan(p: &restore::Prepared) {
             p.pg_restore.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
         );
     }
+    let install_skipped = opts.install_skipped();
     match &p.missing_packages {
-        Some(missing) if !missing.is_empty() => {
-            println!("Packages to install: {}", missing.join(" "))
-        }
+        Some(missing) if !missing.is_empty() => match install_skipped {
+            Some(why) => println!("Packages missing, NOT installed ({why}): {}", missing.join(" ")),
+            None => println!("Packages to install: {}", missing.join(" ")),
+        },
         Some(_) => println!("Packages: all required packages present"),
         None if !m.requirements.is_empty() => {
             println!("Packages (cannot check here, no dpkg): {}", m.requirements.join(" "))
         }
         None => {}
     }
-    if !m.services.start.is_empty() {
-        println!("Services to start: {}", m.services.start.join(", "));
+    let docker = restorer::steps::docker::plan_lines(m, p.docker);
+    if !docker.is_empty() {
+        println!("\nDocker:");
+        for line in docker {
+            println!("  {line}");
+        }
+    }
+    if !m.services.start.is_empty() || !m.services.health.is_empty() {
+        match opts.services_skipped() {
+            Some(why) => println!(
+                "Services NOT started, health checks NOT run ({why}): {}",
+                m.services.start.iter().chain(&m.services.health).cloned().collect::<Vec<_>>().join(", ")
+            ),
+            None if !m.services.start.is_empty() => println!("Services to start: {}", m.services.start.join(", ")),
+            None => {}
+        }
     }
     for w in &m.warnings {
         println!("warning (from packing): {w}");

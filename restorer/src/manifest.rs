@@ -51,6 +51,9 @@ pub struct Manifest {
     /// What the bundle knows about n8n, when a database has `profile = "n8n"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n8n: Option<crate::n8n::N8nInfo>,
+    /// The Docker deployment (compose projects, volumes, saved images), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<crate::docker::DockerInfo>,
 }
 
 /// Host facts worth seeing without opening system_info.json.
@@ -101,6 +104,10 @@ pub struct PostgresDb {
     /// them): the restore then says which passwords must be set.
     #[serde(default)]
     pub role_passwords: bool,
+    /// The container the database lives in, when it is not a host server: the restore
+    /// restores into that (compose) service's container, with the container's own tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::docker::DbContainer>,
 }
 
 /// A SQLite database copied through the online backup API.

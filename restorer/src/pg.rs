@@ -59,6 +59,24 @@ impl PgTarget {
         Ok(PgTarget { config })
     }
 
+    /// A server over TCP from its parts (a container's address and environment): the password
+    /// stays in memory, never in a URL or on a command line.
+    pub fn from_parts(host: &str, port: u16, user: &str, password: Option<&str>, dbname: &str) -> PgTarget {
+        let mut config = Config::new();
+        config.host(host).port(port).user(user).dbname(dbname);
+        if let Some(pw) = password {
+            config.password(pw);
+        }
+        config.connect_timeout(Duration::from_secs(10));
+        config.application_name("n8n-backup");
+        PgTarget { config }
+    }
+
+    /// The password, when there is one (for `PGPASSWORD` in a child's environment).
+    pub fn password(&self) -> Option<String> {
+        self.config.get_password().map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
     /// The same server, another database.
     pub fn with_database(&self, db: &str) -> PgTarget {
         let mut config = self.config.clone();

@@ -176,14 +176,7 @@ pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanO
     }
     for (i, d) in manifest.postgres.iter().enumerate() {
         let state = observed.postgres.get(i).cloned().unwrap_or(DbState::Absent);
-        let action = match state {
-            DbState::Absent => Action::Create,
-            // An existing database is always renamed aside, never restored into: that keeps
-            // rollback a rename, and pg_restore never meets leftover objects.
-            DbState::Empty => Action::Replace,
-            DbState::HasData if opts.overwrite => Action::Replace,
-            DbState::HasData => Action::Refuse,
-        };
+        let action = db_action(&state, opts.overwrite);
         items.push(Item {
             kind: ItemKind::Postgres,
             index: i,
@@ -197,6 +190,18 @@ pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanO
         });
     }
     Ok(Plan { root: root.to_path_buf(), items })
+}
+
+/// What a restore does with a database given what the server holds under its name.
+pub fn db_action(state: &DbState, overwrite: bool) -> Action {
+    match state {
+        DbState::Absent => Action::Create,
+        // An existing database is always renamed aside, never restored into: that keeps
+        // rollback a rename, and pg_restore never meets leftover objects.
+        DbState::Empty => Action::Replace,
+        DbState::HasData if overwrite => Action::Replace,
+        DbState::HasData => Action::Refuse,
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +236,7 @@ mod tests {
                 tables: vec![],
                 roles_entry: None,
                 role_passwords: false,
+                container: None,
             }],
             sqlite: vec![],
             files: vec![
@@ -247,6 +253,7 @@ mod tests {
             warnings: vec![],
             notes: vec![],
             n8n: None,
+            docker: None,
         }
     }
 

@@ -29,10 +29,16 @@ pub struct Options {
     pub postgres_url: Option<String>,
     /// Replace existing data (kept in the checkpoint).
     pub overwrite: bool,
-    /// Install prerequisites.
+    /// Install prerequisites (no `--no-install`). Under a `--root` other than `/` only with
+    /// `install_packages` as well: see [`Options::installs`].
     pub install: bool,
-    /// Start services.
+    /// `--install-packages`: install even under a `--root` other than `/`.
+    pub install_packages: bool,
+    /// Start services (no `--no-services`). Under a `--root` other than `/` only with
+    /// `start_services` as well: see [`Options::starts_services`].
     pub services: bool,
+    /// `--start-services`: start services and run health checks even under another `--root`.
+    pub start_services: bool,
     /// Checkpoint directory (default under the root's /var/lib/n8n-restore/checkpoints).
     pub checkpoint_dir: Option<PathBuf>,
     /// Directory holding pg_restore.
@@ -43,6 +49,45 @@ pub struct Options {
     pub health_tries: u32,
     /// Targets that appeared while the prerequisites were installed (package defaults).
     pub installed_defaults: std::collections::HashSet<PathBuf>,
+}
+
+impl Options {
+    fn real_root(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// Whether packages are installed: a restore under another root changes nothing of the
+    /// host itself unless asked explicitly.
+    pub fn installs(&self) -> bool {
+        self.install && (self.real_root() || self.install_packages)
+    }
+
+    /// Whether services are started and health-checked (the same rule).
+    pub fn starts_services(&self) -> bool {
+        self.services && (self.real_root() || self.start_services)
+    }
+
+    /// Why packages are not installed, when they are not.
+    pub fn install_skipped(&self) -> Option<&'static str> {
+        if !self.install {
+            Some("--no-install")
+        } else if !self.installs() {
+            Some("--root is not /: nothing is installed on this host without --install-packages")
+        } else {
+            None
+        }
+    }
+
+    /// Why services are not started, when they are not.
+    pub fn services_skipped(&self) -> Option<&'static str> {
+        if !self.services {
+            Some("--no-services")
+        } else if !self.starts_services() {
+            Some("--root is not /: no service is started (nor health-checked) without --start-services")
+        } else {
+            None
+        }
+    }
 }
 
 /// Everything decided before anything changes.
@@ -63,6 +108,8 @@ pub struct Prepared {
     pub missing_packages: Option<Vec<String>>,
     /// What on this host would make the restore fail, with what to do.
     pub findings: Vec<steps::preflight::Finding>,
+    /// The Docker deployment is rebuilt (the bundle has one and the root is `/`).
+    pub docker: bool,
 }
 
 /// Verifies the bundle (refusing on any mismatch), observes the target and builds the plan.
@@ -76,6 +123,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         _ => return Err(verify.into_error()),
     };
     steps::files::check_targets_inside(&manifest, &opts.root)?;
+    crate::names::check(&manifest)?;
     let conflicts = steps::n8n::conflicts(&manifest, &opts.root);
     if !conflicts.is_empty() && !opts.force {
         return Err(Error::Refused(format!("{}. Nothing was changed; --force goes on anyway", conflicts.join("; "))));
@@ -86,19 +134,40 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         postgres: Vec::new(),
         installed_defaults: opts.installed_defaults.clone(),
     };
-    let (pg, pg_restore) = if manifest.postgres.is_empty() {
+    // Databases that live in containers are restored into them once they run (a fresh host has
+    // none yet): only host databases are looked at on a host server now.
+    let host_only =
+        Manifest { postgres: steps::docker::host_databases(&manifest).cloned().collect(), ..manifest.clone() };
+    let (pg, pg_restore) = if host_only.postgres.is_empty() {
         (None, None)
     } else {
         let pg = PgTarget::parse(opts.postgres_url.as_deref().unwrap_or(DEFAULT_POSTGRES_URL))?;
-        observed.postgres = steps::postgres::observe(&pg, &manifest).map_err(|e| match e {
+        let host_states = steps::postgres::observe(&pg, &host_only).map_err(|e| match e {
             Error::Postgres { .. } => Error::Refused(format!(
                 "{e}; the bundle holds PostgreSQL databases: start a server and pass --postgres-url"
             )),
             e => e,
         })?;
-        let need = manifest.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
+        let mut states = host_states.into_iter();
+        observed.postgres = manifest
+            .postgres
+            .iter()
+            .map(|d| {
+                if d.container.is_none() {
+                    states.next().unwrap_or(plan::DbState::Absent)
+                } else {
+                    plan::DbState::Absent
+                }
+            })
+            .collect();
+        let need = host_only.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
         (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
+    let docker = steps::docker::needed(&manifest) && opts.root == Path::new("/");
+    if docker && crate::container::engine_answers() {
+        // A host that already runs the project: refused before anything changes.
+        steps::docker::check_no_containers(&steps::docker::projects(&manifest)?)?;
+    }
     let server_major = match &pg {
         Some(pg) => {
             let mut c = pg.with_database("postgres").connect()?;
@@ -113,11 +182,11 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         }
         None => None,
     };
-    let (facts, needs) = steps::preflight::gather(&manifest, &opts.root, opts.services, server_major);
+    let (facts, needs) = steps::preflight::gather(&manifest, &opts.root, opts.starts_services(), server_major);
     let findings = steps::preflight::assess(&facts, &needs);
     let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
     let missing_packages = steps::system::missing_packages(&manifest.requirements);
-    Ok(Prepared { manifest, verify, verify_ms, plan, pg, pg_restore, missing_packages, findings })
+    Ok(Prepared { manifest, verify, verify_ms, plan, pg, pg_restore, missing_packages, findings, docker })
 }
 
 /// Refuses when the pre-flight found a blocker, naming each with what to do.
@@ -218,11 +287,30 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
     // Services and health checks come after a valid restore; a service that does not start or
     // does not answer fails the restore like any other step (and is rolled back).
     let applied = applied.and_then(|validation| {
-        if !validation.iter().all(|c| c.ok) || !opts.services {
-            if !opts.services {
-                steps.skip("services", "--no-services");
-            }
+        if !validation.iter().all(|c| c.ok) {
             return Ok(validation);
+        }
+        if let Some(why) = opts.services_skipped() {
+            steps.skip("services", why);
+            return Ok(validation);
+        }
+        if p.docker {
+            // Now the whole deployment: the app starts on its restored database.
+            let projects = steps::docker::projects(&p.manifest)?;
+            if !projects.is_empty() {
+                steps.run("docker compose up", &mut log, || {
+                    for pr in &projects {
+                        steps::docker::up(&mut cp, pr, &[])?;
+                    }
+                    Ok((
+                        (),
+                        format!(
+                            "started {}",
+                            projects.iter().map(|p| p.project.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ))
+                })?;
+            }
         }
         let svc = &p.manifest.services;
         if !svc.start.is_empty() {
@@ -268,7 +356,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
                 },
             });
             // Services that were started on the restored files run on the old ones again.
-            if opts.services && steps.list.iter().any(|s| s.step == "services") {
+            if opts.starts_services() && steps.list.iter().any(|s| s.step == "services") {
                 for s in &p.manifest.services.start {
                     if let Err(e) = steps::system::start_service(s) {
                         warnings.push(format!("after the rollback, {s} did not restart: {e}"));
@@ -311,7 +399,7 @@ fn apply_all(
     log: &mut impl FnMut(&str),
 ) -> Result<Vec<steps::validate::Check>> {
     let m = &p.manifest;
-    match (&p.missing_packages, opts.install) {
+    match (&p.missing_packages, opts.installs()) {
         (Some(missing), true) => steps.run("prerequisites", log, || {
             steps::system::install(missing)?;
             Ok((
@@ -327,10 +415,11 @@ fn apply_all(
             steps.skip("prerequisites", "no dpkg on this host");
         }
         (Some(missing), false) if !missing.is_empty() => {
-            warnings.push(format!("--no-install: these packages are missing: {}", missing.join(" ")));
-            steps.skip("prerequisites", "--no-install");
+            let why = opts.install_skipped().unwrap_or("--no-install");
+            warnings.push(format!("{why}; these packages are missing: {}", missing.join(" ")));
+            steps.skip("prerequisites", why);
         }
-        _ => steps.skip("prerequisites", if opts.install { "nothing required" } else { "--no-install" }),
+        _ => steps.skip("prerequisites", opts.install_skipped().unwrap_or("nothing required")),
     }
 
     // Owners first: files come back owned by name.
@@ -345,6 +434,20 @@ fn apply_all(
         } else {
             warnings.push(format!("these owners do not exist on this host and were not created (only a restore onto / as root creates them): {what}"));
         }
+    }
+    let projects = if p.docker { steps::docker::projects(m)? } else { Vec::new() };
+    if p.docker {
+        steps.run("docker engine", log, || Ok(((), steps::docker::ensure_engine()?)))?;
+        steps::docker::check_no_containers(&projects)?;
+        steps.run("docker volumes", log, || {
+            let created = steps::docker::create_volumes(cp, m)?;
+            Ok(((), if created.is_empty() { "all exist".into() } else { format!("created {}", created.join(", ")) }))
+        })?;
+    } else if steps::docker::needed(m) {
+        warnings.push(format!(
+            "the bundle holds a Docker deployment; with --root {} its files were put back but no volume, container or database inside one was created (restore onto / for that)",
+            opts.root.display()
+        ));
     }
     let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
     let file_items: Vec<_> =
@@ -375,10 +478,34 @@ fn apply_all(
         cp.sync()?;
     }
     warnings.append(&mut writer.warnings);
+    // Databases in containers: their services started alone, on the volumes just restored,
+    // before anything that uses them (the app must never start on, or migrate, an empty one).
+    let mut in_container: Vec<(String, PgTarget, String)> = Vec::new(); // (database, target, container id)
+    if p.docker {
+        if m.docker.as_ref().is_some_and(|d| !d.images.is_empty()) {
+            steps.run("docker images", log, || {
+                Ok(((), format!("loaded {}", steps::docker::load_images(m, &opts.bundle_dir)?)))
+            })?;
+        }
+        for db in m.postgres.iter().filter(|d| d.container.is_some()) {
+            let (project, service) = steps::docker::project_of(&projects, db)?;
+            let (facts, target) = steps.run(&format!("start {service}"), log, || {
+                steps::docker::up(cp, project, &[service.as_str()])?;
+                let (facts, target) = steps::docker::database_of(project, &service, opts.health_tries)?;
+                let detail = format!("{} accepts connections at {}", facts.name, target.host_port());
+                Ok(((facts, target), detail))
+            })?;
+            in_container.push((db.database.clone(), target, facts.id));
+        }
+    }
+    let container_of = |db: &crate::manifest::PostgresDb| in_container.iter().find(|c| c.0 == db.database);
     // Roles before databases, so owners and grants exist when pg_restore needs them.
     let mut roles_done: Vec<&str> = Vec::new();
     for d in &m.postgres {
-        let (Some(entry), Some(pg)) = (d.roles_entry.as_deref(), p.pg.as_ref()) else { continue };
+        let in_c = container_of(d);
+        let pg = if d.container.is_some() { in_c.map(|c| &c.1) } else { p.pg.as_ref() };
+        let (Some(entry), Some(pg)) = (d.roles_entry.as_deref(), pg) else { continue };
+        cp.set_container_scope(in_c.map(|c| c.2.clone()));
         if roles_done.contains(&entry) {
             continue;
         }
@@ -398,22 +525,61 @@ fn apply_all(
             Ok(((), if created.is_empty() { "all roles already exist".to_string() } else { format!("created {}", created.join(", ")) }))
         })?;
     }
+    cp.set_container_scope(None);
     for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Postgres) {
         let db = &m.postgres[item.index];
-        let pg = p.pg.as_ref().expect("planned postgres has a target");
-        let pg_restore = p.pg_restore.as_deref().expect("planned postgres has pg_restore");
+        let (pg, container) = match (&db.container, container_of(db)) {
+            (None, _) => (p.pg.as_ref().expect("planned postgres has a target"), None),
+            (Some(_), Some(c)) => (&c.1, Some(c.2.as_str())),
+            (Some(c), None) => {
+                steps.skip(
+                    &format!("postgres {}", db.database),
+                    &format!("lives in container {}; not rebuilt here", c.name),
+                );
+                continue;
+            }
+        };
+        let pg_restore = p.pg_restore.as_deref().unwrap_or(Path::new("pg_restore"));
         steps.run(&format!("postgres {}", db.database), log, || {
-            let r = steps::postgres::DbRestorer { pg, pg_restore, bundle_dir: &opts.bundle_dir, stamp };
-            steps::postgres::apply(&r, cp, db, &item.action, warnings)?;
-            Ok(((), format!("{} -> database {} on {}", db.entry, db.database, pg.host_port())))
+            // A container's server could only be looked at now that it runs (its image made
+            // POSTGRES_DB, empty, on first start: renamed aside like any existing database).
+            let action = match container {
+                Some(_) => {
+                    let one = Manifest { postgres: vec![db.clone()], ..m.clone() };
+                    let state = steps::postgres::observe(pg, &one)?.pop().unwrap_or(plan::DbState::Absent);
+                    plan::db_action(&state, opts.overwrite)
+                }
+                None => item.action.clone(),
+            };
+            let r = steps::postgres::DbRestorer { pg, pg_restore, bundle_dir: &opts.bundle_dir, stamp, container };
+            cp.set_container_scope(container.map(str::to_string));
+            let r = steps::postgres::apply(&r, cp, db, &action, warnings);
+            cp.set_container_scope(None);
+            r?;
+            let place = match container {
+                Some(_) => format!(
+                    "in container {} ({})",
+                    db.container.as_ref().map(|c| c.name.as_str()).unwrap_or(""),
+                    pg.host_port()
+                ),
+                None => format!("on {}", pg.host_port()),
+            };
+            Ok(((), format!("{} -> database {} {place}", db.entry, db.database)))
         })?;
     }
     steps.run("validate", log, || {
         let mut checks = steps::validate::files(m, &opts.root)?;
-        if let Some(pg) = &p.pg {
-            checks.extend(steps::validate::postgres(m, pg)?);
-        }
-        checks.extend(steps::n8n::validate_credentials(m, &opts.root, p.pg.as_ref()));
+        checks.extend(steps::validate::postgres_where(m, |db| match &db.container {
+            None => p.pg.clone(),
+            Some(_) => container_of(db).map(|c| c.1.clone()),
+        })?);
+        // n8n's database may be one restored into a container.
+        let n8n_pg = m
+            .n8n
+            .as_ref()
+            .and_then(|n| m.postgres.iter().find(|d| d.entry == n.database_entry))
+            .and_then(|d| if d.container.is_some() { container_of(d).map(|c| c.1.clone()) } else { p.pg.clone() });
+        checks.extend(steps::n8n::validate_credentials(m, &opts.root, n8n_pg.as_ref()));
         let failed = checks.iter().filter(|c| !c.ok).count();
         let detail = format!("{} checks, {failed} failed", checks.len());
         Ok((checks, detail))

@@ -102,8 +102,51 @@ pub fn render(m: &Manifest) -> String {
             human_size(d.size),
             d.tables.len()
         );
+        if let Some(c) = &d.container {
+            let _ = match (&c.project, &c.service) {
+                (Some(p), Some(sv)) => {
+                    writeln!(s, "  in container {} (compose project {p}, service {sv}), user {}", c.name, c.user)
+                }
+                _ => writeln!(s, "  in container {}, user {}", c.name, c.user),
+            };
+        }
         for t in &d.tables {
             let _ = writeln!(s, "  {:<50} {:>12}", t.qualified(), t.rows);
+        }
+    }
+    if let Some(dk) = &m.docker {
+        for c in &dk.compose {
+            let _ = writeln!(
+                s,
+                "
+Compose project {} ({}), {} services",
+                c.project,
+                c.directory.display(),
+                c.services.len()
+            );
+            for sv in &c.services {
+                let id = sv.image_id.as_deref().unwrap_or("no container");
+                let _ = writeln!(s, "  {:<20} {} ({id})", sv.name, sv.image);
+            }
+        }
+        for v in &dk.volumes {
+            let _ = writeln!(
+                s,
+                "
+Volume {} ({})",
+                v.name,
+                v.mountpoint.display()
+            );
+        }
+        for i in &dk.images {
+            let _ = writeln!(
+                s,
+                "
+Image {} saved as {} ({})",
+                i.references.join(", "),
+                i.entry,
+                i.id
+            );
         }
     }
     for d in &m.sqlite {

@@ -1,6 +1,7 @@
 //! What goes into a bundle, read from the source host: PostgreSQL dumps, SQLite copies, files.
 //! Each source produces manifest records plus the local files to stream into the archive.
 
+pub mod docker;
 pub mod files;
 pub mod n8n;
 pub mod postgres;

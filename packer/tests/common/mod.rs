@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod craft;
+pub mod docker;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

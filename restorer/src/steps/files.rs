@@ -196,6 +196,11 @@ impl<'a> FileWriter<'a> {
             (_, Action::Refuse) => {
                 Err(Error::Refused(format!("{} exists and differs (use --overwrite)", target.display())))
             }
+            // A directory an earlier step of this restore made (a Docker volume's mount point):
+            // kept, with the bundle's attributes.
+            (FileContent::Dir, Action::Create) if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) => {
+                self.apply_record(cp, rec, &Action::Keep)
+            }
             (FileContent::Dir, Action::Create) => {
                 cp.record(Change::CreatedDir { path: target.clone() })?;
                 fs::DirBuilder::new().mode(0o700).create(&target).ctx("creating directory", &target)?;
@@ -343,9 +348,11 @@ impl<'a> FileWriter<'a> {
         f.set_permissions(fs::Permissions::from_mode(meta.mode & 0o7777)).ctx("setting mode of", path)
     }
 
-    /// Flushes everything written to disk (`sync`; one call rather than an fsync per file).
+    /// Flushes everything written to disk (the sync(2) call, in-process; one call rather than an
+    /// fsync per file).
     pub fn sync_all(&self) -> Result<()> {
-        super::run(&mut std::process::Command::new("sync")).map(|_| ())
+        rustix::fs::sync();
+        Ok(())
     }
 
     /// Applies directory modes, owners and times, deepest first, after everything inside them

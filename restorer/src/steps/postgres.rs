@@ -99,6 +99,9 @@ pub struct DbRestorer<'a> {
     pub bundle_dir: &'a Path,
     /// Time stamp used in the names of databases renamed aside.
     pub stamp: &'a str,
+    /// The container the server runs in: its own `pg_restore` is used, reading the dump on
+    /// stdin (the server's exact version; the host may have none).
+    pub container: Option<&'a str>,
 }
 
 /// Restores one database according to its planned action.
@@ -109,7 +112,7 @@ pub fn apply(
     action: &Action,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
-    let DbRestorer { pg, pg_restore, bundle_dir, stamp } = *r;
+    let DbRestorer { pg, pg_restore, bundle_dir, stamp, container } = *r;
     let admin = pg.with_database("postgres");
     let mut c = admin.connect()?;
     let name = &db.database;
@@ -160,8 +163,25 @@ pub fn apply(
         c.batch_execute(&create).map_err(pe(format!("creating database {name}")))?;
     }
 
-    let mut cmd = Command::new(pg_restore);
-    cmd.args(["--exit-on-error", "--jobs", "2", "--dbname", name]);
+    let dump = bundle_dir.join(&db.entry);
+    let mut cmd = match container {
+        Some(id) => {
+            let f = std::fs::File::open(&dump).map_err(|e| Error::io("reading", &dump, e))?;
+            let mut c = crate::container::exec(
+                id,
+                pg.password().as_deref(),
+                &["pg_restore", "--exit-on-error", "--username", pg.user(), "--dbname", name],
+            );
+            c.stdin(f);
+            c
+        }
+        None => {
+            let mut c = Command::new(pg_restore);
+            c.args(["--exit-on-error", "--jobs", "2", "--dbname", name]);
+            c.arg(&dump).envs(pg.with_database(name).libpq_env());
+            c
+        }
+    };
     if !owner_exists {
         warnings.push(format!(
             "role {} (owner of {name}) does not exist on the target: objects are owned by {}; create the role and run REASSIGN OWNED to fix",
@@ -170,8 +190,6 @@ pub fn apply(
         ));
         cmd.args(["--no-owner", "--no-privileges"]);
     }
-    cmd.arg(bundle_dir.join(&db.entry));
-    cmd.envs(pg.with_database(name).libpq_env());
     super::run(&mut cmd).map(|_| ())
 }
 

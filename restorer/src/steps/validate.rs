@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::digest::sha256_file;
 use crate::links::{self, Node, Resolved};
-use crate::manifest::{FileContent, Manifest, TableCount};
+use crate::manifest::{FileContent, Manifest, PostgresDb, TableCount};
 use crate::pg::{table_counts, PgTarget};
 use crate::{layout, sqlite, Result};
 
@@ -148,8 +148,15 @@ pub fn files(manifest: &Manifest, root: &Path) -> Result<Vec<Check>> {
 
 /// Checks the row counts of every restored PostgreSQL database.
 pub fn postgres(manifest: &Manifest, pg: &PgTarget) -> Result<Vec<Check>> {
+    postgres_where(manifest, |_| Some(pg.clone()))
+}
+
+/// Row counts of each database on the server `target_of` names for it (the host server, or the
+/// container it was restored into); databases it gives no server for are not checked here.
+pub fn postgres_where(manifest: &Manifest, target_of: impl Fn(&PostgresDb) -> Option<PgTarget>) -> Result<Vec<Check>> {
     let mut out = Vec::new();
     for db in &manifest.postgres {
+        let Some(pg) = target_of(db) else { continue };
         let target = pg.with_database(&db.database);
         let mut c = target.connect()?;
         let counts = table_counts(&mut c, &target.describe())?;
