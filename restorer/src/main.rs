@@ -167,14 +167,24 @@ enum Command {
 fn main() -> ExitCode {
     restorer::broken_pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(e) if restorer::broken_pipe::is_broken_pipe(&e) => ExitCode::SUCCESS,
+    let mut unpacked = None;
+    let code = match run(cli, &mut unpacked) {
+        Ok(code) => code,
+        Err(e) if restorer::broken_pipe::is_broken_pipe(&e) => exit::OK,
         Err(e) => {
             eprintln!("restore: error: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code()
+        }
+    };
+    // A refusal changed nothing, so it leaves nothing either: the bundle this run unpacked
+    // beside the archive (the whole of it, secrets included) goes too. After a restore that
+    // ran (exit 0, 1, 4) it stays: it holds the default report and a re-run reuses it.
+    if let Some(dir) = unpacked.filter(|_| code == exit::CORRUPT || code == exit::REFUSED) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("restore: could not remove {}: {e}; remove it by hand", dir.display());
         }
     }
+    ExitCode::from(code as u8)
 }
 
 /// `--from X.tar.gz`: the archive's stem beside it (`X/`).
@@ -192,7 +202,8 @@ fn archive_stem(from: &Path) -> restorer::Result<Option<PathBuf>> {
 /// The extracted bundle to work from. A `.tar.gz` is verified as it streams and unpacked beside
 /// itself; an `X/` already there is used only when it holds the very same bundle (same
 /// checksum list), so a stale or foreign directory beside a truncated archive is never trusted.
-fn bundle_dir(from: Option<&Path>) -> restorer::Result<PathBuf> {
+/// A directory this call unpacks is put in `unpacked`.
+fn bundle_dir(from: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::Result<PathBuf> {
     let Some(from) = from else {
         return Ok(restore::default_bundle_dir());
     };
@@ -219,6 +230,7 @@ fn bundle_dir(from: Option<&Path>) -> restorer::Result<PathBuf> {
     } else {
         eprintln!("unpacking {} into {} (verified as it streams)", from.display(), dest.display());
         unpack::unpack(from, &dest)?;
+        *unpacked = Some(dest.clone());
     }
     Ok(dest)
 }
@@ -229,7 +241,7 @@ fn progress(entry: &str, size: u64) {
     }
 }
 
-fn run(cli: Cli) -> restorer::Result<i32> {
+fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
     // `verify --from X.tar.gz` reads the archive itself, extracting nothing.
     let archive = match (&cli.command, cli.from.as_deref()) {
         (Some(Command::Verify), Some(from)) => archive_stem(from)?.map(|_| from.to_path_buf()),
@@ -237,7 +249,7 @@ fn run(cli: Cli) -> restorer::Result<i32> {
     };
     let dir = match &archive {
         Some(a) => a.clone(),
-        None => bundle_dir(cli.from.as_deref())?,
+        None => bundle_dir(cli.from.as_deref(), unpacked)?,
     };
     match cli.command {
         Some(Command::Verify) => {

@@ -250,12 +250,22 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
     let stamp = started_at.format("%Y%m%d%H%M%S").to_string();
     let cp_dir = opts.checkpoint_dir.clone().unwrap_or_else(|| {
         // Unique even for two restores within one second.
-        let base = opts.root.join("var/lib/n8n-restore/checkpoints");
+        let base = opts.root.join(crate::layout::CHECKPOINTS_DIR);
         (0..)
             .map(|i| base.join(if i == 0 { stamp.clone() } else { format!("{stamp}-{i}") }))
             .find(|p| !p.exists())
             .unwrap()
     });
+    if opts.checkpoint_dir.is_none() {
+        // The default lies under the root: a link already there (`ROOT/var -> /elsewhere`) must
+        // not carry the journal and the files moved aside out of it. A directory the operator
+        // names is theirs to choose.
+        steps::files::check_inside_root(&cp_dir, &opts.root).map_err(|e| {
+            Error::Refused(format!(
+                "{e}: the checkpoint would land there. Nothing was changed; pass --checkpoint-dir DIR"
+            ))
+        })?;
+    }
     let mut cp = Checkpoint::create(&cp_dir, &opts.root, &opts.bundle_dir.display().to_string())?;
     let mut steps = Steps { list: Vec::new() };
     steps.list.push(StepResult {
@@ -579,13 +589,22 @@ fn apply_all(
 fn checkpoint_base(opts: &Options) -> PathBuf {
     match &opts.checkpoint_dir {
         Some(d) => d.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
-        None => opts.root.join("var/lib/n8n-restore/checkpoints"),
+        None => opts.root.join(crate::layout::CHECKPOINTS_DIR),
     }
 }
 
-/// Checkpoints of interrupted restores on this target.
+/// Checkpoints of interrupted restores on this target: journals of this very root only, and
+/// under the default base only when that base lies inside the root (not through a link out).
 pub fn interrupted(opts: &Options) -> Vec<Checkpoint> {
-    Checkpoint::interrupted(&checkpoint_base(opts))
+    let base = checkpoint_base(opts);
+    if opts.checkpoint_dir.is_none() && steps::files::check_inside_root(&base.join("x"), &opts.root).is_err() {
+        return Vec::new();
+    }
+    let same_root = |c: &Checkpoint| match (std::fs::canonicalize(&c.root), std::fs::canonicalize(&opts.root)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => c.root == opts.root,
+    };
+    Checkpoint::interrupted(&base).into_iter().filter(same_root).collect()
 }
 
 /// Rolls back every interrupted restore, oldest last-change first. Refuses to go on when one
