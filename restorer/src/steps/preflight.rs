@@ -183,7 +183,17 @@ pub fn gather(manifest: &Manifest, root: &Path, services: bool, server_major: Op
         listeners: if services { listeners() } else { Vec::new() },
         server_major,
     };
-    let files: u64 = manifest.payload_size() - manifest.postgres.iter().map(|d| d.size).sum::<u64>();
+    // What is written under the root: captured files and SQLite copies (not the bundle's own
+    // support entries: the restore binary, saved images, ... stay in the bundle directory).
+    let files: u64 = manifest
+        .files
+        .iter()
+        .map(|f| match f.content {
+            crate::manifest::FileContent::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum::<u64>()
+        + manifest.sqlite.iter().map(|d| d.size).sum::<u64>();
     // A restored database takes roughly its dump's size again (dumps are uncompressed); the
     // PostgreSQL data directory may live elsewhere, so this is a floor, not a promise.
     // Compose projects start through the Docker engine, not init scripts: policy-rc.d does not
