@@ -6,6 +6,9 @@
 # installed inside runs, with overlay2: docs/DOCKER-TESTS.md), sshd inside, reachable on a veth
 # pair at 10.200.N.2. apt inside reaches only the Debian mirror, through a small forwarding proxy
 # on 10.200.N.1:3128. No default route.
+# As bare as a real one: minbase plus openssh-server (how we get in, as on a fresh VPS) and
+# nothing else; no curl, ca-certificates, gnupg, procps or iproute2 (ip runs from outside, in the
+# host's network namespace). Whatever the restore needs, it must install itself.
 #
 #   scripts/fresh-host.sh build [systemd]       # the cached rootfs (about a minute the first time)
 #   scripts/fresh-host.sh start NAME N [systemd] # host NAME at 10.200.N.2 (N in 1..199); with
@@ -20,7 +23,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}
 STATE=${FRESH_HOSTS_DIR:-/tmp/fresh-hosts}
-tarball() { echo "$CACHE/rootfs-bookworm-minbase${1:+-$1}.tar"; }
+# "bare": the cache name changes with what the rootfs holds, so an older, fuller cache is never
+# reused by mistake.
+tarball() { echo "$CACHE/rootfs-bookworm-minbase-bare${1:+-$1}.tar"; }
 mkdir -p "$CACHE" "$STATE"
 
 # The mirror the host's apt uses (deb822 or one-line sources), never a hard-coded host name.
@@ -40,7 +45,11 @@ build() {
   command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
   local dir
   dir=$(mktemp -d /tmp/rootfs.XXXXXX)
-  debootstrap --variant=minbase --include=openssh-server,ca-certificates,procps,iproute2,curl,gnupg$extra bookworm "$dir" "$(mirror)" >&2
+  debootstrap --variant=minbase --include=openssh-server$extra bookworm "$dir" "$(mirror)" >&2
+  # Nothing the restore should bring itself may sneak in as a dependency.
+  for tool in curl wget; do
+    if [ -e "$dir/usr/bin/$tool" ]; then echo "the rootfs unexpectedly has $tool" >&2; exit 1; fi
+  done
   # The mirror may be a snapshot whose Release files count as expired: same setting as the host.
   echo 'Acquire::Check-Valid-Until "false";' > "$dir/etc/apt/apt.conf.d/99valid-until"
   printf 'deb %s bookworm main\n' "$(mirror)" > "$dir/etc/apt/sources.list"
@@ -52,7 +61,7 @@ build() {
 
 start() {
   local name=$1 n=$2 flavour=${3:-} base=$STATE/$1 lower TARBALL
-  lower=$STATE/rootfs${flavour:+-$flavour}
+  lower=$STATE/rootfs-bare${flavour:+-$flavour}
   TARBALL=$(build "$flavour")
   if [ ! -d "$lower" ]; then mkdir -p "$lower.partial" && tar -C "$lower.partial" -xf "$TARBALL" && mv "$lower.partial" "$lower"; fi
   [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -f "$STATE/id_ed25519"

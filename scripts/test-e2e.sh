@@ -11,6 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FH=scripts/fresh-host.sh
 scripts/build-release.sh >/dev/null
+# The hosts have fixed names and addresses: never start (nor, on exit, stop) another run's.
+for h in src dst dst2 dst3; do
+  if ip netns list 2>/dev/null | grep -qw "fh-$h"; then
+    echo "fresh host $h already exists (another e2e run in progress?): stop it first (scripts/fresh-host.sh stop $h)" >&2
+    exit 1
+  fi
+done
 work=$(mktemp -d /tmp/e2e-host.XXXXXX)
 cleanup() {
   [ -n "${KEEP:-}" ] || for h in src dst dst2 dst3; do $FH stop "$h" >/dev/null 2>&1 || true; done
@@ -49,6 +56,10 @@ server {
   ssl_certificate_key /etc/ssl/private/site.key;
   root /srv/data;
 }
+server {
+  listen 80 default_server;
+  root /srv/data;
+}
 NGINX
 useradd --system --no-create-home appuser
 mkdir -p /srv/data/sub && echo 'hello from src' > /srv/data/index.html && echo 'ünïcødé' > '/srv/data/sub/file ☀.txt'
@@ -76,7 +87,7 @@ kind = "data"
 paths = ["/srv/data"]
 [services]
 start = ["postgresql", "nginx"]
-health = ["tcp://127.0.0.1:5432", "tcp://127.0.0.1:443"$1]
+health = ["tcp://127.0.0.1:5432", "tcp://127.0.0.1:443", "http://127.0.0.1/index.html"$1]
 [requirements]
 packages = ["nginx"]
 TOML
@@ -103,6 +114,8 @@ sums='cd / && sha256sum etc/ssl/private/site.key etc/ssl/certs/site.pem etc/ngin
 check_host() { # name n
   local h=$1 n=$2
   say "$h: ./restore --yes on a bare Debian (PID 1: $($FH ssh "$h" 'cat /proc/1/comm'))"
+  # Bare means bare: the http:// health check below is answered by the restore's own client.
+  $FH ssh "$h" 'for t in curl wget; do ! command -v $t >/dev/null || { echo "$t is preinstalled"; exit 1; }; done' >&2 || fail "$h is not bare"
   $FH ssh "$h" "cd /srv/bundles/$stem && ./restore --yes" >&2 || fail "restore on $h"
   a=$($FH ssh src "runuser -u postgres -- psql -Atd n8n -c '$q'")
   b=$($FH ssh "$h" "runuser -u postgres -- psql -Atd n8n -c '$q'")
@@ -113,6 +126,7 @@ check_host() { # name n
   [ -n "$src_fp" ] && [ "$src_fp" = "$dst_fp" ] || fail "$h: certificate served: [$src_fp] vs [$dst_fp]"
   [ "$($FH ssh src "$sums")" = "$($FH ssh "$h" "$sums")" ] || fail "$h: files differ"
   $FH ssh "$h" "grep -q '\"outcome\": \"restored\"' /srv/bundles/$stem/restore-report.json" || fail "$h: report not green"
+  $FH ssh "$h" "grep -q '\"detail\": \"HTTP 200\"' /srv/bundles/$stem/restore-report.json" || fail "$h: http:// health check did not answer 200"
 }
 check_host dst 12
 check_host dst3 14

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 scripts/ensure-tools.sh test
 cargo build --release --locked -p restorer --target x86_64-unknown-linux-musl
 export PACKER_RESTORER="$PWD/target/x86_64-unknown-linux-musl/release/restore"
+# Docker Compose deployments (packer/tests/docker_*.rs): a real engine and images built here
+# from Debian's packages (no registry is reachable); both scripts return at once when done.
+scripts/docker-engine.sh >/dev/null
+scripts/docker-images.sh base postgres >/dev/null
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace

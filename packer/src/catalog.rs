@@ -136,6 +136,48 @@ fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
     s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()).map(|t| t.with_timezone(&Utc))
 }
 
+/// Whether an error opening the catalog means the file is damaged (and may be rebuilt), as
+/// opposed to the disk or the system failing (full, I/O error, locked, not permitted).
+fn is_damage(e: &anyhow::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    let code = e.chain().find_map(|c| match c.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(f, _)) => Some(f.code),
+        _ => None,
+    });
+    !matches!(
+        code,
+        Some(
+            C::DiskFull
+                | C::SystemIoFailure
+                | C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::PermissionDenied
+                | C::ReadOnly
+                | C::CannotOpen
+                | C::OutOfMemory
+        )
+    ) && !e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some())
+}
+
+/// Files SQLite keeps beside the catalog.
+const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// The catalog names every bundle, its digest and its verification history: readable by its
+/// owner only (0600), whatever the directory's mode or the umask. Creates the file if missing
+/// (an empty file is an empty SQLite database), so SQLite never creates it with the umask's mode.
+fn make_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .with_context(|| format!("opening catalog {}", path.display()))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private (0600)", path.display()))
+}
+
 impl Catalog {
     /// Opens (creating if needed) the catalog of `dir`. A catalog that SQLite cannot read or
     /// that fails its quick check is moved aside and rebuilt from the bundles; the returned
@@ -145,16 +187,20 @@ impl Catalog {
         let mut events = Vec::new();
         match Catalog::open_checked(dir) {
             Ok(c) => return Ok((c, events)),
+            // A full disk, an I/O error or a lock is not damage: moving the catalog aside
+            // would throw away protection marks and history for nothing.
+            Err(e) if !is_damage(&e) => return Err(e),
             Err(e) if path.exists() => {
                 let aside = dir.join(format!("{FILE}.damaged-{}", Utc::now().format("%Y%m%d%H%M%S")));
                 fs::rename(&path, &aside)
                     .with_context(|| format!("moving damaged catalog {} aside", path.display()))?;
-                for suffix in ["-wal", "-shm", "-journal"] {
+                for suffix in SIDECARS {
                     let _ = fs::remove_file(dir.join(format!("{FILE}{suffix}")));
                 }
                 events.push(format!(
-                    "catalog {} was damaged ({e:#}); kept as {} and rebuilt from the bundles",
+                    "catalog {} was damaged ({}); kept as {} and rebuilt from the bundles",
                     path.display(),
+                    crate::error_text::chain(&e),
                     aside.display()
                 ));
             }
@@ -169,8 +215,17 @@ impl Catalog {
 
     fn open_checked(dir: &Path) -> Result<Catalog> {
         let path = dir.join(FILE);
+        make_private(&path)?;
         let conn = Connection::open(&path).with_context(|| format!("opening catalog {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // SQLite creates its journal, -wal and -shm files with the database's mode; any left
+        // from an older, laxer version are tightened as well.
+        for suffix in SIDECARS {
+            let p = dir.join(format!("{FILE}{suffix}"));
+            if p.exists() {
+                make_private(&p)?;
+            }
+        }
         let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).context("checking catalog")?;
         if check != "ok" {
             bail!("quick_check: {check}");
@@ -321,7 +376,7 @@ impl Catalog {
             if !rows.iter().any(|r| &r.file_name == name) {
                 match self.index_file(name, Source::Manual) {
                     Ok(id) => events.push(format!("indexed {name} (id {id}), which the catalog did not know")),
-                    Err(e) => events.push(format!("could not index {name}: {e:#}")),
+                    Err(e) => events.push(format!("could not index {name}: {}", crate::error_text::chain(&e))),
                 }
             }
         }
@@ -362,7 +417,7 @@ impl Catalog {
             if name.starts_with("backup_") && name.ends_with(layout::BUNDLE_SUFFIX) {
                 match self.index_file(&name, Source::Manual) {
                     Ok(_) => n += 1,
-                    Err(e) => problems.push(format!("{name}: {e:#}")),
+                    Err(e) => problems.push(format!("{name}: {}", crate::error_text::chain(&e))),
                 }
             }
         }
@@ -372,5 +427,34 @@ impl Catalog {
             }
         }
         Ok((n, problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Regression (issue 8): catalog.sqlite and its -wal/-shm are 0600 in a world-writable
+    /// directory, and an existing catalog left 0644 by an older version is tightened on open.
+    #[test]
+    fn catalog_and_its_wal_are_private_whatever_the_directory() {
+        let t = tempfile::tempdir().unwrap();
+        fs::set_permissions(t.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let (c, _) = Catalog::open(t.path()).unwrap();
+        c.conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE probe (x); INSERT INTO probe VALUES (1);").unwrap();
+        for name in [FILE.to_string(), format!("{FILE}-wal"), format!("{FILE}-shm")] {
+            let p = t.path().join(&name);
+            assert!(p.exists(), "{name} exists while the connection is open");
+            assert_eq!(mode(&p), 0o600, "{name}");
+        }
+        drop(c);
+        fs::set_permissions(t.path().join(FILE), fs::Permissions::from_mode(0o644)).unwrap();
+        let (_c, _) = Catalog::open(t.path()).unwrap();
+        assert_eq!(mode(&t.path().join(FILE)), 0o600);
     }
 }

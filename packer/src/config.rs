@@ -553,6 +553,23 @@ impl Config {
                 bail!("[services] health {h:?}: use http://, https:// or tcp://HOST:PORT");
             }
         }
+        for h in c.services.health.iter().filter(|h| h.starts_with("http")) {
+            restorer::http::Url::parse(h).with_context(|| format!("[services] health {h:?}"))?;
+        }
+        // The restore refuses a bundle with other names (restorer::names): say so here, where
+        // the name can still be fixed.
+        for p in &c.requirements.packages {
+            if !restorer::names::is_package(p) {
+                bail!(
+                    "[requirements] packages {p:?}: not a Debian package name ([a-z0-9][a-z0-9+.-]+, optional :arch)"
+                );
+            }
+        }
+        for s in &c.services.start {
+            if !restorer::names::is_unit(s) && !restorer::names::is_compose_file(s) {
+                bail!("[services] start {s:?}: use a service name ([A-Za-z0-9:_.@-]+, not starting with '-') or a compose file's absolute path");
+            }
+        }
         for d in &c.ship.destinations {
             crate::ship::Destination::parse(d).context("[ship] destinations")?;
         }

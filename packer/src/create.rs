@@ -126,6 +126,12 @@ fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
         out.push("docker.io".into());
         out.push("docker-compose".into());
     }
+    if cfg.services.health.iter().any(|h| h.starts_with("https://")) {
+        // The restore speaks plain HTTP itself but has no TLS stack: https checks go through
+        // curl, which a bare host lacks (and ca-certificates, to trust the server's chain).
+        out.push("curl".into());
+        out.push("ca-certificates".into());
+    }
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
     out
@@ -196,7 +202,10 @@ pub fn create(
                     db.role_passwords = with_pw;
                 }
                 Err(e) => {
-                    let w = format!("{e:#}; the restore will recreate objects without their owners' roles");
+                    let w = format!(
+                        "{}; the restore will recreate objects without their owners' roles",
+                        crate::error_text::chain(&e)
+                    );
                     log(&format!("warning: {w}"));
                     warnings.push(w);
                 }
@@ -312,6 +321,10 @@ pub fn create(
     let mut captured = sources::files::capture(&file_sources, &excluded, |_| {})?;
     captured.notes.extend(docker_notes);
     log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
+    // Each warning is logged once, when it arises (the sources' own are logged here).
+    for w in &captured.warnings {
+        log(&format!("warning: {w}"));
+    }
     warnings.extend(captured.warnings.iter().cloned());
     for n in &captured.notes {
         log(&format!("note: {n}"));
@@ -405,9 +418,6 @@ pub fn create(
         progress,
     )?;
     drop(spool);
-    for w in &manifest.warnings {
-        log(&format!("warning: {w}"));
-    }
     Ok(Created {
         written,
         created_at,

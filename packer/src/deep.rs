@@ -43,7 +43,7 @@ fn compare_workflows(out: &mut Vec<Check>, expected: &[WorkflowSummary], actual:
 fn check(out: &mut Vec<Check>, what: String, r: Result<()>) {
     out.push(match r {
         Ok(()) => Check { check: what, expected: "ok".into(), actual: "ok".into(), ok: true },
-        Err(e) => Check { check: what, expected: "ok".into(), actual: format!("{e:#}"), ok: false },
+        Err(e) => Check { check: what, expected: "ok".into(), actual: crate::error_text::chain(&e), ok: false },
     });
 }
 

@@ -141,7 +141,7 @@ fn preflight(cfg: &Config, catalog: &Catalog, log: Log<'_>) -> Result<()> {
 
 fn notify_failure(cfg: &Config, err: &anyhow::Error, log: Log<'_>) {
     let mut e = Event::new(Kind::BackupFailed, "backup failed; earlier bundles are untouched");
-    e.error = Some(format!("{err:#}"));
+    e.error = Some(crate::error_text::chain(err));
     e.what_to_do =
         Some("read the error, fix the source or the configuration, then run `packer create` by hand to check".into());
     notify_and_log(cfg, &e, log);
@@ -181,7 +181,7 @@ pub fn backup(
                         kind: "create".into(),
                         ok: false,
                         bundle_id: None,
-                        error: Some(format!("{e:#}")),
+                        error: Some(crate::error_text::chain(&e)),
                     };
                     let _ = catalog.record_run(&run);
                 }
@@ -223,7 +223,7 @@ pub fn backup(
                 kind: "create".into(),
                 ok: false,
                 bundle_id: None,
-                error: Some(format!("{err:#}")),
+                error: Some(crate::error_text::chain(err)),
             };
             catalog.record_run(&run)?;
             notify_failure(cfg, err, log);
@@ -324,7 +324,7 @@ pub fn record_ship(cfg: &Config, started: DateTime<Utc>, bundle: &Path, dest: &s
         let detail = format!("{} -> {dest}", bundle.display());
         let text = match result {
             Ok(()) => detail,
-            Err(e) => format!("{detail}: {e:#}"),
+            Err(e) => format!("{detail}: {}", crate::error_text::chain(e)),
         };
         let run = RunRow {
             started,

@@ -1,9 +1,12 @@
-//! One backup at a time per output directory: `<output_dir>/.packer.lock` holds the owner's pid,
-//! host and start time. A lock whose process is gone (a crash, a power cut) is taken over with a
-//! warning, never a silent stop; a live one makes the second run fail with who holds it.
+//! One backup at a time per output directory: `<output_dir>/.packer.lock`, held with flock(2)
+//! (`File::try_lock`). The kernel releases the lock when its process ends, however it ends (a
+//! crash, kill -9, the OOM killer), so there is no stale take-over to race on and no pid to
+//! mistake for a live one. The file also records the holder's pid, host, command and start
+//! time, only for the "held by" message and to notice that the previous run died.
 
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -21,74 +24,85 @@ struct Owner {
     command: String,
 }
 
-/// A held lock; released on drop.
+/// A held lock; released on drop (the file is removed while still locked, then closed).
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
+    file: File,
 }
 
 fn host() -> String {
     sysinfo::System::host_name().unwrap_or_default()
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+fn same_file(f: &File, path: &Path) -> bool {
+    match (f.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn describe(text: &str) -> Option<String> {
+    let o: Owner = serde_json::from_str(text).ok()?;
+    Some(format!("{} (pid {} on {}, since {})", o.command, o.pid, o.host, o.started.format("%Y-%m-%d %H:%M:%S UTC")))
 }
 
 impl Lock {
-    /// Takes the lock for `command`. Returns the lock and, when a stale lock was taken over, a
-    /// warning describing it.
+    /// Takes the lock for `command`. Returns the lock and, when the previous holder ended
+    /// without releasing it (its record is still in the file), a warning naming that run.
     pub fn acquire(dir: &Path, command: &str) -> Result<(Lock, Option<String>)> {
         let path = dir.join(FILE);
         let me = Owner { pid: std::process::id(), host: host(), started: Utc::now(), command: command.into() };
-        let mut warning = None;
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    f.write_all(serde_json::to_string(&me)?.as_bytes())
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    return Ok((Lock { path }, warning));
+        // A holder removes the file before closing it; a lock taken on a file that was removed
+        // meanwhile is no lock: take it again on the file now at the path.
+        for _ in 0..16 {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.read_to_string(&mut text);
+                    let who = describe(&text).unwrap_or_else(|| "another packer".into());
+                    bail!("{who} holds {}; wait for it to finish", path.display());
                 }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    let text = fs::read_to_string(&path).unwrap_or_default();
-                    match serde_json::from_str::<Owner>(&text) {
-                        Ok(o) if o.host == me.host && alive(o.pid) && o.pid != me.pid => bail!(
-                            "another packer ({}, pid {}, since {}) holds {}; wait for it to finish",
-                            o.command,
-                            o.pid,
-                            o.started.format("%Y-%m-%d %H:%M:%S UTC"),
-                            path.display()
-                        ),
-                        Ok(o) if o.host != me.host => bail!(
-                            "{} is held by host {} (pid {}, since {}); is the output directory shared? Remove the file if that host is gone",
-                            path.display(),
-                            o.host,
-                            o.pid,
-                            o.started
-                        ),
-                        Ok(o) => {
-                            warning = Some(format!(
-                                "took over a stale lock {} left by {} (pid {}, since {}), whose process is gone",
-                                path.display(),
-                                o.command,
-                                o.pid,
-                                o.started.format("%Y-%m-%d %H:%M:%S UTC")
-                            ))
-                        }
-                        Err(_) => warning = Some(format!("took over an unreadable lock file {}", path.display())),
-                    }
-                    fs::remove_file(&path).with_context(|| format!("removing stale lock {}", path.display()))?;
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()));
                 }
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
             }
+            if !same_file(&file, &path) {
+                continue;
+            }
+            let mut previous = String::new();
+            let _ = file.read_to_string(&mut previous);
+            let warning = (!previous.trim().is_empty()).then(|| {
+                format!(
+                    "the previous run, {}, ended without releasing {} (a crash, kill -9 or a power cut); the lock was free",
+                    describe(&previous).unwrap_or_else(|| "of unknown origin".into()),
+                    path.display()
+                )
+            });
+            file.set_len(0).and_then(|_| file.rewind()).with_context(|| format!("truncating {}", path.display()))?;
+            file.write_all(serde_json::to_string(&me)?.as_bytes())
+                .and_then(|_| file.sync_data())
+                .with_context(|| format!("writing {}", path.display()))?;
+            return Ok((Lock { path, file }, warning));
         }
-        bail!("could not take {} (another run raced for it)", path.display())
+        bail!("could not take {}: it keeps being replaced (another run racing for it)", path.display())
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
+        // Removed while still locked: a run that opens it now finds it gone (same_file) and
+        // retries on a new file. The flock itself goes with the descriptor.
         let _ = fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
 }
 
@@ -96,34 +110,35 @@ impl Drop for Lock {
 mod tests {
     use super::*;
 
+    /// A second acquire while the lock is held fails naming the holder; once released, the lock
+    /// is free again and the file is gone.
     #[test]
-    fn second_holder_is_refused_and_stale_lock_taken_over() {
+    fn second_holder_is_refused_naming_the_first() {
         let t = tempfile::tempdir().unwrap();
-        let (held, w) = Lock::acquire(t.path(), "create").unwrap();
+        let (held, w) = Lock::acquire(t.path(), "daemon").unwrap();
         assert!(w.is_none());
-        // Same pid counts as us: simulate another live process with pid 1 (always alive).
+        let e = Lock::acquire(t.path(), "create").unwrap_err().to_string();
+        assert!(e.contains("daemon") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+        drop(held);
+        assert!(!t.path().join(FILE).exists());
+        let (_l, w) = Lock::acquire(t.path(), "create").unwrap();
+        assert!(w.is_none());
+    }
+
+    /// Regression (issue 8): a dead holder's lock is simply free, whatever its recorded pid
+    /// (even one that is alive now, as a reused pid would be): no pid check to race on.
+    #[test]
+    fn a_dead_holders_lock_is_free_even_with_a_live_pid() {
+        let t = tempfile::tempdir().unwrap();
+        // What a killed run leaves: its record, no flock (pid 1 is always alive).
         fs::write(
             t.path().join(FILE),
-            serde_json::to_string(&Owner { pid: 1, host: host(), started: Utc::now(), command: "daemon".into() })
+            serde_json::to_string(&Owner { pid: 1, host: host(), started: Utc::now(), command: "create".into() })
                 .unwrap(),
         )
         .unwrap();
-        let e = Lock::acquire(t.path(), "create").unwrap_err();
-        assert!(e.to_string().contains("pid 1"), "{e}");
-        // A pid that cannot exist: stale.
-        fs::write(
-            t.path().join(FILE),
-            serde_json::to_string(&Owner {
-                pid: u32::MAX - 1,
-                host: host(),
-                started: Utc::now(),
-                command: "daemon".into(),
-            })
-            .unwrap(),
-        )
-        .unwrap();
         let (_l, w) = Lock::acquire(t.path(), "create").unwrap();
-        assert!(w.unwrap().contains("stale"));
-        drop(held);
+        let w = w.unwrap();
+        assert!(w.contains("pid 1") && w.contains("without releasing"), "{w}");
     }
 }

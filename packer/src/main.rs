@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restorer::broken_pipe::exit_quietly_on_broken_pipe();
     match packer::commands::run(packer::commands::Cli::parse()) {
         Ok(code) => ExitCode::from(code as u8),
+        Err(e) if restorer::broken_pipe::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("packer: error: {e:#}");
+            eprintln!("packer: error: {}", packer::error_text::chain(&e));
             ExitCode::FAILURE
         }
     }

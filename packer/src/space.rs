@@ -8,16 +8,11 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::retention::Disk;
 
-/// Size and free space of the file system holding `path` (the mount with the longest matching
-/// mount point).
+/// Size and free space of the file system `path` is on: statvfs on the path itself (or its
+/// nearest existing ancestor), so a tmpfs or a bind mount as the output directory reads its own
+/// numbers, not those of the mount that holds its mount point.
 pub fn disk_of(path: &Path) -> Option<Disk> {
-    let real = std::fs::canonicalize(path).ok()?;
-    let disks = sysinfo::Disks::new_with_refreshed_list();
-    disks
-        .iter()
-        .filter(|d| real.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| Disk { total: d.total_space(), free: d.available_space() })
+    restorer::space::of(path).map(|s| Disk { total: s.total, free: s.free })
 }
 
 fn tree_size(path: &Path) -> u64 {
@@ -51,4 +46,33 @@ pub fn estimate(cfg: &Config) -> Result<u64> {
         }
     }
     Ok(2 * dbs + files + 16 * 1024 * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 8): packer's space pre-flight reads the output directory's own file
+    /// system. A tmpfs output_dir reported the free space of `/` before.
+    #[test]
+    fn tmpfs_output_dir_reads_its_own_file_system() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+            .arg(&out)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root and mount rights)");
+            return;
+        }
+        let disk = disk_of(&out);
+        let parent = disk_of(t.path());
+        let _ = std::process::Command::new("umount").arg(&out).status();
+        let disk = disk.unwrap();
+        assert_eq!(disk.total, 6 * 1024 * 1024, "{disk:?}");
+        assert_ne!(parent.unwrap().total, disk.total);
+    }
 }

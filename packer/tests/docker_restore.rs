@@ -144,6 +144,16 @@ fn compose_deployment_is_rebuilt_from_a_bundle() {
         (out, report)
     };
 
+    // The plan, on a host with no PostgreSQL server for it: the Docker order, nothing changed.
+    let x = extract(&good, &t.path().join("x-dry"));
+    let out = restore(&x).args(["--dry-run", "--no-install"]).output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(exit::OK), "{shown}{}", String::from_utf8_lossy(&out.stderr));
+    let at = |needle: &str| shown.find(needle).unwrap_or_else(|| panic!("{needle} not in the plan:\n{shown}"));
+    assert!(at("Docker:") < at(&format!("volume {}_app_storage", p.name)));
+    assert!(at("up -d postgres alone") < at(&format!("up -d the whole project {}", p.name)));
+    assert!(docker_objects(&p.name).is_empty() && !p.dir.exists(), "--dry-run changed something");
+
     // A failing health check: everything the restore made is removed again.
     let (out, report) = run(&failing, "failing");
     let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -237,3 +237,144 @@ fn records_below_a_restored_link_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lies below /evil"));
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
 }
+
+/// Found by generated_bundles (its first version, default seed): a restore refused after the
+/// archive was unpacked (a target exists and differs, no --overwrite; or a link already on the
+/// target leads out of the root) used to leave the whole unpacked `X/` beside `X.tar.gz`,
+/// secrets included. A refusal leaves nothing; after a restore that ran, `X/` stays.
+#[test]
+fn refusal_after_unpacking_leaves_no_unpacked_bundle() {
+    let t = tempfile::tempdir().unwrap();
+    let good = real_bundle(t.path());
+    let m: serde_json::Value =
+        serde_json::from_str(&restorer::unpack::read_manifest(&good).unwrap().to_json()).unwrap();
+    let file = m["files"].as_array().unwrap().iter().find(|f| f["type"] == "file").unwrap();
+    let file = PathBuf::from(file["path"].as_str().unwrap());
+    let dir = t.path().join("b");
+    fs::create_dir(&dir).unwrap();
+    let bundle = dir.join("x.n8n_backup.tar.gz");
+    fs::copy(&good, &bundle).unwrap();
+    let run = |root: &Path, overwrite: bool| {
+        let mut c = Command::new(restorer_path());
+        c.args(["--yes", "--no-install", "--no-services", "--root"]).arg(root);
+        if overwrite {
+            c.arg("--overwrite");
+        }
+        c.arg("--checkpoint-dir").arg(t.path().join(format!("cp-{overwrite}"))).arg("--from").arg(&bundle);
+        c.output().unwrap()
+    };
+
+    // A target that exists and differs.
+    let root = t.path().join("root");
+    let target = root.join(file.strip_prefix("/").unwrap());
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    fs::write(&target, "already here\n").unwrap();
+    let out = run(&root, false);
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tree(&dir), ["x.n8n_backup.tar.gz"], "a refused restore left the unpacked bundle");
+
+    // A link on the way to a target, leading out of the root.
+    let root2 = t.path().join("root2");
+    let first = file.components().nth(1).unwrap();
+    fs::create_dir_all(&root2).unwrap();
+    std::os::unix::fs::symlink(t.path().join("elsewhere"), root2.join(first)).unwrap();
+    fs::create_dir(t.path().join("elsewhere")).unwrap();
+    let out = run(&root2, false);
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tree(&dir), ["x.n8n_backup.tar.gz"], "a refused restore left the unpacked bundle");
+    assert_eq!(fs::read_dir(t.path().join("elsewhere")).unwrap().count(), 0);
+
+    // The restore that runs keeps it (the report is there).
+    let out = run(&root, true);
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.join("x.n8n_backup/restore-report.json").is_file());
+}
+
+/// Found by generated_bundles (its first version, default seed): a link already on the target at
+/// `ROOT/var/lib/n8n-restore` (or any parent of the default checkpoint) leading out of the root
+/// used to carry the checkpoint (journal, report copy, every file moved aside) there. The
+/// restore now refuses before changing anything; `--checkpoint-dir` names another place.
+#[test]
+fn default_checkpoint_is_never_written_through_a_link_out_of_the_root() {
+    let t = tempfile::tempdir().unwrap();
+    let good = real_bundle(t.path());
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    for at in ["var", "var/lib", "var/lib/n8n-restore", "var/lib/n8n-restore/checkpoints"] {
+        let root = t.path().join(format!("root-{}", at.replace('/', "-")));
+        let link = root.join(at);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let before = tree(&root);
+        let out = Command::new(restorer_path())
+            .args(["--yes", "--no-install", "--no-services", "--root"])
+            .arg(&root)
+            .arg("--report")
+            .arg(t.path().join("report.json"))
+            .arg("--from")
+            .arg(&good)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit::REFUSED), "{at}: {err}");
+        assert!(err.contains("--checkpoint-dir"), "{at}: {err}");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{at}: the checkpoint went outside the root");
+        assert_eq!(tree(&root), before, "{at}: the root changed");
+    }
+}
+
+/// Found while adding the default checkpoint to generated_bundles: a bundle that restores a
+/// file into the restore's own checkpoint area
+/// (`/var/lib/n8n-restore/checkpoints/X/checkpoint.jsonl`) plants a journal the next restore
+/// onto that root takes for an interrupted restore and "rolls back": deleting an outside file
+/// it names, moving another one into the root. Such records are refused before anything
+/// changes, and the next restore never touches what a journal there names outside its root.
+#[test]
+fn a_bundle_cannot_plant_a_checkpoint_journal_for_the_next_restore() {
+    let t = tempfile::tempdir().unwrap();
+    let good = real_bundle(t.path());
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret.txt"), "secret\n").unwrap();
+    fs::write(outside.join("stolen.txt"), "stolen\n").unwrap();
+    let root = t.path().join("root");
+    let journal = format!(
+        "{}\n{}\n{}\n",
+        serde_json::json!({"root": root, "bundle": "x"}),
+        serde_json::json!({"change": "created_file", "path": outside.join("secret.txt")}),
+        serde_json::json!({"change": "moved_aside", "original": root.join("loot"), "saved": outside.join("stolen.txt")}),
+    );
+    let mut c = Crafted::read(&good);
+    let files = c.manifest["files"].as_array_mut().unwrap();
+    let mut rec = files.iter().find(|f| f["type"] == "file").unwrap().clone();
+    rec["path"] = "/var/lib/n8n-restore/checkpoints/20000101000000/checkpoint.jsonl".into();
+    rec["entry"] = "files/journal".into();
+    files.push(rec);
+    c.entries.push(Entry::file("files/journal", journal.as_bytes()));
+    c.reseal();
+    let bad = t.path().join("plant.n8n_backup.tar.gz");
+    c.write(&bad, None);
+    let restore_from = |bundle: &Path, cp: Option<&str>| {
+        let mut cmd = Command::new(restorer_path());
+        cmd.args(["--yes", "--no-install", "--no-services", "--root"]).arg(&root);
+        if let Some(cp) = cp {
+            cmd.arg("--checkpoint-dir").arg(t.path().join(cp));
+        }
+        cmd.arg("--report").arg(t.path().join("report.json")).arg("--from").arg(bundle).output().unwrap()
+    };
+    let first = restore_from(&bad, Some("cp1"));
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(exit::REFUSED), "{err}");
+    assert!(err.contains("/var/lib/n8n-restore"), "{err}");
+
+    // A journal there anyway (left by anything else): the next restore does not act on what it
+    // names outside its root.
+    let cp = root.join("var/lib/n8n-restore/checkpoints/20000101000000");
+    fs::create_dir_all(&cp).unwrap();
+    fs::write(cp.join("checkpoint.jsonl"), &journal).unwrap();
+    let second = restore_from(&good, None);
+    assert!(matches!(second.status.code(), Some(0) | Some(5)), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(fs::read_to_string(outside.join("secret.txt")).unwrap(), "secret\n");
+    assert_eq!(fs::read_to_string(outside.join("stolen.txt")).unwrap(), "stolen\n");
+    assert!(!root.join("loot").exists());
+}

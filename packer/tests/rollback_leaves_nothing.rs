@@ -49,8 +49,8 @@ fn full_disk_case(mount_opts: &str) {
     }
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("src/data");
-    // 1800 one-line files: a few KB by the pre-flight's count (which also counts the bundle's
-    // own ~6 MB restore binary), but a 4 KiB page each on tmpfs: more than 6400k.
+    // 1800 one-line files: a few KB by the pre-flight's count, but a 4 KiB page each on tmpfs:
+    // more than 6400k.
     for d in 0..20 {
         let dir = data.join(format!("d{d}"));
         fs::create_dir_all(&dir).unwrap();

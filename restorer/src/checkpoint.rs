@@ -217,6 +217,11 @@ impl Checkpoint {
                 changes.push(serde_json::from_str(line).map_err(|e| bad(i, e))?);
             }
         }
+        for c in &changes {
+            check_change(c, &header.root, dir).map_err(|why| {
+                Error::Unsafe(format!("{}: {why}: not a journal this restore wrote, refused", path.display()))
+            })?;
+        }
         let journal = fs::OpenOptions::new().append(true).open(&path).ctx("opening", &path)?;
         Ok(Checkpoint {
             dir: dir.to_path_buf(),
@@ -302,6 +307,44 @@ impl Checkpoint {
             let _ = self.append(&serde_json::to_string(&RolledBack { rolled_back: true }).expect("serialises"), true);
         }
         failures
+    }
+}
+
+/// A journal names only paths below its own root (plain components) and keeps what it moved
+/// aside inside its own directory, as a restore writes it; anything else would let a journal
+/// placed on the target steer a rollback outside the root.
+fn check_change(change: &Change, root: &Path, dir: &Path) -> std::result::Result<(), String> {
+    let below_root = |p: &Path| {
+        p.strip_prefix(root)
+            .map(|rel| rel.components().all(|c| matches!(c, std::path::Component::Normal(_))))
+            .unwrap_or(false)
+    };
+    let paths = match change {
+        Change::MovedAside { original, saved } => {
+            // What was moved aside lives in `dir/files/...`; judged by where it really is,
+            // since the operator may name the checkpoint directory another way.
+            if let (Ok(d), Some(Ok(s))) = (fs::canonicalize(dir), saved.parent().map(fs::canonicalize)) {
+                if !s.starts_with(d.join("files")) {
+                    return Err(format!("{} is not inside the checkpoint", saved.display()));
+                }
+            }
+            vec![original]
+        }
+        Change::CreatedFile { path } | Change::CreatedDir { path } | Change::DirAttrs { path, .. } => vec![path],
+        // Undone by running the program: only ever compose itself.
+        Change::ComposeUp { program, .. } => {
+            let p = || program.iter().map(String::as_str);
+            if !(p().eq(["docker", "compose"]) || p().eq(["docker-compose"])) {
+                return Err(format!("it would run {program:?}, which is not docker compose"));
+            }
+            vec![]
+        }
+        Change::InContainer { inner, .. } => return check_change(inner, root, dir),
+        _ => vec![],
+    };
+    match paths.into_iter().find(|p| !below_root(p)) {
+        Some(p) => Err(format!("{} is not below the restore root {}", p.display(), root.display())),
+        None => Ok(()),
     }
 }
 
@@ -435,5 +478,36 @@ mod tests {
         assert_eq!(fs::read_to_string(&existing).unwrap(), "old");
         assert!(!created.exists());
         assert!(Checkpoint::load(&t.path().join("cp")).unwrap().rolled_back);
+    }
+
+    /// A journal that names a path outside its own root, climbs out of it, keeps something
+    /// "moved aside" outside its own directory, or would run anything but compose to undo a
+    /// compose start was not written by a restore: load refuses it, so no rollback acts on it.
+    #[test]
+    fn journals_reaching_outside_their_root_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let (root, outside) = (t.path().join("root"), t.path().join("outside"));
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret"), "s").unwrap();
+        let bad = [
+            Change::CreatedFile { path: outside.join("secret") },
+            Change::CreatedDir { path: root.join("../outside") },
+            Change::MovedAside { original: root.join("loot"), saved: outside.join("secret") },
+            Change::ComposeUp {
+                program: vec!["rm".into(), "-rf".into()],
+                project: "p".into(),
+                directory: root.clone(),
+                files: vec![],
+            },
+        ];
+        for (i, change) in bad.into_iter().enumerate() {
+            let dir = root.join(format!("cp{i}"));
+            let mut cp = Checkpoint::create(&dir, &root, "b").unwrap();
+            cp.record(change.clone()).unwrap();
+            let err = Checkpoint::load(&dir).unwrap_err().to_string();
+            assert!(err.contains("not a journal this restore wrote"), "{change:?}: {err}");
+        }
+        assert!(outside.join("secret").exists());
     }
 }

@@ -99,6 +99,8 @@ pub struct ContainerFacts {
     pub volumes: Vec<(String, String)>,
     /// Bind mounts: the host paths mounted into the container (a project's `./init-data.sh`).
     pub binds: Vec<PathBuf>,
+    /// Host ports its configuration publishes (`HostConfig.PortBindings`).
+    pub published_ports: Vec<u16>,
 }
 
 impl ContainerFacts {
@@ -159,7 +161,17 @@ pub fn inspect(container: &str) -> Result<ContainerFacts> {
         .filter(|m| m["Type"] == "bind")
         .map(|m| PathBuf::from(s(&m["Source"])))
         .collect();
+    let mut published_ports: Vec<u16> = c["HostConfig"]["PortBindings"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, b)| b.as_array().into_iter().flatten())
+        .filter_map(|b| b["HostPort"].as_str()?.parse().ok())
+        .collect();
+    published_ports.sort_unstable();
+    published_ports.dedup();
     Ok(ContainerFacts {
+        published_ports,
         id: s(&c["Id"]),
         name: s(&c["Name"]).trim_start_matches('/').to_string(),
         image: s(&c["Config"]["Image"]),

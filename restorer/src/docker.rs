@@ -50,6 +50,9 @@ pub struct ComposeService {
     /// Repository digests of that image (`repo@sha256:...`), when it came from a registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repo_digests: Vec<String>,
+    /// Host ports the service publishes (the restore's pre-flight checks they are free).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
 }
 
 /// A named volume and where its data lived on the source host.

@@ -42,7 +42,7 @@ pub enum Error {
         source: postgres::Error,
     },
     /// A SQLite operation failed.
-    #[error("sqlite {path}: {source}")]
+    #[error("sqlite {path}: {}", crate::sqlite::describe(source))]
     Sqlite {
         /// The database file.
         path: PathBuf,

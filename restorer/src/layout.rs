@@ -23,6 +23,11 @@ pub const SYSTEM_INFO: &str = "metadata/system_info.json";
 pub const N8N_WORKFLOWS: &str = "metadata/workflows.json";
 /// n8n credentials: id, name, type, times; never the encrypted data.
 pub const N8N_CREDENTIALS: &str = "metadata/credentials.json";
+/// The restore's own state on a target (checkpoints, under `ROOT`): never restored from a
+/// bundle, since a journal placed there would be replayed by the next restore.
+pub const RESTORE_STATE_DIR: &str = "/var/lib/n8n-restore";
+/// Default base of checkpoints, relative to the restore root.
+pub const CHECKPOINTS_DIR: &str = "var/lib/n8n-restore/checkpoints";
 /// Suffix of every bundle file name.
 pub const BUNDLE_SUFFIX: &str = "_backup.tar.gz";
 

@@ -11,22 +11,26 @@
 //!
 //! Everything here must build for `x86_64-unknown-linux-musl`: the `restore` binary is static.
 
+pub mod broken_pipe;
 pub mod checkpoint;
 pub mod container;
 pub mod digest;
 pub mod docker;
 pub mod error;
 pub mod exit;
+pub mod http;
 pub mod layout;
 pub mod links;
 pub mod manifest;
 pub mod n8n;
+pub mod names;
 pub mod owners;
 pub mod pg;
 pub mod plan;
 pub mod raw_path;
 pub mod report;
 pub mod restore;
+pub mod space;
 pub mod sqlite;
 pub mod steps;
 pub mod unpack;

@@ -62,9 +62,17 @@ struct RunArgs {
     /// Do not install system packages; only report which are missing.
     #[arg(long)]
     no_install: bool,
+    /// With a --root other than /: install the bundle's packages on this host anyway. Without
+    /// it, a restore under another root installs nothing (the plan lists what is missing).
+    #[arg(long, conflicts_with = "no_install")]
+    install_packages: bool,
     /// Do not start services.
     #[arg(long)]
     no_services: bool,
+    /// With a --root other than /: start the bundle's services on this host and run its health
+    /// checks anyway. Without it, a restore under another root starts nothing.
+    #[arg(long, conflicts_with = "no_services")]
+    start_services: bool,
     /// Where to keep the checkpoint [default: ROOT/var/lib/n8n-restore/checkpoints/TIMESTAMP].
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
@@ -157,14 +165,26 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restorer::broken_pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => ExitCode::from(code as u8),
+    let mut unpacked = None;
+    let code = match run(cli, &mut unpacked) {
+        Ok(code) => code,
+        Err(e) if restorer::broken_pipe::is_broken_pipe(&e) => exit::OK,
         Err(e) => {
             eprintln!("restore: error: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code()
+        }
+    };
+    // A refusal changed nothing, so it leaves nothing either: the bundle this run unpacked
+    // beside the archive (the whole of it, secrets included) goes too. After a restore that
+    // ran (exit 0, 1, 4) it stays: it holds the default report and a re-run reuses it.
+    if let Some(dir) = unpacked.filter(|_| code == exit::CORRUPT || code == exit::REFUSED) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("restore: could not remove {}: {e}; remove it by hand", dir.display());
         }
     }
+    ExitCode::from(code as u8)
 }
 
 /// `--from X.tar.gz`: the archive's stem beside it (`X/`).
@@ -182,7 +202,8 @@ fn archive_stem(from: &Path) -> restorer::Result<Option<PathBuf>> {
 /// The extracted bundle to work from. A `.tar.gz` is verified as it streams and unpacked beside
 /// itself; an `X/` already there is used only when it holds the very same bundle (same
 /// checksum list), so a stale or foreign directory beside a truncated archive is never trusted.
-fn bundle_dir(from: Option<&Path>) -> restorer::Result<PathBuf> {
+/// A directory this call unpacks is put in `unpacked`.
+fn bundle_dir(from: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::Result<PathBuf> {
     let Some(from) = from else {
         return Ok(restore::default_bundle_dir());
     };
@@ -209,6 +230,7 @@ fn bundle_dir(from: Option<&Path>) -> restorer::Result<PathBuf> {
     } else {
         eprintln!("unpacking {} into {} (verified as it streams)", from.display(), dest.display());
         unpack::unpack(from, &dest)?;
+        *unpacked = Some(dest.clone());
     }
     Ok(dest)
 }
@@ -219,7 +241,7 @@ fn progress(entry: &str, size: u64) {
     }
 }
 
-fn run(cli: Cli) -> restorer::Result<i32> {
+fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
     // `verify --from X.tar.gz` reads the archive itself, extracting nothing.
     let archive = match (&cli.command, cli.from.as_deref()) {
         (Some(Command::Verify), Some(from)) => archive_stem(from)?.map(|_| from.to_path_buf()),
@@ -227,7 +249,7 @@ fn run(cli: Cli) -> restorer::Result<i32> {
     };
     let dir = match &archive {
         Some(a) => a.clone(),
-        None => bundle_dir(cli.from.as_deref())?,
+        None => bundle_dir(cli.from.as_deref(), unpacked)?,
     };
     match cli.command {
         Some(Command::Verify) => {
@@ -404,7 +426,9 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         postgres_url: a.postgres_url.clone(),
         overwrite: a.overwrite,
         install: !a.no_install,
+        install_packages: a.install_packages,
         services: !a.no_services,
+        start_services: a.start_services,
         checkpoint_dir: a.checkpoint_dir.clone(),
         pg_bin: a.pg_bin.clone(),
         force: a.force,
@@ -414,12 +438,13 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
     // A bare host has no PostgreSQL to reach yet: verify the bundle, then install what it needs
     // before the plan can look at the server (the full prerequisites step then finds nothing).
     let local_pg = opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::steps::is_root();
-    if local_pg && !a.dry_run && !a.no_install && opts.root == Path::new("/") {
+    if local_pg && !a.dry_run && opts.installs() {
         let (m, report) = verify::verify_dir(&dir, progress)?;
         let m = match m {
             Some(m) if report.ok() => m,
             _ => return Err(report.into_error()),
         };
+        restorer::names::check(&m)?;
         if let Some(missing) = restorer::steps::system::missing_packages(&m.requirements).filter(|v| !v.is_empty()) {
             if !a.yes {
                 confirm(&format!(
@@ -452,7 +477,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         let attempt = || restorer::steps::local_pg::TempSuperuser::create(&a.pg_socket, a.pg_port);
         // A freshly installed cluster may not be running (no systemd, policy-rc.d): start it once.
         let created = attempt().or_else(|e| {
-            if a.dry_run {
+            if a.dry_run || !opts.starts_services() {
                 return Err(e);
             }
             eprintln!("the local PostgreSQL does not answer ({e}); starting it");
@@ -499,10 +524,10 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         if json {
             println!(
                 "{}",
-                serde_json::json!({"plan": prepared.plan, "docker": restorer::steps::docker::plan_lines(m, prepared.docker), "missing_packages": prepared.missing_packages, "verify": prepared.verify, "preflight": prepared.findings})
+                serde_json::json!({"plan": prepared.plan, "docker": restorer::steps::docker::plan_lines(m, prepared.docker), "missing_packages": prepared.missing_packages, "install_skipped": opts.install_skipped(), "services_skipped": opts.services_skipped(), "verify": prepared.verify, "preflight": prepared.findings})
             );
         } else {
-            print_plan(&prepared);
+            print_plan(&prepared, &opts);
         }
         let blocked = prepared.findings.iter().any(|f| f.blocker);
         return Ok(if prepared.plan.refusals().is_empty() && !blocked { exit::OK } else { exit::REFUSED });
@@ -511,7 +536,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
     restore::check_refusals(&prepared.plan)?;
     if !a.yes {
         if std::io::stdin().is_terminal() {
-            print_plan(&prepared);
+            print_plan(&prepared, &opts);
         }
         confirm(&format!(
             "\nThis restores the bundle of {} ({}) onto {}. Type RESTORE to continue: ",
@@ -616,7 +641,7 @@ fn write_private(path: &Path, text: &str) -> restorer::Result<()> {
     Ok(())
 }
 
-fn print_plan(p: &restore::Prepared) {
+fn print_plan(p: &restore::Prepared, opts: &Options) {
     let m = &p.manifest;
     println!(
         "Bundle: {} from {} ({}), created {}",
@@ -648,10 +673,12 @@ fn print_plan(p: &restore::Prepared) {
             p.pg_restore.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
         );
     }
+    let install_skipped = opts.install_skipped();
     match &p.missing_packages {
-        Some(missing) if !missing.is_empty() => {
-            println!("Packages to install: {}", missing.join(" "))
-        }
+        Some(missing) if !missing.is_empty() => match install_skipped {
+            Some(why) => println!("Packages missing, NOT installed ({why}): {}", missing.join(" ")),
+            None => println!("Packages to install: {}", missing.join(" ")),
+        },
         Some(_) => println!("Packages: all required packages present"),
         None if !m.requirements.is_empty() => {
             println!("Packages (cannot check here, no dpkg): {}", m.requirements.join(" "))
@@ -665,8 +692,15 @@ fn print_plan(p: &restore::Prepared) {
             println!("  {line}");
         }
     }
-    if !m.services.start.is_empty() {
-        println!("Services to start: {}", m.services.start.join(", "));
+    if !m.services.start.is_empty() || !m.services.health.is_empty() {
+        match opts.services_skipped() {
+            Some(why) => println!(
+                "Services NOT started, health checks NOT run ({why}): {}",
+                m.services.start.iter().chain(&m.services.health).cloned().collect::<Vec<_>>().join(", ")
+            ),
+            None if !m.services.start.is_empty() => println!("Services to start: {}", m.services.start.join(", ")),
+            None => {}
+        }
     }
     for w in &m.warnings {
         println!("warning (from packing): {w}");

@@ -323,6 +323,13 @@ impl Manifest {
             .chain(self.sqlite.iter().map(|s| (s.path.as_path(), false)));
         for (path, is_dir) in paths {
             layout::relative_of_absolute(path)?;
+            if path.starts_with(layout::RESTORE_STATE_DIR) {
+                return Err(Error::Unsafe(format!(
+                    "{} lies in {}, the restore's own checkpoints: a bundle never writes there",
+                    path.display(),
+                    layout::RESTORE_STATE_DIR
+                )));
+            }
             if targets.insert(path, is_dir).is_some() {
                 return Err(Error::Unsafe(format!("{} is restored by two records", path.display())));
             }

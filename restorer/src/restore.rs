@@ -29,10 +29,16 @@ pub struct Options {
     pub postgres_url: Option<String>,
     /// Replace existing data (kept in the checkpoint).
     pub overwrite: bool,
-    /// Install prerequisites.
+    /// Install prerequisites (no `--no-install`). Under a `--root` other than `/` only with
+    /// `install_packages` as well: see [`Options::installs`].
     pub install: bool,
-    /// Start services.
+    /// `--install-packages`: install even under a `--root` other than `/`.
+    pub install_packages: bool,
+    /// Start services (no `--no-services`). Under a `--root` other than `/` only with
+    /// `start_services` as well: see [`Options::starts_services`].
     pub services: bool,
+    /// `--start-services`: start services and run health checks even under another `--root`.
+    pub start_services: bool,
     /// Checkpoint directory (default under the root's /var/lib/n8n-restore/checkpoints).
     pub checkpoint_dir: Option<PathBuf>,
     /// Directory holding pg_restore.
@@ -43,6 +49,45 @@ pub struct Options {
     pub health_tries: u32,
     /// Targets that appeared while the prerequisites were installed (package defaults).
     pub installed_defaults: std::collections::HashSet<PathBuf>,
+}
+
+impl Options {
+    fn real_root(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// Whether packages are installed: a restore under another root changes nothing of the
+    /// host itself unless asked explicitly.
+    pub fn installs(&self) -> bool {
+        self.install && (self.real_root() || self.install_packages)
+    }
+
+    /// Whether services are started and health-checked (the same rule).
+    pub fn starts_services(&self) -> bool {
+        self.services && (self.real_root() || self.start_services)
+    }
+
+    /// Why packages are not installed, when they are not.
+    pub fn install_skipped(&self) -> Option<&'static str> {
+        if !self.install {
+            Some("--no-install")
+        } else if !self.installs() {
+            Some("--root is not /: nothing is installed on this host without --install-packages")
+        } else {
+            None
+        }
+    }
+
+    /// Why services are not started, when they are not.
+    pub fn services_skipped(&self) -> Option<&'static str> {
+        if !self.services {
+            Some("--no-services")
+        } else if !self.starts_services() {
+            Some("--root is not /: no service is started (nor health-checked) without --start-services")
+        } else {
+            None
+        }
+    }
 }
 
 /// Everything decided before anything changes.
@@ -78,6 +123,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         _ => return Err(verify.into_error()),
     };
     steps::files::check_targets_inside(&manifest, &opts.root)?;
+    crate::names::check(&manifest)?;
     let conflicts = steps::n8n::conflicts(&manifest, &opts.root);
     if !conflicts.is_empty() && !opts.force {
         return Err(Error::Refused(format!("{}. Nothing was changed; --force goes on anyway", conflicts.join("; "))));
@@ -136,7 +182,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         }
         None => None,
     };
-    let (facts, needs) = steps::preflight::gather(&manifest, &opts.root, opts.services, server_major);
+    let (facts, needs) = steps::preflight::gather(&manifest, &opts.root, opts.starts_services(), server_major);
     let findings = steps::preflight::assess(&facts, &needs);
     let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
     let missing_packages = steps::system::missing_packages(&manifest.requirements);
@@ -204,12 +250,22 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
     let stamp = started_at.format("%Y%m%d%H%M%S").to_string();
     let cp_dir = opts.checkpoint_dir.clone().unwrap_or_else(|| {
         // Unique even for two restores within one second.
-        let base = opts.root.join("var/lib/n8n-restore/checkpoints");
+        let base = opts.root.join(crate::layout::CHECKPOINTS_DIR);
         (0..)
             .map(|i| base.join(if i == 0 { stamp.clone() } else { format!("{stamp}-{i}") }))
             .find(|p| !p.exists())
             .unwrap()
     });
+    if opts.checkpoint_dir.is_none() {
+        // The default lies under the root: a link already there (`ROOT/var -> /elsewhere`) must
+        // not carry the journal and the files moved aside out of it. A directory the operator
+        // names is theirs to choose.
+        steps::files::check_inside_root(&cp_dir, &opts.root).map_err(|e| {
+            Error::Refused(format!(
+                "{e}: the checkpoint would land there. Nothing was changed; pass --checkpoint-dir DIR"
+            ))
+        })?;
+    }
     let mut cp = Checkpoint::create(&cp_dir, &opts.root, &opts.bundle_dir.display().to_string())?;
     let mut steps = Steps { list: Vec::new() };
     steps.list.push(StepResult {
@@ -231,10 +287,11 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
     // Services and health checks come after a valid restore; a service that does not start or
     // does not answer fails the restore like any other step (and is rolled back).
     let applied = applied.and_then(|validation| {
-        if !validation.iter().all(|c| c.ok) || !opts.services {
-            if !opts.services {
-                steps.skip("services", "--no-services");
-            }
+        if !validation.iter().all(|c| c.ok) {
+            return Ok(validation);
+        }
+        if let Some(why) = opts.services_skipped() {
+            steps.skip("services", why);
             return Ok(validation);
         }
         if p.docker {
@@ -299,7 +356,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
                 },
             });
             // Services that were started on the restored files run on the old ones again.
-            if opts.services && steps.list.iter().any(|s| s.step == "services") {
+            if opts.starts_services() && steps.list.iter().any(|s| s.step == "services") {
                 for s in &p.manifest.services.start {
                     if let Err(e) = steps::system::start_service(s) {
                         warnings.push(format!("after the rollback, {s} did not restart: {e}"));
@@ -342,7 +399,7 @@ fn apply_all(
     log: &mut impl FnMut(&str),
 ) -> Result<Vec<steps::validate::Check>> {
     let m = &p.manifest;
-    match (&p.missing_packages, opts.install) {
+    match (&p.missing_packages, opts.installs()) {
         (Some(missing), true) => steps.run("prerequisites", log, || {
             steps::system::install(missing)?;
             Ok((
@@ -358,10 +415,11 @@ fn apply_all(
             steps.skip("prerequisites", "no dpkg on this host");
         }
         (Some(missing), false) if !missing.is_empty() => {
-            warnings.push(format!("--no-install: these packages are missing: {}", missing.join(" ")));
-            steps.skip("prerequisites", "--no-install");
+            let why = opts.install_skipped().unwrap_or("--no-install");
+            warnings.push(format!("{why}; these packages are missing: {}", missing.join(" ")));
+            steps.skip("prerequisites", why);
         }
-        _ => steps.skip("prerequisites", if opts.install { "nothing required" } else { "--no-install" }),
+        _ => steps.skip("prerequisites", opts.install_skipped().unwrap_or("nothing required")),
     }
 
     // Owners first: files come back owned by name.
@@ -433,7 +491,7 @@ fn apply_all(
             let (project, service) = steps::docker::project_of(&projects, db)?;
             let (facts, target) = steps.run(&format!("start {service}"), log, || {
                 steps::docker::up(cp, project, &[service.as_str()])?;
-                let (facts, target) = steps::docker::database_of(project, &service, opts.health_tries)?;
+                let (facts, target) = steps::docker::database_of(project, &service, steps::docker::DB_READY_TRIES)?;
                 let detail = format!("{} accepts connections at {}", facts.name, target.host_port());
                 Ok(((facts, target), detail))
             })?;
@@ -531,13 +589,22 @@ fn apply_all(
 fn checkpoint_base(opts: &Options) -> PathBuf {
     match &opts.checkpoint_dir {
         Some(d) => d.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
-        None => opts.root.join("var/lib/n8n-restore/checkpoints"),
+        None => opts.root.join(crate::layout::CHECKPOINTS_DIR),
     }
 }
 
-/// Checkpoints of interrupted restores on this target.
+/// Checkpoints of interrupted restores on this target: journals of this very root only, and
+/// under the default base only when that base lies inside the root (not through a link out).
 pub fn interrupted(opts: &Options) -> Vec<Checkpoint> {
-    Checkpoint::interrupted(&checkpoint_base(opts))
+    let base = checkpoint_base(opts);
+    if opts.checkpoint_dir.is_none() && steps::files::check_inside_root(&base.join("x"), &opts.root).is_err() {
+        return Vec::new();
+    }
+    let same_root = |c: &Checkpoint| match (std::fs::canonicalize(&c.root), std::fs::canonicalize(&opts.root)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => c.root == opts.root,
+    };
+    Checkpoint::interrupted(&base).into_iter().filter(same_root).collect()
 }
 
 /// Rolls back every interrupted restore, oldest last-change first. Refuses to go on when one

@@ -44,3 +44,48 @@ pub fn integrity_check(conn: &Connection, path: &Path) -> Result<()> {
         Err(Error::Validation(format!("{}: integrity_check: {}", path.display(), lines.join("; "))))
     }
 }
+
+/// A SQLite error as SQLite itself words it. rusqlite shows the connection's last message,
+/// which after a failed backup step or a full disk can be a stale "not an error" next to
+/// "Error code 13"; the result code is what happened, so it leads: "database or disk is full".
+pub fn describe(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode as C;
+    let rusqlite::Error::SqliteFailure(f, msg) = e else { return e.to_string() };
+    let what = match f.code {
+        C::DiskFull => "database or disk is full".to_string(),
+        C::DatabaseBusy => "database is locked".to_string(),
+        C::DatabaseLocked => "database table is locked".to_string(),
+        C::ReadOnly => "attempt to write a readonly database".to_string(),
+        C::CannotOpen => "unable to open database file".to_string(),
+        C::DatabaseCorrupt => "database disk image is malformed".to_string(),
+        C::NotADatabase => "file is not a database".to_string(),
+        C::SystemIoFailure => "disk I/O error".to_string(),
+        C::PermissionDenied => "access permission denied".to_string(),
+        C::OutOfMemory => "out of memory".to_string(),
+        C::ConstraintViolation => "constraint failed".to_string(),
+        C::TooBig => "string or blob too big".to_string(),
+        C::SchemaChanged => "database schema has changed".to_string(),
+        _ => f.to_string(),
+    };
+    match msg.as_deref() {
+        Some(m) if m != "not an error" && m != what && !m.is_empty() => format!("{what}: {m}"),
+        _ => what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 8): a full disk reads "database or disk is full", never the stale
+    /// "not an error" rusqlite can carry next to code 13.
+    #[test]
+    fn full_disk_reads_as_full_disk() {
+        let stale = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(13), Some("not an error".into()));
+        assert_eq!(describe(&stale), "database or disk is full");
+        let plain = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(13), None);
+        assert_eq!(describe(&plain), "database or disk is full");
+        let with_msg = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(1), Some("no such table: x".into()));
+        assert!(describe(&with_msg).ends_with("no such table: x"), "{}", describe(&with_msg));
+    }
+}

@@ -59,14 +59,14 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
             true
         }
         Err(e) => {
-            log(&format!("backup FAILED: {e:#}"));
+            log(&format!("backup FAILED: {}", crate::error_text::chain(&e)));
             false
         }
     };
     if ok {
         if let Some(n) = cfg.schedule.verify_every.filter(|n| *n > 0) {
             if let Err(e) = verify_if_due(cfg, n) {
-                log(&format!("verification FAILED to run: {e:#}"));
+                log(&format!("verification FAILED to run: {}", crate::error_text::chain(&e)));
             }
         }
     }
@@ -80,7 +80,7 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
             lines.iter().filter(|l| l.action == "keep").count(),
             lines.iter().filter(|l| l.action == "delete").count()
         )),
-        Err(e) => log(&format!("prune FAILED: {e:#}")),
+        Err(e) => log(&format!("prune FAILED: {}", crate::error_text::chain(&e))),
     }
     ok
 }
@@ -99,11 +99,11 @@ fn ship_all(cfg: &Config, bundle: &Path) {
         match &result {
             Ok(()) => log(&format!("shipped to {dest} (verified)")),
             Err(e) => {
-                log(&format!("ship to {dest} FAILED: {e:#}"));
+                log(&format!("ship to {dest} FAILED: {}", crate::error_text::chain(e)));
                 let mut ev =
                     crate::notify::Event::new(crate::notify::Kind::ShipFailed, format!("bundle not shipped to {dest}"));
                 ev.bundle = Some(bundle.display().to_string());
-                ev.error = Some(format!("{e:#}"));
+                ev.error = Some(crate::error_text::chain(e));
                 ev.what_to_do =
                     Some("check ssh access to the destination (keys, known_hosts, disk space there)".into());
                 crate::job::notify_and_log(cfg, &ev, &mut log);

@@ -106,6 +106,7 @@ pub fn describe(c: &Compose, containers: &[ContainerFacts], section: &str) -> Re
             image: image.unwrap_or_default(),
             image_id: None,
             repo_digests: vec![],
+            ports: vec![],
         })
         .collect();
     // A running container says more about what runs now than a stopped one.
@@ -122,6 +123,7 @@ pub fn describe(c: &Compose, containers: &[ContainerFacts], section: &str) -> Re
         }
         s.image_id = Some(f.image_id.clone()).filter(|i| !i.is_empty());
         s.repo_digests = container::repo_digests(&f.image_id);
+        s.ports = f.published_ports.clone();
     }
     Ok(ComposeProject { project: c.project.clone(), directory: c.directory.clone(), files: c.files.clone(), services })
 }

@@ -202,6 +202,16 @@ impl Walker<'_> {
         if !self.seen.insert(path.to_path_buf()) {
             return Ok(false);
         }
+        if path.starts_with(layout::RESTORE_STATE_DIR) {
+            // The restore refuses a bundle writing there (the next restore would replay a
+            // journal from it); its checkpoints belong to this host, not to a backup.
+            self.out.notes.push(format!(
+                "{} not captured: it is the restore's own state ({})",
+                path.display(),
+                layout::RESTORE_STATE_DIR
+            ));
+            return Ok(false);
+        }
         let m = fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
         let meta = meta_of(&m, &self.accounts);
         let ft = m.file_type();

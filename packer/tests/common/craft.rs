@@ -37,6 +37,9 @@ pub struct Crafted {
     pub manifest: serde_json::Value,
     /// Every entry but manifest.json and checksums.sha256, in order.
     pub entries: Vec<Entry>,
+    /// Entries written after checksums.sha256 (a bundle must end with it): empty unless a test
+    /// adds some.
+    pub after: Vec<Entry>,
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -61,7 +64,7 @@ impl Crafted {
                 _ => entries.push(Entry { name, kind: EntryType::Regular, data, link: None }),
             }
         }
-        Crafted { manifest: manifest.unwrap(), entries }
+        Crafted { manifest: manifest.unwrap(), entries, after: Vec::new() }
     }
 
     /// The entry with this name.
@@ -106,6 +109,9 @@ impl Crafted {
             append_raw(&mut b, e);
         }
         append_raw(&mut b, &Entry::file("checksums.sha256", text.as_bytes()));
+        for e in &self.after {
+            append_raw(&mut b, e);
+        }
         b.into_inner().unwrap().finish().unwrap().flush().unwrap();
     }
 }

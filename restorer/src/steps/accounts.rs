@@ -10,19 +10,21 @@ use crate::manifest::Manifest;
 use crate::owners::Accounts;
 use crate::Result;
 
-/// Users and groups named in the manifest that `accounts` lacks, sorted.
+/// Users and groups named in the manifest that `accounts` lacks, sorted. A name that is not a
+/// valid account name ([`crate::names::is_account`]: it could read as an option to useradd) is
+/// never created; its files keep their numeric ids.
 pub fn missing(manifest: &Manifest, accounts: &Accounts) -> (Vec<String>, Vec<String>) {
     let metas = manifest.files.iter().map(|f| &f.meta).chain(manifest.sqlite.iter().map(|s| &s.meta));
     let mut users = BTreeSet::new();
     let mut groups = BTreeSet::new();
     for m in metas {
         if let Some(u) = &m.user {
-            if accounts.uid(u).is_none() {
+            if accounts.uid(u).is_none() && crate::names::is_account(u) {
                 users.insert(u.clone());
             }
         }
         if let Some(g) = &m.group {
-            if accounts.gid(g).is_none() {
+            if accounts.gid(g).is_none() && crate::names::is_account(g) {
                 groups.insert(g.clone());
             }
         }
@@ -35,7 +37,7 @@ pub fn missing(manifest: &Manifest, accounts: &Accounts) -> (Vec<String>, Vec<St
 pub fn create(cp: &mut Checkpoint, users: &[String], groups: &[String]) -> Result<()> {
     for g in groups {
         cp.record(Change::GroupCreated { group: g.clone() })?;
-        super::run(Command::new("groupadd").args(["--system", g]))?;
+        super::run(Command::new("groupadd").args(["--system", "--", g]))?;
     }
     let now = Accounts::system();
     for u in users {
@@ -47,7 +49,7 @@ pub fn create(cp: &mut Checkpoint, users: &[String], groups: &[String]) -> Resul
         } else {
             c.arg("--no-user-group");
         }
-        super::run(c.arg(u))?;
+        super::run(c.arg("--").arg(u))?;
     }
     Ok(())
 }

@@ -183,6 +183,11 @@ pub fn up(cp: &mut Checkpoint, p: &Compose, services: &[&str]) -> Result<()> {
     run(&mut p.command(&args)).map(|_| ())
 }
 
+/// How often [`database_of`] tries, 2 s apart: a fresh volume's first start runs initdb and the
+/// image's init scripts, which on a loaded host takes a minute or more. Not `--health-tries`:
+/// that is for the operator's own checks after everything runs.
+pub const DB_READY_TRIES: u32 = 150;
+
 /// Waits until the PostgreSQL server in `service`'s container accepts connections over its
 /// network address (the image's init server listens on its socket only, so an answer there is
 /// the real server). Returns the container and how to reach it.

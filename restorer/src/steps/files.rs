@@ -51,31 +51,37 @@ pub fn observe_sqlite(manifest: &Manifest, root: &Path) -> Result<Vec<PathState>
 /// a symbolic link already on the target (say `ROOT/etc -> /elsewhere`) cannot carry a write
 /// outside it. Checked before anything changes; the writer checks again as it goes.
 pub fn check_targets_inside(manifest: &Manifest, root: &Path) -> Result<()> {
-    let canonical_root = match fs::canonicalize(root) {
-        Ok(r) => r,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()), // nothing there yet
-        Err(e) => return Err(Error::io("resolving", root, e)),
-    };
     let paths = manifest.files.iter().map(|f| &f.path).chain(manifest.sqlite.iter().map(|s| &s.path));
     for p in paths {
-        let target = layout::target_path(root, p)?;
-        let mut anc = target.parent();
-        while let Some(a) = anc {
-            if fs::symlink_metadata(a).is_ok() {
-                let real = fs::canonicalize(a).ctx("resolving", a)?;
-                if !real.starts_with(&canonical_root) {
-                    return Err(Error::Unsafe(format!(
-                        "{} would be written through {} which resolves to {}, outside the restore root {}",
-                        target.display(),
-                        a.display(),
-                        real.display(),
-                        root.display()
-                    )));
-                }
-                break;
+        check_inside_root(&layout::target_path(root, p)?, root)?;
+    }
+    Ok(())
+}
+
+/// `path` (below `root`) would be created or written inside the root: its nearest existing
+/// ancestor resolves there. Nothing exists yet under a missing root, so anything is inside it.
+pub fn check_inside_root(path: &Path, root: &Path) -> Result<()> {
+    let canonical_root = match fs::canonicalize(root) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("resolving", root, e)),
+    };
+    let mut anc = path.parent();
+    while let Some(a) = anc {
+        if fs::symlink_metadata(a).is_ok() {
+            let real = fs::canonicalize(a).ctx("resolving", a)?;
+            if !real.starts_with(&canonical_root) {
+                return Err(Error::Unsafe(format!(
+                    "{} would be written through {} which resolves to {}, outside the restore root {}",
+                    path.display(),
+                    a.display(),
+                    real.display(),
+                    root.display()
+                )));
             }
-            anc = a.parent();
+            break;
         }
+        anc = a.parent();
     }
     Ok(())
 }
@@ -342,9 +348,11 @@ impl<'a> FileWriter<'a> {
         f.set_permissions(fs::Permissions::from_mode(meta.mode & 0o7777)).ctx("setting mode of", path)
     }
 
-    /// Flushes everything written to disk (`sync`; one call rather than an fsync per file).
+    /// Flushes everything written to disk (the sync(2) call, in-process; one call rather than an
+    /// fsync per file).
     pub fn sync_all(&self) -> Result<()> {
-        super::run(&mut std::process::Command::new("sync")).map(|_| ())
+        rustix::fs::sync();
+        Ok(())
     }
 
     /// Applies directory modes, owners and times, deepest first, after everything inside them

@@ -11,15 +11,13 @@ pub mod roles;
 pub mod system;
 pub mod validate;
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::Command;
 
 use crate::{Error, Result};
 
-/// True when the process runs as root (the owner of `/proc/self` is the effective uid).
+/// True when the process runs as root (effective uid 0).
 pub fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    rustix::process::geteuid().is_root()
 }
 
 /// Runs a command to completion; on failure the error names the command, its exit status and
@@ -46,8 +44,11 @@ pub fn run(cmd: &mut Command) -> Result<String> {
     }
 }
 
-/// Finds a program on PATH.
+/// Finds a program on PATH (in-process: `which` is not on every host).
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| Path::new(p).is_file())
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }

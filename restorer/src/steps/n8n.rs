@@ -2,9 +2,7 @@
 //! older n8n on the target), proof after the restore that the restored key decrypts a restored
 //! credential, and taking back one workflow through n8n's public API.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -130,65 +128,23 @@ pub fn find_workflow<'a>(manifest: &'a Manifest, key: &str) -> Result<&'a Workfl
     }
 }
 
-/// One HTTP exchange through the system's curl. The API key travels in curl's configuration on
-/// stdin, never on a command line.
+/// One exchange with n8n's public API: plain HTTP natively, https through the system's curl
+/// (the restore has no TLS stack). The API key travels only in a request header (on curl's
+/// stdin for https), never on a command line, and no message here repeats it.
 pub fn http(method: &str, url: &str, api_key: &str, body: Option<&Value>) -> Result<(u16, Value)> {
-    let mut config = format!("url = \"{url}\"\nrequest = \"{method}\"\nheader = \"X-N8N-API-KEY: {api_key}\"\nheader = \"Accept: application/json\"\n");
-    let body_file = match body {
-        Some(b) => {
-            let f = tempfile_in_tmp(&serde_json::to_vec(b).expect("serialises"))?;
-            config += &format!("header = \"Content-Type: application/json\"\ndata-binary = \"@{}\"\n", f.display());
-            Some(f)
-        }
-        None => None,
-    };
-    let run = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-K", "-", "-w", "\n%{http_code}"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Other(format!("cannot run curl ({e}): install curl to talk to n8n")));
-    let result = run.and_then(|mut child| {
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(config.as_bytes())
-            .map_err(|e| Error::io("writing to", "curl", e))?;
-        child.wait_with_output().map_err(|e| Error::io("running", "curl", e))
-    });
-    if let Some(f) = body_file {
-        let _ = std::fs::remove_file(f);
+    let body = body.map(|b| serde_json::to_vec(b).expect("serialises"));
+    let mut headers = vec![("X-N8N-API-KEY", api_key), ("Accept", "application/json")];
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
     }
-    let out = result?;
-    if !out.status.success() {
-        return Err(Error::Other(format!(
-            "n8n does not answer at {url}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let code: u16 = code.trim().parse().unwrap_or(0);
-    Ok((code, serde_json::from_str(body).unwrap_or(Value::String(body.to_string()))))
-}
-
-fn tempfile_in_tmp(bytes: &[u8]) -> Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = std::env::temp_dir().join(format!(
-        "restore-body-{}-{}.json",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io("creating", &path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io("writing", &path, e))?;
-    Ok(path)
+    let r = crate::http::fetch(method, url, &headers, body.as_deref(), std::time::Duration::from_secs(30)).map_err(
+        |e| match e {
+            crate::http::HttpError::NoCurl { .. } => Error::Refused(e.to_string()),
+            e => Error::Other(format!("n8n does not answer: {e}")),
+        },
+    )?;
+    let text = String::from_utf8_lossy(&r.body);
+    Ok((r.status, serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()))))
 }
 
 /// What `restore workflow --to-n8n` did.
@@ -311,4 +267,81 @@ pub fn push_workflow(
         missing_credentials: missing,
         mapped_credentials: mapped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A scripted n8n stand-in on a real socket: answers the i-th request with `answers[i]`
+    /// (status, JSON body) and hands back every request it read (head and body).
+    fn scripted(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (status, body) in answers {
+                let (mut s, _) = l.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 8192];
+                // Head, then as many body bytes as Content-Length says.
+                loop {
+                    let n = s.read(&mut buf).unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                }
+                seen.push(String::from_utf8_lossy(&req).into_owned());
+                let answer = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                s.write_all(answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (base, h)
+    }
+
+    /// --to-n8n over http:// needs no curl: the workflow is created through n8n's public API
+    /// with the key in the X-N8N-API-KEY header, under NAME_backup_DATE.
+    #[test]
+    fn pushes_a_workflow_over_plain_http() {
+        let (base, h) = scripted(vec![
+            (200, r#"{"data":[]}"#),
+            (200, r#"{"data":[],"nextCursor":null}"#),
+            (200, r#"{"id":"new1","name":"Flow_backup_20260101"}"#),
+        ]);
+        let doc = serde_json::json!({"name": "Flow", "nodes": [], "connections": {}});
+        let pushed = push_workflow(&base, "secret-key-123", &doc, "20260101", false, false).unwrap();
+        assert_eq!((pushed.id.as_str(), pushed.name.as_str()), ("new1", "Flow_backup_20260101"));
+        let seen = h.join().unwrap();
+        assert!(seen[0].starts_with("GET /api/v1/workflows?limit=1 HTTP/1.1\r\n"), "{}", seen[0]);
+        assert!(seen.iter().all(|r| r.contains("\r\nX-N8N-API-KEY: secret-key-123\r\n")), "{seen:?}");
+        assert!(seen[2].starts_with("POST /api/v1/workflows HTTP/1.1\r\n"), "{}", seen[2]);
+        assert!(
+            seen[2].contains("Content-Type: application/json") && seen[2].contains(r#""name":"Flow_backup_20260101""#)
+        );
+    }
+
+    /// A rejected key is refused with what to do, and the key itself never appears in the error.
+    #[test]
+    fn rejected_key_is_named_but_never_printed() {
+        let (base, h) = scripted(vec![(401, r#"{"message":"unauthorized"}"#)]);
+        let doc = serde_json::json!({"name": "Flow"});
+        let e = push_workflow(&base, "secret-key-123", &doc, "20260101", false, false).unwrap_err().to_string();
+        h.join().unwrap();
+        assert!(e.contains("rejected the API key") && !e.contains("secret-key-123"), "{e}");
+    }
 }

@@ -27,7 +27,8 @@ pub struct HostFacts {
     pub is_root: bool,
     /// Restoring onto `/` (not under `--root`).
     pub real_root: bool,
-    /// Free bytes where the files go.
+    /// Free bytes on the file system the files go to (statvfs on the root, or its nearest
+    /// existing ancestor).
     pub free_bytes: Option<u64>,
     /// systemd is PID 1.
     pub systemd: bool,
@@ -46,8 +47,10 @@ pub struct Needs {
     pub bytes: u64,
     /// Services it will start (empty with --no-services).
     pub services: Vec<String>,
-    /// Newest PostgreSQL major among the dumps.
+    /// Newest PostgreSQL major among the dumps restored into the host's server.
     pub dump_major: Option<u32>,
+    /// Host ports the compose projects publish: (port, "service S of project P").
+    pub published: Vec<(u16, String)>,
 }
 
 /// Ports well-known services listen on, and the command names that may hold them.
@@ -99,6 +102,15 @@ pub fn assess(f: &HostFacts, n: &Needs) -> Vec<Finding> {
                     fix: format!("stop and disable {holder}, or restore with --no-services"),
                 });
             }
+        }
+    }
+    for (port, who) in &n.published {
+        if let Some((_, holder)) = f.listeners.iter().find(|(lp, _)| lp == port) {
+            out.push(Finding {
+                blocker: true,
+                what: format!("port {port} is held by {holder}: {who} publishes it and could not start"),
+                fix: format!("stop and disable {holder}, or restore with --no-services"),
+            });
         }
     }
     if let (Some(server), Some(dump)) = (f.server_major, n.dump_major) {
@@ -154,15 +166,6 @@ fn listeners() -> Vec<(u16, String)> {
         .collect()
 }
 
-fn free_bytes(root: &Path) -> Option<u64> {
-    let mut p = root.to_path_buf();
-    while !p.exists() {
-        p = p.parent()?.to_path_buf();
-    }
-    let out = Command::new("df").args(["-B1", "--output=avail"]).arg(&p).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().nth(1)?.trim().parse().ok()
-}
-
 fn policy_rc_d_denies() -> bool {
     let p = Path::new("/usr/sbin/policy-rc.d");
     // policy-rc.d's contract: exit 101 means "action forbidden".
@@ -174,19 +177,49 @@ pub fn gather(manifest: &Manifest, root: &Path, services: bool, server_major: Op
     let facts = HostFacts {
         is_root: super::is_root(),
         real_root: root == Path::new("/"),
-        free_bytes: free_bytes(root),
+        free_bytes: crate::space::of(root).map(|s| s.free),
         systemd: Path::new("/run/systemd/system").is_dir(),
         policy_rc_d_denies: services && policy_rc_d_denies(),
         listeners: if services { listeners() } else { Vec::new() },
         server_major,
     };
-    let files: u64 = manifest.payload_size() - manifest.postgres.iter().map(|d| d.size).sum::<u64>();
+    // What is written under the root: captured files and SQLite copies (not the bundle's own
+    // support entries: the restore binary, saved images, ... stay in the bundle directory).
+    let files: u64 = manifest
+        .files
+        .iter()
+        .map(|f| match f.content {
+            crate::manifest::FileContent::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum::<u64>()
+        + manifest.sqlite.iter().map(|d| d.size).sum::<u64>();
     // A restored database takes roughly its dump's size again (dumps are uncompressed); the
     // PostgreSQL data directory may live elsewhere, so this is a floor, not a promise.
+    // Compose projects start through the Docker engine, not init scripts: policy-rc.d does not
+    // apply to them; the ports they publish must be free.
+    let is_compose = |s: &String| s.ends_with(".yml") || s.ends_with(".yaml");
+    let published = match (&manifest.docker, services && root == Path::new("/")) {
+        (Some(d), true) => d
+            .compose
+            .iter()
+            .flat_map(|p| {
+                p.services.iter().flat_map(move |s| {
+                    s.ports.iter().map(move |port| (*port, format!("service {} of project {}", s.name, p.project)))
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let needs = Needs {
         bytes: files,
-        services: if services { manifest.services.start.clone() } else { Vec::new() },
-        dump_major: manifest.postgres.iter().map(|d| d.server_version_num / 10000).max(),
+        services: if services {
+            manifest.services.start.iter().filter(|s| !is_compose(s)).cloned().collect()
+        } else {
+            Vec::new()
+        },
+        dump_major: super::docker::host_databases(manifest).map(|d| d.server_version_num / 10000).max(),
+        published,
     };
     (facts, needs)
 }
@@ -201,7 +234,12 @@ mod tests {
 
     #[test]
     fn findings_table() {
-        let needs = Needs { bytes: 1000, services: vec!["postgresql".into(), "nginx".into()], dump_major: Some(15) };
+        let needs = Needs {
+            bytes: 1000,
+            services: vec!["postgresql".into(), "nginx".into()],
+            dump_major: Some(15),
+            published: vec![(5678, "service n8n of project n8n".into())],
+        };
         let cases: Vec<(HostFacts, Vec<&str>)> = vec![
             (ok_host(), vec![]),
             (HostFacts { is_root: false, ..ok_host() }, vec!["not running as root"]),
@@ -220,6 +258,12 @@ mod tests {
                 },
                 vec![],
             ),
+            // A port a compose service publishes, held by anyone (the project itself has no
+            // containers: that is refused on its own).
+            (
+                HostFacts { listeners: vec![(5678, "node (pid 4)".into())], ..ok_host() },
+                vec!["port 5678 is held by node (pid 4): service n8n of project n8n publishes it"],
+            ),
             (HostFacts { server_major: Some(13), ..ok_host() }, vec!["server is 13"]),
             (HostFacts { server_major: Some(16), ..ok_host() }, vec![]),
         ];
@@ -231,7 +275,7 @@ mod tests {
             }
         }
         // Nothing to start: ports and policy-rc.d do not matter.
-        let quiet = Needs { services: vec![], ..needs };
+        let quiet = Needs { services: vec![], published: vec![], ..needs };
         assert!(assess(
             &HostFacts { systemd: false, policy_rc_d_denies: true, listeners: vec![(80, "x".into())], ..ok_host() },
             &quiet

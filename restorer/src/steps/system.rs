@@ -14,7 +14,7 @@ pub fn missing_packages(packages: &[String]) -> Option<Vec<String>> {
         packages
             .iter()
             .filter(|p| {
-                let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();
+                let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", "--", p]).output();
                 !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
             })
             .cloned()
@@ -42,7 +42,7 @@ pub fn resolve_versions(packages: &[String], available: impl Fn(&str) -> bool) -
 
 fn apt_has(name: &str) -> bool {
     Command::new("apt-cache")
-        .args(["policy", name])
+        .args(["policy", "--", name])
         .output()
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
@@ -71,7 +71,7 @@ pub fn install(packages: &[String]) -> Result<()> {
     if super::which("apt-get").is_none() {
         if super::which("dnf").is_some() && super::is_root() {
             let names: Vec<String> = packages.iter().map(|p| dnf_name(p)).collect();
-            return super::run(Command::new("dnf").args(["install", "-y"]).args(&names)).map(|_| ());
+            return super::run(Command::new("dnf").args(["install", "-y", "--"]).args(&names)).map(|_| ());
         }
         return Err(Error::Refused(format!(
             "no apt-get or dnf on this host: install these yourself, then run again with --no-install: {}",
@@ -88,7 +88,9 @@ pub fn install(packages: &[String]) -> Result<()> {
     let _ = super::run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").arg("update"));
     let packages = resolve_versions(packages, apt_has);
     let mut cmd = Command::new("apt-get");
-    cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(&packages);
+    cmd.env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "--no-install-recommends", "--"])
+        .args(&packages);
     super::run(&mut cmd).map(|_| ())
 }
 
@@ -142,15 +144,17 @@ pub fn start_service(name: &str) -> Result<()> {
             )));
         }
         // `docker compose` (v2 plugin), else Debian's `docker-compose` (v1).
+        // The name is an absolute path (crate::names::check): never read as an option.
         return super::run(Command::new("docker").args(["compose", "-f", name, "up", "-d"]))
             .or_else(|_| super::run(Command::new("docker-compose").args(["-f", name, "up", "-d"])))
             .map(|_| ());
     }
     let mut cmd = if Path::new("/run/systemd/system").is_dir() {
         let mut c = Command::new("systemctl");
-        c.args(["restart", name]);
+        c.args(["restart", "--", name]);
         c
     } else {
+        // `service` takes no `--`; the name never starts with '-' (crate::names::check).
         let mut c = Command::new("service");
         c.args([name, "restart"]);
         c
@@ -182,15 +186,13 @@ fn probe(target: &str) -> std::result::Result<String, String> {
         }
         return Err(format!("{addr}: connection refused or timed out"));
     }
-    let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", target])
-        .output()
-        .map_err(|e| format!("cannot run curl: {e}"))?;
-    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    match code.parse::<u16>() {
-        Ok(c) if (200..400).contains(&c) => Ok(format!("HTTP {c}")),
-        Ok(0) | Err(_) => Err("no answer".into()),
-        Ok(c) => Err(format!("HTTP {c}")),
+    // Plain HTTP natively (a bare host has no curl); https through curl, which packer lists
+    // in the bundle's requirements for exactly this.
+    match crate::http::fetch("GET", target, &[], None, std::time::Duration::from_secs(5)) {
+        Ok(r) if (200..400).contains(&r.status) => Ok(format!("HTTP {}", r.status)),
+        Ok(r) if r.status == 0 => Err("no answer".into()),
+        Ok(r) => Err(format!("HTTP {}", r.status)),
+        Err(e) => Err(e.to_string()),
     }
 }
 
