@@ -238,7 +238,10 @@ tail -n 4 "$work/restore.log" >&2
 # it, validation, and only then the whole project.
 python3 - "$work/report.json" <<'PY' || fail "the restore's steps are not in the order that brings n8n back whole"
 import json, sys
-steps = [s["step"] for s in json.load(open(sys.argv[1]))["steps"]]
+r = json.load(open(sys.argv[1]))
+for s in r["steps"]:
+    print(f"  {s['result']:8} {s['step']:20} {s['duration_ms']:>6} ms  {s.get('detail', '')}", file=sys.stderr)
+steps = [s["step"] for s in r["steps"]]
 want = ["docker volumes", "files", "start postgres", "postgres n8n", "validate", "docker compose up", "health checks"]
 missing = [w for w in want if w not in steps]
 if missing or [steps.index(w) for w in want] != sorted(steps.index(w) for w in want):

@@ -19,8 +19,12 @@ cargo test --locked --workspace
 scripts/test-e2e.sh
 # The end-to-end test against a real n8n runs when n8n is already installed in the cache
 # (scripts/install-n8n.sh, ~3-10 min the first time); see README.
+# The same n8n under Docker Compose, packed, destroyed (down -v) and rebuilt by the restore
+# (its n8n image is built from that install: ~3 min the first time).
 if [ -x "${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}/n8n-2.8.4/node_modules/.bin/n8n" ] || [ -n "${N8N_E2E:-}" ]; then
   scripts/test-n8n.sh
+  scripts/test-compose-n8n.sh
 else
   echo "n8n end-to-end test skipped: n8n is not installed (run scripts/install-n8n.sh, or N8N_E2E=1 scripts/test.sh)"
+  echo "compose n8n end-to-end test skipped: n8n is not installed (run scripts/install-n8n.sh, or N8N_E2E=1 scripts/test.sh)"
 fi
