@@ -18,26 +18,6 @@ use serde_json::Value;
 
 const KEY: &str = "n8n-test-key-Ünïcødé-0123";
 
-/// Encrypts like n8n, with the openssl command line (independent of the code under test).
-fn encrypt(plain: &str, key: &str) -> String {
-    let t = tempfile::NamedTempFile::new().unwrap();
-    fs::write(t.path(), plain).unwrap();
-    // n8n hands the key to crypto-js as latin1 bytes; openssl takes bytes: pass them as such.
-    let latin1: Vec<u8> = key.chars().map(|c| c as u32 as u8).collect();
-    let pw = tempfile::NamedTempFile::new().unwrap();
-    fs::write(pw.path(), &latin1).unwrap();
-    let out = Command::new("openssl")
-        .args(["enc", "-aes-256-cbc", "-md", "md5", "-a", "-A", "-salt", "-in"])
-        .arg(t.path())
-        .arg("-pass")
-        .arg(format!("file:{}", pw.path().display()))
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn seed(c: &Cluster, db: &str) {
     c.psql("postgres", &format!("CREATE DATABASE {db}")).unwrap();
     c.psql_file(db, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/n8n/schema-2.8.4.sql")).unwrap();

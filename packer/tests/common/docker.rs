@@ -124,21 +124,3 @@ pub fn inspect(what: &str, format: &str, name: &str) -> String {
     assert!(o.status.success(), "docker {what} inspect {name}: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
-
-/// Encrypts like n8n, with the openssl command line (independent of the code under test).
-pub fn encrypt(plain: &str, key: &str) -> String {
-    let t = tempfile::NamedTempFile::new().unwrap();
-    fs::write(t.path(), plain).unwrap();
-    let pw = tempfile::NamedTempFile::new().unwrap();
-    fs::write(pw.path(), key).unwrap();
-    let out = Command::new("openssl")
-        .args(["enc", "-aes-256-cbc", "-md", "md5", "-a", "-A", "-salt", "-in"])
-        .arg(t.path())
-        .arg("-pass")
-        .arg(format!("file:{}", pw.path().display()))
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
-}

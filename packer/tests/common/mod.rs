@@ -7,7 +7,7 @@ pub mod docker;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use assert_cmd::prelude::*;
 
@@ -134,4 +134,24 @@ pub fn tree(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
+}
+
+/// Encrypts like n8n, with the openssl command line (independent of the code under test).
+pub fn encrypt(plain: &str, key: &str) -> String {
+    let t = tempfile::NamedTempFile::new().unwrap();
+    fs::write(t.path(), plain).unwrap();
+    // n8n hands the key to crypto-js as latin1 bytes; openssl takes bytes: pass them as such.
+    let latin1: Vec<u8> = key.chars().map(|c| c as u32 as u8).collect();
+    let pw = tempfile::NamedTempFile::new().unwrap();
+    fs::write(pw.path(), &latin1).unwrap();
+    let out = Command::new("openssl")
+        .args(["enc", "-aes-256-cbc", "-md", "md5", "-a", "-A", "-salt", "-in"])
+        .arg(t.path())
+        .arg("-pass")
+        .arg(format!("file:{}", pw.path().display()))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
 }
