@@ -149,6 +149,18 @@ check_host() { # name n
   rep=/srv/bundles/$stem/restore-report.json
   $FH ssh "$h" "grep -q '\"outcome\": \"restored\"' $rep" || fail "$h: report not green"
   $FH ssh "$h" "grep -q '\"detail\": \"HTTP 200\"' $rep" || fail "$h: the http:// health check did not answer 200"
+  # The order that brings the deployment back whole (other steps may sit in between).
+  local steps want s i=0
+  mapfile -t steps < <($FH ssh "$h" "grep -o '\"step\": \"[^\"]*\"' $rep" | sed 's/^"step": "//; s/"$//')
+  for want in prerequisites "docker engine" "docker volumes" files "docker images" "start postgres" "postgres app" validate "docker compose up" "health checks"; do
+    while [ "$i" -lt "${#steps[@]}" ] && [ "${steps[$i]}" != "$want" ]; do i=$((i + 1)); done
+    [ "$i" -lt "${#steps[@]}" ] || fail "$h: step \"$want\" missing or out of order: ${steps[*]}"
+  done
+  grep -q 'installed docker.io docker-compose' "$work/$h.out" || fail "$h: the restore did not install docker.io and docker-compose"
+  say "$h: $(grep -m1 -o 'docker engine .*' "$work/$h.out" | tr -s ' ')"
+  for img in n8nbk-postgres:15 n8nbk-base:bookworm; do
+    [ "$($FH ssh "$h" "docker image inspect -f '{{.Id}}' $img")" = "$(docker image inspect -f '{{.Id}}' $img)" ] || fail "$h: image $img not loaded as packed"
+  done
   # Inside the host, through its own engine and the restored project.
   local hc="cd $dir && docker-compose -p $PROJECT"
   got_rows=$($FH ssh "$h" "$hc exec -T postgres psql -X -q -t -A -U admin -d app -c '$q'")

@@ -17,6 +17,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
 # Bare metal on throwaway fresh Debian hosts (namespaces, debootstrap rootfs cached).
 scripts/test-e2e.sh
+# A compose deployment rebuilt on bare fresh hosts, Docker installed and started by the restore.
+scripts/test-e2e-compose.sh
 # The end-to-end test against a real n8n runs when n8n is already installed in the cache
 # (scripts/install-n8n.sh, ~3-10 min the first time); see README.
 if [ -x "${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}/n8n-2.8.4/node_modules/.bin/n8n" ] || [ -n "${N8N_E2E:-}" ]; then
