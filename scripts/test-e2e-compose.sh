@@ -11,7 +11,8 @@
 #        the files, starts postgres alone, restores the dump into it, validates, up -d, health
 #   then inside each host: the rows in the container's database, the volume's file with its
 #   owner, every service running, report outcome restored with the http:// check answered.
-# Needs root. About 4-5 minutes (two apt installs of docker.io + docker-compose, 1 GB of images).
+# Needs root. About 3.5 minutes once built (two apt installs of docker.io + docker-compose, a
+# 500 MB bundle of 900 MB of images shipped twice).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FH=scripts/fresh-host.sh
