@@ -17,6 +17,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
 # Bare metal on throwaway fresh Debian hosts (namespaces, debootstrap rootfs cached).
 scripts/test-e2e.sh
+# A compose deployment rebuilt on bare fresh hosts, Docker installed and started by the restore.
+scripts/test-e2e-compose.sh
 # The end-to-end test against a real n8n runs when n8n is already installed in the cache
 # (scripts/install-n8n.sh, ~3-10 min the first time); see README.
 # The same n8n under Docker Compose, packed, destroyed (down -v) and rebuilt by the restore

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::Manifest;
+
 /// Everything the bundle knows about the source host's Docker deployment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct DockerInfo {
@@ -96,8 +98,83 @@ pub struct DbContainer {
     pub user: String,
 }
 
+/// Forgets the owner names of the records inside a captured volume, so that they are restored by
+/// their numeric ids. Those ids belong to the users of the containers that mount the volume
+/// (n8n's `node` is 1000), not to the source host's accounts: restored by name, a uid 1000 that
+/// the source host calls `debian` would make the new host create a system account `debian`
+/// (another uid, 999) and hand it the files, which the container then cannot read.
+pub fn volume_owners_by_id(m: &mut Manifest) {
+    let mountpoints: Vec<PathBuf> = m.docker.iter().flat_map(|d| &d.volumes).map(|v| v.mountpoint.clone()).collect();
+    let inside = |p: &std::path::Path| mountpoints.iter().any(|mp| p.starts_with(mp));
+    let metas = m
+        .files
+        .iter_mut()
+        .filter(|f| inside(&f.path))
+        .map(|f| &mut f.meta)
+        .chain(m.sqlite.iter_mut().filter(|s| inside(&s.path)).map(|s| &mut s.meta));
+    for meta in metas {
+        meta.user = None;
+        meta.group = None;
+    }
+}
+
 /// Entry name of a saved image.
 pub fn image_entry(id: &str) -> String {
     let hex: String = id.trim_start_matches("sha256:").chars().filter(char::is_ascii_hexdigit).take(64).collect();
     format!("images/{hex}.tar")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::FileKind;
+    use crate::manifest::{FileContent, FileMeta, FileRecord};
+    use crate::owners::Accounts;
+
+    /// Files inside a volume come back with their numeric owners even when the source host had a
+    /// name for the id (uid 1000 is a login user on many hosts) that the new host lacks: no
+    /// account is created for it and the name is not looked up. Files outside keep their names.
+    #[test]
+    fn volume_files_keep_numeric_owners() {
+        let rec = |path: &str| FileRecord {
+            kind: FileKind::Data,
+            path: path.into(),
+            meta: FileMeta {
+                uid: 1000,
+                gid: 1000,
+                user: Some("debian".into()),
+                group: Some("debian".into()),
+                ..Default::default()
+            },
+            content: FileContent::Dir,
+        };
+        let mut m: Manifest = serde_json::from_str(
+            r#"{"format_version":1,"created_by":"t","created_at":"2026-01-01T00:00:00Z","bundle_name":"n","source_host":{"hostname":"h","os":"o","arch":"a"}}"#,
+        )
+        .unwrap();
+        m.files = vec![
+            rec("/var/lib/docker/volumes/n8n_n8n_storage/_data"),
+            rec("/var/lib/docker/volumes/n8n_n8n_storage/_data/config"),
+            rec("/var/lib/docker/volumes/n8n_n8n_storage_other/_data/x"),
+            rec("/home/debian/notes"),
+        ];
+        m.docker = Some(DockerInfo {
+            volumes: vec![Volume {
+                name: "n8n_n8n_storage".into(),
+                mountpoint: "/var/lib/docker/volumes/n8n_n8n_storage/_data".into(),
+                project: None,
+            }],
+            ..Default::default()
+        });
+        volume_owners_by_id(&mut m);
+        let names: Vec<_> = m.files.iter().map(|f| (f.meta.user.as_deref(), f.meta.group.as_deref())).collect();
+        assert_eq!(
+            names,
+            [(None, None), (None, None), (Some("debian"), Some("debian")), (Some("debian"), Some("debian"))]
+        );
+        assert!(m.files.iter().all(|f| (f.meta.uid, f.meta.gid) == (1000, 1000)));
+        m.files.truncate(2);
+        let fresh = Accounts::from_text("root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
+        assert_eq!(crate::steps::accounts::missing(&m, &fresh), (vec![], vec![]));
+    }
 }

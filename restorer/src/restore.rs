@@ -118,10 +118,11 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     let t = Instant::now();
     let (manifest, verify) = verify_dir(&opts.bundle_dir, progress)?;
     let verify_ms = t.elapsed().as_millis();
-    let manifest = match manifest {
+    let mut manifest = match manifest {
         Some(m) if verify.ok() => m,
         _ => return Err(verify.into_error()),
     };
+    crate::docker::volume_owners_by_id(&mut manifest);
     steps::files::check_targets_inside(&manifest, &opts.root)?;
     crate::names::check(&manifest)?;
     let conflicts = steps::n8n::conflicts(&manifest, &opts.root);
