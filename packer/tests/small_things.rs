@@ -137,3 +137,30 @@ fn roles_without_passwords_warning_is_printed_once() {
     assert!(res.status.success(), "{stderr}");
     assert_eq!(stderr.matches("roles were saved without passwords").count(), 1, "{stderr}");
 }
+
+/// Regression: `packer create -q` silences progress, never a warning (its help promised that;
+/// the logger dropped warnings too). A FIFO in a captured directory is skipped with a warning.
+#[test]
+fn quiet_create_still_prints_warnings() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("a.txt"), "a\n").unwrap();
+    let st = Command::new("mkfifo").arg(data.join("pipe")).status().unwrap();
+    assert!(st.success());
+    let cfg = t.path().join("packer.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[bundle]\noutput_dir = \"{}\"\nname = \"quiet\"\n\n[[files]]\nkind = \"data\"\npaths = [\"{}\"]\n",
+            t.path().join("out").display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = packer().args(["create", "-q", "--config"]).arg(&cfg).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning") && stderr.contains("pipe"), "no warning with -q: {stderr:?}");
+    assert!(!stderr.contains("writing "), "progress shown with -q: {stderr}");
+}

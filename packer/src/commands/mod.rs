@@ -88,13 +88,13 @@ pub enum Command {
     InstallTimer(install_timer::Args),
 }
 
-/// Progress and log lines: on stderr when it is a terminal (or when `verbose`), otherwise only
-/// warnings and errors, so logs and pipes stay quiet.
+/// Progress and log lines: on stderr when it is a terminal, otherwise only warnings and errors,
+/// so logs and pipes stay quiet. `quiet` silences progress, never a warning.
 pub fn logger(quiet: bool) -> impl FnMut(&str) {
     let tty = std::io::stderr().is_terminal();
     move |line: &str| {
         let important = line.starts_with("warning") || line.starts_with("critical") || line.starts_with("deleted");
-        if !quiet && (tty || important) {
+        if important || (!quiet && tty) {
             eprintln!("{line}");
         }
     }
