@@ -182,6 +182,10 @@ fn compose_deployment_is_rebuilt_from_a_bundle() {
 
     assert_eq!(fs::metadata(p.dir.join(".env")).unwrap().mode() & 0o7777, env_before);
     assert_eq!(sql(&p, "SELECT count(*) FROM items").trim(), "41");
+    // The empty database the image made on the new volume's first start was dropped, not kept
+    // aside with a warning.
+    assert_eq!(sql(&p, "SELECT count(*) FROM pg_database WHERE datname LIKE '%pre_restore%'").trim(), "0");
+    assert!(!all.contains("was kept as"), "{all}");
     assert_eq!(sql(&p, "SELECT tableowner FROM pg_tables WHERE tablename = 'items'").trim(), "app_owner");
     for s in ["postgres", "app"] {
         let running = inspect("container", "{{.State.Running}}", &p.container(s));

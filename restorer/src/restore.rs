@@ -545,10 +545,26 @@ fn apply_all(
             // A container's server could only be looked at now that it runs (its image made
             // POSTGRES_DB, empty, on first start: renamed aside like any existing database).
             let action = match container {
-                Some(_) => {
+                Some(id) => {
                     let one = Manifest { postgres: vec![db.clone()], ..m.clone() };
                     let state = steps::postgres::observe(pg, &one)?.pop().unwrap_or(plan::DbState::Absent);
-                    plan::db_action(&state, opts.overwrite)
+                    // Every volume of the container was created by this restore: an empty
+                    // database there is the one its image made on first start, nothing anyone
+                    // could want kept (a rollback removes the volume anyway).
+                    let fresh = crate::container::inspect(id).is_ok_and(|f| {
+                        !f.volumes.is_empty()
+                            && f.volumes.iter().all(|(v, _)| {
+                                cp.changes.iter().any(
+                                    |c| matches!(c, crate::checkpoint::Change::VolumeCreated { name } if name == v),
+                                )
+                            })
+                    });
+                    if matches!(state, plan::DbState::Empty) && fresh {
+                        steps::postgres::drop_empty(pg, &db.database)?;
+                        Action::Create
+                    } else {
+                        plan::db_action(&state, opts.overwrite)
+                    }
                 }
                 None => item.action.clone(),
             };

@@ -104,6 +104,27 @@ pub struct DbRestorer<'a> {
     pub container: Option<&'a str>,
 }
 
+/// Drops a database that holds no table, view or sequence (checked again here, in the same
+/// session, so nothing written meanwhile is lost): the empty database a container image makes on
+/// the first start of a new volume.
+pub fn drop_empty(pg: &PgTarget, name: &str) -> Result<()> {
+    let target = pg.with_database(name);
+    let mut dc = target.connect()?;
+    if has_user_tables(&mut dc, &target.describe())? {
+        return Err(Error::Refused(format!("database {name} is not empty any more; nothing was dropped")));
+    }
+    drop(dc);
+    let mut c = pg.with_database("postgres").connect()?;
+    // Plain DROP after ending sessions: WITH (FORCE) needs PostgreSQL 13, images run older ones.
+    c.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        &[&name],
+    )
+    .map_err(pe(format!("ending sessions on {name}")))?;
+    c.batch_execute(&format!("DROP DATABASE {}", quote_ident(name)))
+        .map_err(pe(format!("dropping the empty database {name}")))
+}
+
 /// Restores one database according to its planned action.
 pub fn apply(
     r: &DbRestorer<'_>,
