@@ -137,9 +137,8 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     };
     // Databases that live in containers are restored into them once they run (a fresh host has
     // none yet): only host databases are looked at on a host server now.
-    let host_only =
-        Manifest { postgres: steps::docker::host_databases(&manifest).cloned().collect(), ..manifest.clone() };
-    let (pg, pg_restore) = if host_only.postgres.is_empty() {
+    let host_only: Vec<&crate::manifest::PostgresDb> = steps::docker::host_databases(&manifest).collect();
+    let (pg, pg_restore) = if host_only.is_empty() {
         (None, None)
     } else {
         let pg = PgTarget::parse(opts.postgres_url.as_deref().unwrap_or(DEFAULT_POSTGRES_URL))?;
@@ -161,7 +160,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
                 }
             })
             .collect();
-        let need = host_only.postgres.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
+        let need = host_only.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
         (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
     let docker = steps::docker::needed(&manifest) && opts.root == Path::new("/");
@@ -546,8 +545,7 @@ fn apply_all(
             // POSTGRES_DB, empty, on first start: renamed aside like any existing database).
             let action = match container {
                 Some(id) => {
-                    let one = Manifest { postgres: vec![db.clone()], ..m.clone() };
-                    let state = steps::postgres::observe(pg, &one)?.pop().unwrap_or(plan::DbState::Absent);
+                    let state = steps::postgres::observe(pg, &[db])?.pop().unwrap_or(plan::DbState::Absent);
                     // Every volume of the container was created by this restore: an empty
                     // database there is the one its image made on first start, nothing anyone
                     // could want kept (a rollback removes the volume anyway).

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::checkpoint::{Change, Checkpoint};
-use crate::manifest::{Manifest, PostgresDb};
+use crate::manifest::PostgresDb;
 use crate::pg::{has_user_tables, quote_ident, PgTarget};
 use crate::plan::{Action, DbState};
 use crate::{Error, Result};
@@ -14,15 +14,15 @@ fn pe(context: String) -> impl FnOnce(postgres::Error) -> Error {
     move |source| Error::Postgres { context, source }
 }
 
-/// What each database of the manifest finds on the server.
-pub fn observe(pg: &PgTarget, manifest: &Manifest) -> Result<Vec<DbState>> {
-    if manifest.postgres.is_empty() {
+/// What each of `dbs` finds on the server, in order.
+pub fn observe(pg: &PgTarget, dbs: &[&PostgresDb]) -> Result<Vec<DbState>> {
+    if dbs.is_empty() {
         return Ok(Vec::new());
     }
     let admin = pg.with_database("postgres");
     let mut c = admin.connect()?;
     let mut out = Vec::new();
-    for db in &manifest.postgres {
+    for db in dbs {
         let exists = c
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db.database])
             .map_err(pe(format!("looking up database {} on {}", db.database, admin.host_port())))?
