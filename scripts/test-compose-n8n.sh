@@ -184,6 +184,7 @@ project = "$project"
 
 [services]
 health = ["http://127.0.0.1:$port/healthz"]
+n8n_url = "http://127.0.0.1:$port"
 TOML
 "$packer" --config "$work/packer.toml" create >"$work/create.out" 2>"$work/create.log" \
   || { cat "$work/create.log" "$work/create.out" >&2; fail "packer create exited non-zero"; }
@@ -219,7 +220,7 @@ t_down=$SECONDS
 # 6. Restore as the operator would: the bundle's own restore, onto /.
 say "./restore --yes onto /"
 set +e
-(cd "$work/x" && ./restore --yes --no-install --checkpoint-dir "$work/checkpoint" --report "$work/report.json") >"$work/restore.log" 2>&1
+(cd "$work/x" && env -u N8N_API_KEY ./restore --yes --no-install --checkpoint-dir "$work/checkpoint" --report "$work/report.json") >"$work/restore.log" 2>&1
 rc=$?
 set -e
 if [ "$rc" != 0 ]; then
@@ -246,6 +247,12 @@ want = ["docker volumes", "files", "start postgres", "postgres n8n", "validate",
 missing = [w for w in want if w not in steps]
 if missing or [steps.index(w) for w in want] != sorted(steps.index(w) for w in want):
     sys.exit(f"steps {steps}, wanted in order {want}")
+# The content check: n8n, asked through its API with the restored database's own key, serves
+# the bundle's workflows (a wrong encryption key would have n8n reject that key).
+n8n = [h for h in r["health"] if h["target"].endswith("(n8n's workflows)")]
+if len(n8n) != 1 or not n8n[0]["ok"] or n8n[0]["detail"] != "serves the bundle's 2 workflow(s)":
+    sys.exit(f"the n8n content check is not in the report as passed: {r['health']}")
+print(f"  n8n check: {n8n[0]['detail']} after {n8n[0]['attempts']} tries", file=sys.stderr)
 PY
 t_restore=$SECONDS
 

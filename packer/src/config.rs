@@ -442,6 +442,11 @@ pub struct ServicesSection {
     /// "tcp://127.0.0.1:5432".
     #[serde(default)]
     pub health: Vec<String>,
+    /// Where the restored n8n answers ("http://127.0.0.1:5678"): the restore asks its public
+    /// API, with an API key of the restored database, for the workflows it serves and
+    /// compares them with the bundle's.
+    #[serde(default)]
+    pub n8n_url: Option<String>,
 }
 
 /// `[requirements]`.
@@ -555,6 +560,17 @@ impl Config {
         }
         for h in c.services.health.iter().filter(|h| h.starts_with("http")) {
             restorer::http::Url::parse(h).with_context(|| format!("[services] health {h:?}"))?;
+        }
+        if let Some(u) = &c.services.n8n_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!(
+                    "[services] n8n_url {u:?}: use http://HOST:PORT (n8n's base URL, as the restored host reaches it)"
+                );
+            }
+            restorer::http::Url::parse(u).with_context(|| format!("[services] n8n_url {u:?}"))?;
+            if n8n == 0 {
+                bail!("[services] n8n_url is set but no database has profile = \"n8n\": the restore compares n8n's workflows with that database's");
+            }
         }
         // The restore refuses a bundle with other names (restorer::names): say so here, where
         // the name can still be fixed.

@@ -126,7 +126,7 @@ fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
         out.push("docker.io".into());
         out.push("docker-compose".into());
     }
-    if cfg.services.health.iter().any(|h| h.starts_with("https://")) {
+    if cfg.services.health.iter().chain(&cfg.services.n8n_url).any(|h| h.starts_with("https://")) {
         // The restore speaks plain HTTP itself but has no TLS stack: https checks go through
         // curl, which a bare host lacks (and ca-certificates, to trust the server's chain).
         out.push("curl".into());
@@ -373,6 +373,22 @@ pub fn create(
         None => None,
     };
 
+    if let (Some(url), Some(n)) = (&cfg.services.n8n_url, &n8n) {
+        // The restore asks n8n for its workflows with a key of the restored database: say now,
+        // while one can still be made, that there is none.
+        let tables = postgres
+            .iter()
+            .filter(|d| d.entry == n.database_entry)
+            .flat_map(|d| &d.tables)
+            .chain(sqlite.iter().filter(|d| d.entry == n.database_entry).flat_map(|d| &d.tables));
+        let keys: u64 = tables.filter(|t| t.name == "user_api_keys").map(|t| t.rows).sum();
+        if keys == 0 {
+            let w = format!("[services] n8n_url {url}: n8n's database holds no API key, so the restore cannot ask n8n for its workflows (create one under Settings > n8n API, or set N8N_API_KEY when restoring)");
+            log(&format!("warning: {w}"));
+            warnings.push(w);
+        }
+    }
+
     let mut manifest = Manifest {
         format_version: layout::FORMAT_VERSION,
         created_by: format!("packer {}", env!("CARGO_PKG_VERSION")),
@@ -383,7 +399,11 @@ pub fn create(
         sqlite,
         files: captured.records,
         support: Vec::new(),
-        services: Services { start: cfg.services.start.clone(), health: cfg.services.health.clone() },
+        services: Services {
+            start: cfg.services.start.clone(),
+            health: cfg.services.health.clone(),
+            n8n_url: cfg.services.n8n_url.clone(),
+        },
         requirements: Vec::new(),
         warnings,
         notes: captured.notes,

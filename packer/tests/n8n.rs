@@ -334,3 +334,46 @@ fn n8n_on_sqlite() {
     }
     packer().arg("--config").arg(&cfg).args(["verify", "--deep"]).arg(&bundle).assert().success();
 }
+
+/// `[services] n8n_url` makes the restore ask n8n for its workflows with a key of the restored
+/// database: packer warns while one can still be made when the database holds none, stays quiet
+/// when it holds one, and refuses the key without an n8n database.
+#[test]
+fn n8n_url_warns_when_the_database_holds_no_api_key() {
+    let t = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/deployment");
+    let db = t.path().join("database.sqlite");
+    fs::copy(fixtures.join("home/node/.n8n/database.sqlite"), &db).unwrap();
+    fs::write(t.path().join(".env"), "N8N_ENCRYPTION_KEY=fixture-key-0123456789abcdef\n").unwrap();
+    let cfg = t.path().join("packer.toml");
+    let text = "[bundle]\noutput_dir = \"out\"\n[[sqlite]]\nname = \"n8n\"\npath = \"database.sqlite\"\nprofile = \"n8n\"\n[[files]]\nkind = \"config\"\npaths = [\".env\"]\n[services]\nn8n_url = \"http://127.0.0.1:5678\"\n";
+    fs::write(&cfg, text).unwrap();
+    let manifest = |bundle: &Path| -> Value {
+        let dir = extract(bundle, &t.path().join(format!("x{}", rand_suffix())));
+        serde_json::from_str(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+    };
+    let m = manifest(&create(&cfg));
+    assert_eq!(m["services"]["n8n_url"], "http://127.0.0.1:5678");
+    let warned =
+        |m: &Value| m["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("holds no API key"));
+    assert!(warned(&m), "{}", m["warnings"]);
+
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        r#"CREATE TABLE user_api_keys (id TEXT, "apiKey" TEXT); INSERT INTO user_api_keys VALUES ('1', 'k');"#,
+    )
+    .unwrap();
+    drop(c);
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new bundle name (seconds)
+    let m = manifest(&create(&cfg));
+    assert!(!warned(&m), "{}", m["warnings"]);
+
+    fs::write(&cfg, text.replace("profile = \"n8n\"\n", "")).unwrap();
+    packer()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("create")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("n8n_url is set but no database has profile = \"n8n\""));
+}

@@ -692,14 +692,33 @@ fn print_plan(p: &restore::Prepared, opts: &Options) {
             println!("  {line}");
         }
     }
-    if !m.services.start.is_empty() || !m.services.health.is_empty() {
+    if !m.services.start.is_empty() || !m.services.health.is_empty() || m.services.n8n_url.is_some() {
         match opts.services_skipped() {
             Some(why) => println!(
                 "Services NOT started, health checks NOT run ({why}): {}",
-                m.services.start.iter().chain(&m.services.health).cloned().collect::<Vec<_>>().join(", ")
+                m.services
+                    .start
+                    .iter()
+                    .chain(&m.services.health)
+                    .chain(&m.services.n8n_url)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            None if !m.services.start.is_empty() => println!("Services to start: {}", m.services.start.join(", ")),
-            None => {}
+            None => {
+                if !m.services.start.is_empty() {
+                    println!("Services to start: {}", m.services.start.join(", "));
+                }
+                if !m.services.health.is_empty() {
+                    println!("Health checks after the start: {}", m.services.health.join(", "));
+                }
+                if let (Some(url), Some(n)) = (&m.services.n8n_url, &m.n8n) {
+                    println!(
+                        "Then n8n at {url} must serve the bundle's {} workflow(s) through its API",
+                        n.workflows.len()
+                    );
+                }
+            }
         }
     }
     for w in &m.warnings {

@@ -233,6 +233,11 @@ pub struct Services {
     /// Health checks after the start: `http://...` (any 2xx/3xx) or `tcp://host:port`.
     #[serde(default)]
     pub health: Vec<String>,
+    /// Where the restored n8n answers (`http://127.0.0.1:5678`): after the start, the restore
+    /// asks it, through its public API, for the workflows it serves and compares them with the
+    /// bundle's (a content check: `/healthz` answers on an empty database too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n8n_url: Option<String>,
 }
 
 impl Manifest {

@@ -286,7 +286,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
     let mut health = Vec::new();
     // Services and health checks come after a valid restore; a service that does not start or
     // does not answer fails the restore like any other step (and is rolled back).
-    let applied = applied.and_then(|validation| {
+    let applied = applied.and_then(|(validation, n8n_pg)| {
         if !validation.iter().all(|c| c.ok) {
             return Ok(validation);
         }
@@ -321,8 +321,21 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
                 Ok(((), format!("started {}", svc.start.join(", "))))
             })?;
         }
-        if !svc.health.is_empty() {
-            health = steps::system::health(&svc.health, opts.health_tries, std::time::Duration::from_secs(2));
+        if !svc.health.is_empty() || svc.n8n_url.is_some() {
+            let pause = std::time::Duration::from_secs(2);
+            health = steps::system::health(&svc.health, opts.health_tries, pause);
+            if let Some(url) = &svc.n8n_url {
+                // After the plain checks: n8n is ready by then, or given its own tries.
+                health.push(steps::n8n::serves_workflows(
+                    &p.manifest,
+                    &opts.root,
+                    n8n_pg.as_ref(),
+                    url,
+                    std::env::var("N8N_API_KEY").ok(),
+                    opts.health_tries,
+                    pause,
+                ));
+            }
             let bad: Vec<String> =
                 health.iter().filter(|h| !h.ok).map(|h| format!("{} ({})", h.target, h.detail)).collect();
             let detail = format!("{}/{} answered", health.len() - bad.len(), health.len());
@@ -397,7 +410,7 @@ fn apply_all(
     warnings: &mut Vec<String>,
     stamp: &str,
     log: &mut impl FnMut(&str),
-) -> Result<Vec<steps::validate::Check>> {
+) -> Result<(Vec<steps::validate::Check>, Option<PgTarget>)> {
     let m = &p.manifest;
     match (&p.missing_packages, opts.installs()) {
         (Some(missing), true) => steps.run("prerequisites", log, || {
@@ -597,7 +610,7 @@ fn apply_all(
         checks.extend(steps::n8n::validate_credentials(m, &opts.root, n8n_pg.as_ref()));
         let failed = checks.iter().filter(|c| !c.ok).count();
         let detail = format!("{} checks, {failed} failed", checks.len());
-        Ok((checks, detail))
+        Ok(((checks, n8n_pg), detail))
     })
 }
 

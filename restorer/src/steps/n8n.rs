@@ -70,35 +70,216 @@ pub fn validate_credentials(manifest: &Manifest, root: &Path, pg: Option<&PgTarg
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| find_key(&t));
     let Some(key) = key else { return fail("no key in the restored files".into()) };
-    let data: std::result::Result<String, String> = match n8n.database_kind.as_str() {
-        "sqlite" => manifest
-            .sqlite
-            .iter()
-            .find(|s| s.entry == n8n.database_entry)
-            .ok_or("database not in manifest".to_string())
-            .and_then(|s| layout::target_path(root, &s.path).map_err(|e| e.to_string()))
-            .and_then(|p| {
-                let c = crate::sqlite::open_read_only(&p).map_err(|e| e.to_string())?;
-                c.query_row("SELECT data FROM credentials_entity ORDER BY id LIMIT 1", [], |r| r.get(0))
-                    .map_err(|e| e.to_string())
-            }),
-        _ => manifest
-            .postgres
-            .iter()
-            .find(|d| d.entry == n8n.database_entry)
-            .ok_or("database not in manifest".to_string())
-            .and_then(|d| {
-                let pg = pg.ok_or("no PostgreSQL target")?;
-                let mut c = pg.with_database(&d.database).connect().map_err(|e| e.to_string())?;
-                c.query_one("SELECT data FROM credentials_entity ORDER BY id LIMIT 1", &[])
-                    .map(|r| r.get(0))
-                    .map_err(|e| crate::error::pg_detail(&e))
-            }),
-    };
+    let data = query_restored(manifest, root, pg, "SELECT data FROM credentials_entity ORDER BY id LIMIT 1").and_then(
+        |rows| rows.into_iter().next().and_then(|r| r.into_iter().next().flatten()).ok_or("no credential".into()),
+    );
     match data.map(|d| decrypt_credential(&d, &key)) {
         Ok(Ok(_)) => Some(Check { check: what, expected: "decrypts".into(), actual: "decrypts".into(), ok: true }),
         Ok(Err(e)) => fail(e),
         Err(e) => fail(e),
+    }
+}
+
+/// Runs `sql` (text columns only) on the restored n8n database, SQLite or PostgreSQL (on `pg`,
+/// which may be a container's server). Rows of optional strings; the error is a message.
+fn query_restored(
+    manifest: &Manifest,
+    root: &Path,
+    pg: Option<&PgTarget>,
+    sql: &str,
+) -> std::result::Result<Vec<Vec<Option<String>>>, String> {
+    let n8n = manifest.n8n.as_ref().ok_or("the bundle has no n8n")?;
+    match n8n.database_kind.as_str() {
+        "sqlite" => {
+            let s = manifest.sqlite.iter().find(|s| s.entry == n8n.database_entry).ok_or("database not in manifest")?;
+            let p = layout::target_path(root, &s.path).map_err(|e| e.to_string())?;
+            let c = crate::sqlite::open_read_only(&p).map_err(|e| e.to_string())?;
+            let mut st = c.prepare(sql).map_err(|e| e.to_string())?;
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| (0..n).map(|i| r.get::<_, Option<String>>(i)).collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| e.to_string())?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| e.to_string())
+        }
+        _ => {
+            let d =
+                manifest.postgres.iter().find(|d| d.entry == n8n.database_entry).ok_or("database not in manifest")?;
+            let pg = pg.ok_or("no PostgreSQL target")?;
+            let mut c = pg.with_database(&d.database).connect().map_err(|e| e.to_string())?;
+            let rows = c.query(sql, &[]).map_err(|e| crate::error::pg_detail(&e))?;
+            Ok(rows.iter().map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect()).collect())
+        }
+    }
+}
+
+/// The public-API keys of the restored database, the likeliest to list workflows first (made
+/// for the public API, scopes absent or with `workflow:list`, newest). n8n stores each key as
+/// the JWT it hands out, signed with a secret derived from the encryption key: a key the
+/// restored n8n accepts proves it runs with the bundle's key, too.
+fn restored_api_keys(
+    manifest: &Manifest,
+    root: &Path,
+    pg: Option<&PgTarget>,
+) -> std::result::Result<Vec<String>, String> {
+    // `audience` and `scopes` came with later n8n releases: older schemas get the plain query.
+    let rows = query_restored(
+        manifest,
+        root,
+        pg,
+        r#"SELECT "apiKey", CAST(scopes AS TEXT), audience FROM user_api_keys ORDER BY "createdAt" DESC"#,
+    )
+    .or_else(|_| query_restored(manifest, root, pg, r#"SELECT "apiKey" FROM user_api_keys"#))?;
+    let mut keys: Vec<(u8, String)> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let mut it = r.into_iter();
+            let key = it.next().flatten()?;
+            let scopes = it.next().flatten();
+            let audience = it.next().flatten();
+            let public = audience.as_deref().is_none_or(|a| a == "public-api");
+            let lists = scopes.as_deref().is_none_or(|s| s == "null" || s.contains("workflow:list"));
+            Some((u8::from(!public) * 2 + u8::from(!lists), key))
+        })
+        .collect();
+    keys.sort_by_key(|k| k.0); // stable: newest first within a rank
+    Ok(keys.into_iter().map(|k| k.1).collect())
+}
+
+/// What n8n answered to a listing of its workflows.
+enum Listing {
+    /// Every workflow id, all pages.
+    Served(Vec<String>),
+    /// The key was rejected (401/403).
+    Rejected,
+    /// 404/502/503: n8n answers `/healthz/readiness` a moment before it mounts the public API.
+    NotYet(u16),
+}
+
+/// Lists the workflows of the n8n at `api` (`…/api/v1`), all pages.
+fn served_workflows(api: &str, key: &str) -> Result<Listing> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{api}/workflows?limit=250&cursor={c}"),
+            None => format!("{api}/workflows?limit=250"),
+        };
+        match http("GET", &url, key, None)? {
+            (200, body) => {
+                let page = body.get("data").and_then(Value::as_array).ok_or_else(|| {
+                    Error::Other(format!("{api}/workflows answered without a data list; is this n8n's URL?"))
+                })?;
+                ids.extend(page.iter().filter_map(|w| w.get("id").and_then(Value::as_str)).map(str::to_string));
+                cursor = body.get("nextCursor").and_then(Value::as_str).map(str::to_string);
+                if cursor.is_none() {
+                    return Ok(Listing::Served(ids));
+                }
+            }
+            (401 | 403, _) => return Ok(Listing::Rejected),
+            (code @ (404 | 502 | 503), _) if cursor.is_none() => return Ok(Listing::NotYet(code)),
+            (code, _) => return Err(Error::Other(format!("{api}/workflows answered HTTP {code}"))),
+        }
+    }
+}
+
+/// Compares the ids n8n serves with the bundle's workflows. Archived workflows may or may not
+/// be listed by the API (it changed between releases): they are neither required nor extra.
+pub fn compare_served(expected: &[WorkflowSummary], served: &[String]) -> std::result::Result<String, String> {
+    let required: Vec<&WorkflowSummary> = expected.iter().filter(|w| w.archived != Some(true)).collect();
+    let missing: Vec<String> =
+        required.iter().filter(|w| !served.contains(&w.id)).map(|w| format!("{} ({})", w.id, w.name)).collect();
+    let extra: Vec<&String> = served.iter().filter(|id| !expected.iter().any(|w| &w.id == *id)).collect();
+    let shown = |v: &[String]| {
+        let mut s = v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        if v.len() > 5 {
+            s.push_str(&format!(" and {} more", v.len() - 5));
+        }
+        s
+    };
+    match (missing.is_empty(), extra.is_empty()) {
+        (true, true) => Ok(format!("serves the bundle's {} workflow(s)", required.len())),
+        (false, _) => Err(format!(
+            "serves {} workflow(s); {} of the bundle's {} are missing: {}",
+            served.len(),
+            missing.len(),
+            required.len(),
+            shown(&missing)
+        )),
+        (true, false) => Err(format!(
+            "serves {} workflow(s) the bundle does not hold: {}",
+            extra.len(),
+            shown(&extra.into_iter().cloned().collect::<Vec<_>>())
+        )),
+    }
+}
+
+/// The content check of `[services] n8n_url`: once n8n is ready (`/healthz/readiness`, tried
+/// `tries` times `pause` apart: it migrates first), it must serve exactly the bundle's
+/// workflows through its public API. The API key is `operator_key` (the restore's
+/// `N8N_API_KEY`), else one of the restored database's own; none there is a failure that says
+/// what to do, not a pass on `/healthz` alone.
+pub fn serves_workflows(
+    manifest: &Manifest,
+    root: &Path,
+    pg: Option<&PgTarget>,
+    base: &str,
+    operator_key: Option<String>,
+    tries: u32,
+    pause: std::time::Duration,
+) -> crate::steps::system::Health {
+    let base = base.trim_end_matches('/');
+    let target = format!("{base} (n8n's workflows)");
+    let mut attempts = 0;
+    let result = (|| -> std::result::Result<String, String> {
+        let expected = &manifest.n8n.as_ref().ok_or("the bundle has no n8n inventory")?.workflows;
+        let ready = format!("{base}/healthz/readiness");
+        let mut last;
+        loop {
+            attempts += 1;
+            match crate::http::fetch("GET", &ready, &[], None, std::time::Duration::from_secs(5)) {
+                Ok(r) if r.status == 200 => break,
+                Ok(r) if r.status == 0 => last = "no answer".into(),
+                Ok(r) => last = format!("HTTP {}", r.status),
+                Err(e) => last = e.to_string(),
+            }
+            if attempts >= tries.max(1) {
+                return Err(format!("{ready} not ready after {attempts} tries: {last}"));
+            }
+            std::thread::sleep(pause);
+        }
+        let keys = match operator_key.filter(|k| !k.is_empty()) {
+            Some(k) => vec![k],
+            None => restored_api_keys(manifest, root, pg)
+                .map_err(|e| format!("reading the API keys of the restored database: {e}"))?,
+        };
+        if keys.is_empty() {
+            return Err("the restored database holds no n8n API key to ask n8n with: create one in n8n (Settings > n8n API) before the next backup, or set N8N_API_KEY for the restore".into());
+        }
+        let api = format!("{base}/api/v1");
+        // A few keys at most: each rejected one is an answer, not a reason to try them all.
+        for key in keys.iter().take(5) {
+            loop {
+                match served_workflows(&api, key).map_err(|e| e.to_string())? {
+                    Listing::Served(served) => return compare_served(expected, &served),
+                    Listing::Rejected => break,
+                    Listing::NotYet(_) if attempts < tries.max(1) => {
+                        attempts += 1;
+                        std::thread::sleep(pause);
+                    }
+                    Listing::NotYet(code) => {
+                        return Err(format!("{api}/workflows still answers HTTP {code} after {attempts} tries"))
+                    }
+                }
+            }
+        }
+        Err(format!(
+            "n8n rejected {} API key(s) of the restored database: it does not run with the bundle's encryption key (the keys are signed with it), or the keys lack the workflow:list scope",
+            keys.len().min(5)
+        ))
+    })();
+    match result {
+        Ok(detail) => crate::steps::system::Health { target, ok: true, attempts, detail },
+        Err(detail) => crate::steps::system::Health { target, ok: false, attempts, detail },
     }
 }
 
@@ -333,6 +514,102 @@ mod tests {
         assert!(
             seen[2].contains("Content-Type: application/json") && seen[2].contains(r#""name":"Flow_backup_20260101""#)
         );
+    }
+
+    fn n8n_manifest(root: &Path, workflows: &[(&str, Option<bool>)]) -> Manifest {
+        let wf: Vec<Value> = workflows
+            .iter()
+            .map(|(id, archived)| {
+                serde_json::json!({"id": id, "name": format!("W {id}"), "active": false, "archived": archived,
+                    "created_at": "", "updated_at": "", "nodes": 0, "node_types": [], "tags": [],
+                    "checksum": "", "entry": format!("n8n/workflows/{id}.json")})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "format_version": crate::layout::FORMAT_VERSION, "created_by": "test", "created_at": "2026-01-01T00:00:00Z",
+            "bundle_name": "t", "source_host": {"hostname": "h", "os": "o", "arch": "a"},
+            "sqlite": [{"name": "n8n", "entry": "databases/n8n.sqlite", "path": "/n8n/database.sqlite",
+                "owner": "root", "group": "root", "uid": 0, "gid": 0, "mode": 384, "mtime": 0,
+                "size": 0, "sha256": "", "tables": []}],
+            "n8n": {"database_entry": "databases/n8n.sqlite", "database_kind": "sqlite",
+                "encryption_key": {}, "workflows": wf, "credentials": []},
+        }))
+        .map(|mut m: Manifest| {
+            // A real SQLite database where the restore put it, holding one API key.
+            let path = root.join("n8n/database.sqlite");
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                r#"CREATE TABLE user_api_keys (id TEXT, "userId" TEXT, label TEXT, "apiKey" TEXT, "createdAt" TEXT,
+                       scopes TEXT, audience TEXT);
+                   INSERT INTO user_api_keys VALUES ('1', 'u', 'mcp', 'key-mcp', '2026-02-01', NULL, 'mcp-server-api');
+                   INSERT INTO user_api_keys VALUES ('2', 'u', 'old', 'key-old', '2025-01-01', '["workflow:list"]', 'public-api');
+                   INSERT INTO user_api_keys VALUES ('3', 'u', 'ro', 'key-creds', '2026-01-01', '["credential:list"]', 'public-api');"#,
+            )
+            .unwrap();
+            m.services.n8n_url = Some("x".into());
+            m
+        })
+        .unwrap()
+    }
+
+    /// The content check asks n8n with the restored database's own public-API key that can list
+    /// workflows (not a newer MCP key, nor one without the scope), follows the cursor, and passes
+    /// when n8n serves the bundle's workflows; an archived one may be absent.
+    #[test]
+    fn n8n_check_lists_workflows_with_the_restored_databases_key() {
+        let root = tempfile::tempdir().unwrap();
+        let m = n8n_manifest(root.path(), &[("a", None), ("b", Some(false)), ("z", Some(true))]);
+        let (base, h) = scripted(vec![
+            (503, r#"{"status":"error"}"#),
+            (200, r#"{"status":"ok"}"#),
+            (404, r#"{"message":"not found"}"#),
+            (200, r#"{"data":[{"id":"a"}],"nextCursor":"c1"}"#),
+            (200, r#"{"data":[{"id":"b"}],"nextCursor":null}"#),
+        ]);
+        let r = serves_workflows(&m, root.path(), None, &base, None, 4, std::time::Duration::ZERO);
+        let seen = h.join().unwrap();
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.detail, "serves the bundle's 2 workflow(s)");
+        assert!(seen[0].starts_with("GET /healthz/readiness "), "{}", seen[0]);
+        // The 404 of a public API not mounted yet is waited out, not a failure.
+        assert!(
+            seen[3].starts_with("GET /api/v1/workflows?limit=250 ") && seen[3].contains("X-N8N-API-KEY: key-old\r\n")
+        );
+        assert!(seen[4].starts_with("GET /api/v1/workflows?limit=250&cursor=c1 "), "{}", seen[4]);
+    }
+
+    /// A workflow of the bundle that n8n does not serve fails the check and is named; so does
+    /// one n8n serves that the bundle never held.
+    #[test]
+    fn n8n_check_fails_on_a_missing_or_foreign_workflow() {
+        let root = tempfile::tempdir().unwrap();
+        let m = n8n_manifest(root.path(), &[("a", None), ("b", None)]);
+        let (base, h) = scripted(vec![(200, "{}"), (200, r#"{"data":[{"id":"a"}]}"#)]);
+        let r = serves_workflows(&m, root.path(), None, &base, Some("op-key".into()), 1, std::time::Duration::ZERO);
+        let seen = h.join().unwrap();
+        assert!(!r.ok && r.detail.contains("1 of the bundle's 2 are missing: b (W b)"), "{r:?}");
+        assert!(seen[1].contains("X-N8N-API-KEY: op-key\r\n"), "the operator's key goes first: {}", seen[1]);
+        let wf = &m.n8n.as_ref().unwrap().workflows;
+        let e = compare_served(wf, &["a".into(), "b".into(), "x".into()]).unwrap_err();
+        assert!(e.contains("1 workflow(s) the bundle does not hold: x"), "{e}");
+    }
+
+    /// Every key rejected (n8n signs them with its encryption key): a failure that says so,
+    /// never repeating a key; and n8n never ready is a failure after the tries, not a pass.
+    #[test]
+    fn n8n_check_fails_when_every_key_is_rejected_or_n8n_never_gets_ready() {
+        let root = tempfile::tempdir().unwrap();
+        let m = n8n_manifest(root.path(), &[("a", None)]);
+        let (base, h) = scripted(vec![(200, "{}"), (401, "{}"), (401, "{}"), (401, "{}")]);
+        let r = serves_workflows(&m, root.path(), None, &base, None, 1, std::time::Duration::ZERO);
+        h.join().unwrap();
+        assert!(!r.ok && r.detail.contains("rejected 3 API key(s)") && r.detail.contains("encryption key"), "{r:?}");
+        assert!(!r.detail.contains("key-old") && !r.detail.contains("key-mcp"), "{r:?}");
+        let (base, h) = scripted(vec![(503, "{}"), (503, "{}")]);
+        let r = serves_workflows(&m, root.path(), None, &base, None, 2, std::time::Duration::ZERO);
+        h.join().unwrap();
+        assert!(!r.ok && r.attempts == 2 && r.detail.contains("not ready after 2 tries: HTTP 503"), "{r:?}");
     }
 
     /// A rejected key is refused with what to do, and the key itself never appears in the error.
