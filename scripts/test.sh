@@ -15,6 +15,8 @@ scripts/docker-images.sh base postgres >/dev/null
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
+# The Docker tests again under Compose v2 (the `docker compose` plugin trixie installs).
+scripts/test-compose-v2.sh
 # Bare metal on throwaway fresh Debian hosts (namespaces, debootstrap rootfs cached).
 scripts/test-e2e.sh
 # A compose deployment rebuilt on bare fresh hosts, Docker installed and started by the restore.

@@ -39,13 +39,23 @@ impl Project {
         Project { name, dir, _tmp: tmp, images: Vec::new() }
     }
 
+    /// Compose as the product runs it (`docker compose` when the plugin answers, else v1's
+    /// `docker-compose`): scripts/test-compose-v2.sh runs these tests again under v2.
     pub fn compose(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker-compose").arg("-p").arg(&self.name).args(args).current_dir(&self.dir).output().unwrap()
+        let program = restorer::container::compose_program().expect("docker compose or docker-compose");
+        Command::new(&program[0])
+            .args(&program[1..])
+            .arg("-p")
+            .arg(&self.name)
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap()
     }
 
     pub fn compose_ok(&self, args: &[&str]) {
         let o = self.compose(args);
-        assert!(o.status.success(), "docker-compose {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "compose {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
 
     /// The container of a service.
