@@ -21,14 +21,10 @@ scripts/test-compose-v2.sh
 scripts/test-e2e.sh
 # A compose deployment rebuilt on bare fresh hosts, Docker installed and started by the restore.
 scripts/test-e2e-compose.sh
-# The end-to-end test against a real n8n runs when n8n is already installed in the cache
-# (scripts/install-n8n.sh, ~3-10 min the first time); see README.
-# The same n8n under Docker Compose, packed, destroyed (down -v) and rebuilt by the restore
-# (its n8n image is built from that install: ~3 min the first time).
-if [ -x "${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}/n8n-2.8.4/node_modules/.bin/n8n" ] || [ -n "${N8N_E2E:-}" ]; then
-  scripts/test-n8n.sh
-  scripts/test-compose-n8n.sh
-else
-  echo "n8n end-to-end test skipped: n8n is not installed (run scripts/install-n8n.sh, or N8N_E2E=1 scripts/test.sh)"
-  echo "compose n8n end-to-end test skipped: n8n is not installed (run scripts/install-n8n.sh, or N8N_E2E=1 scripts/test.sh)"
-fi
+# The end-to-end tests against a real n8n: on the host (throwaway clusters), and under Docker
+# Compose, packed, destroyed (down -v) and rebuilt by the restore. n8n is installed from the npm
+# registry when missing (scripts/install-n8n.sh, ~7-10 min the first time, then cached), and its
+# image built from that install (~3 min the first time): every green run has proven both.
+scripts/install-n8n.sh >/dev/null
+scripts/test-n8n.sh
+scripts/test-compose-n8n.sh
