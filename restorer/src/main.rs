@@ -24,7 +24,7 @@ use restorer::{exit, unpack, verify, Error};
 ///   ./restore                     restore (asks you to type RESTORE)
 ///   ./restore --yes --root /tmp/t restore under another directory, without asking
 #[derive(Parser, Debug)]
-#[command(name = "restore", version, after_long_help = exit::HELP_TABLE, after_help = exit::HELP_TABLE)]
+#[command(name = "restore", version, verbatim_doc_comment, after_long_help = exit::HELP_TABLE, after_help = exit::HELP_TABLE)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
