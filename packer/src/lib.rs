@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod create;
 pub mod deep;
+pub mod detect;
 pub mod error_text;
 pub mod job;
 pub mod lock;

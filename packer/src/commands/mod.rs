@@ -38,11 +38,27 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `packer init`.
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Look at this host and print a configuration for what runs on it, to review (it reads
+    /// files only: no database is connected to, no secret is printed).
+    #[arg(long)]
+    pub detect: bool,
+    /// With --detect: look at the host whose / is DIR (a mounted disk, a copy) instead; implies
+    /// --detect. Paths in the output are the host's own (without DIR).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+}
+
 /// Every subcommand.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Print a commented configuration template (TOML) to stdout.
-    Init,
+    /// Print a commented configuration template (TOML) to stdout; with --detect, one written
+    /// from what runs on this host (n8n under compose or systemd, its database, PostgreSQL
+    /// clusters, nginx sites and their certificates, enabled services, health URLs), each
+    /// choice commented with the file it came from.
+    Init(InitArgs),
     /// Create a bundle now: dump every database in one snapshot, copy SQLite safely, capture
     /// files, write manifest and checksums, embed the static restore binary. Written to a
     /// .partial file and published atomically (mode 0600) with a .sha256 sidecar; indexed in the
@@ -136,8 +152,16 @@ impl Progress {
 pub fn run(cli: Cli) -> Result<i32> {
     let cfg = &cli.config;
     match cli.command {
-        Command::Init => {
-            print!("{}", crate::config::TEMPLATE);
+        Command::Init(a) => {
+            if a.detect || a.from.is_some() {
+                let root = a.from.unwrap_or_else(|| PathBuf::from("/"));
+                if !root.is_dir() {
+                    anyhow::bail!("--from {}: not a directory", root.display());
+                }
+                print!("{}", crate::detect::detect(&root));
+            } else {
+                print!("{}", crate::config::TEMPLATE);
+            }
             Ok(0)
         }
         Command::Create(a) => create::run(a, cfg),
