@@ -182,6 +182,9 @@ fn sqlite_in_a_volume_is_packed_while_written_and_restored_into_it() {
     assert_eq!(m["n8n"]["encryption_key"]["found_in"], mountpoint.join("config").display().to_string());
     assert_eq!(m["n8n"]["workflows"].as_array().unwrap().len(), 3);
     assert!(m["requirements"].as_array().unwrap().iter().any(|r| r == "docker.io"));
+    let shown = packer().arg("show").arg(&bundle).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.contains(&format!("SQLite n8n ({}, in volume {volume})", db.display())), "{shown}");
     // The copy itself: one consistent instant (the tally is bumped in every event's
     // transaction), self-contained (no WAL), intact.
     let x = extract(&bundle, &t.path().join("x"));
@@ -264,4 +267,61 @@ fn sqlite_in_a_volume_is_packed_while_written_and_restored_into_it() {
     // The events the bundle held are the first ones of the restored database.
     let first: u64 = c.query_row("SELECT count(*) FROM events WHERE id <= ?1", [events], |r| r.get(0)).unwrap();
     assert_eq!(first, events);
+}
+
+/// A `[[sqlite]] volume` that does not exist, a volume without the file, and a compose project
+/// without that volume are one-line errors naming the section (before anything is written); the
+/// human `packer show` says which volume a database lives in.
+#[test]
+fn sqlite_volume_errors_name_the_section() {
+    if !engine() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let p = Project::new("services:\n  app:\n    image: n8nbk-base:bookworm\n    command: [\"true\"]\n", "");
+    let missing = format!("{}_absent", p.name);
+    let present = format!("{}_data", p.name);
+    // Compose's labels, so the Project's drop removes it.
+    let o = Command::new("docker")
+        .args(["volume", "create", "--label"])
+        .arg(format!("com.docker.compose.project={}", p.name))
+        .args(["--label", "com.docker.compose.volume=data", "--", &present])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = |sqlite: &str| {
+        let cfg = t.path().join("p.toml");
+        fs::write(
+            &cfg,
+            format!(
+                "[bundle]\noutput_dir = \"{}\"\n[[sqlite]]\nname = \"n8n\"\npath = \"database.sqlite\"\n{sqlite}\n",
+                t.path().join("out").display()
+            ),
+        )
+        .unwrap();
+        let o = packer().arg("--config").arg(&cfg).arg("create").output().unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let compose =
+        format!("compose_file = \"{}\"\ncompose_project = \"{}\"", p.dir.join("docker-compose.yml").display(), p.name);
+    for (sqlite, want) in [
+        (format!("volume = \"{missing}\""), format!("[[sqlite]] n8n: Docker volume \"{missing}\" does not exist")),
+        (format!("volume = \"{present}\""), format!("[[sqlite]] n8n: volume {present} has no file database.sqlite")),
+        (
+            format!("volume = \"absent\"\n{compose}"),
+            format!("[[sqlite]] n8n: compose project {} has no volume absent", p.name),
+        ),
+    ] {
+        let e = run(&sqlite);
+        assert!(e.contains(&want), "{sqlite}: {e}");
+    }
+    // The compose key resolves by compose's labels: the file is then looked for in that volume.
+    let e = run(&format!("volume = \"data\"\n{compose}"));
+    assert!(e.contains(&format!("volume {present} has no file database.sqlite")), "{e}");
+    assert!(!t
+        .path()
+        .join("out")
+        .read_dir()
+        .is_ok_and(|mut d| d.any(|e| { e.unwrap().file_name().to_string_lossy().ends_with(".tar.gz") })));
 }
