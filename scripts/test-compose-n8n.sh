@@ -11,6 +11,12 @@
 #   seeded secret), the workflow count in the container's database equals the seeded one.
 #
 #   scripts/test-compose-n8n.sh     # KEEP=1 leaves the work dir and the restored project up
+#   N8N_DB=sqlite scripts/test-compose-n8n.sh
+#
+# N8N_DB=sqlite: n8n on its default SQLite instead (fixtures/compose/docker-compose.sqlite.yml:
+# one service, database.sqlite and `config` in the one volume n8n_data), packed with [[sqlite]]
+# volume = "n8n_data" + [[compose]] (no [[volumes]]): the copy taken while n8n runs, the volume
+# restored with it; the same checks, the workflow count read from the restored volume's database.
 #
 # Needs root, the Docker engine and images (scripts/docker-engine.sh and scripts/docker-images.sh
 # are run; no registry needed) and the n8n install cache (scripts/install-n8n.sh): without it
@@ -19,6 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
+N8N_DB=${N8N_DB:-postgres}
+case "$N8N_DB" in postgres | sqlite) ;; *) echo "N8N_DB=$N8N_DB: use postgres or sqlite" >&2; exit 2 ;; esac
 say() { echo "== $*" >&2; }
 n8n_bin=${N8N_CACHE_DIR:-$HOME/.cache/n8n-backup-test}/n8n-2.8.4/node_modules/.bin/n8n
 if [ ! -x "$n8n_bin" ] && [ -z "${N8N_E2E:-}" ]; then
@@ -81,14 +89,21 @@ py() { python3 -c "$1"; }
 
 # 3. The deployment, seeded through n8n's API.
 mkdir -p "$dir"
-cp fixtures/compose/docker-compose.yml fixtures/compose/init-data.sh "$dir/"
 port=$(free_port)
-sed -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(secret)/" \
-    -e "s/^POSTGRES_NON_ROOT_PASSWORD=.*/POSTGRES_NON_ROOT_PASSWORD=$(secret)/" \
-    -e "s/^N8N_PUBLISHED_PORT=.*/N8N_PUBLISHED_PORT=$port/" fixtures/compose/.env.example >"$dir/.env"
+if [ "$N8N_DB" = sqlite ]; then
+  cp fixtures/compose/docker-compose.sqlite.yml "$dir/docker-compose.yml"
+  echo "N8N_PUBLISHED_PORT=$port" >"$dir/.env"
+  n8n_volume=${project}_n8n_data
+else
+  cp fixtures/compose/docker-compose.yml fixtures/compose/init-data.sh "$dir/"
+  sed -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(secret)/" \
+      -e "s/^POSTGRES_NON_ROOT_PASSWORD=.*/POSTGRES_NON_ROOT_PASSWORD=$(secret)/" \
+      -e "s/^N8N_PUBLISHED_PORT=.*/N8N_PUBLISHED_PORT=$port/" fixtures/compose/.env.example >"$dir/.env"
+  POSTGRES_USER=$(sed -n 's/^POSTGRES_USER=//p' "$dir/.env")
+  POSTGRES_DB=$(sed -n 's/^POSTGRES_DB=//p' "$dir/.env")
+  n8n_volume=${project}_n8n_storage
+fi
 chmod 600 "$dir/.env"
-POSTGRES_USER=$(sed -n 's/^POSTGRES_USER=//p' "$dir/.env")
-POSTGRES_DB=$(sed -n 's/^POSTGRES_DB=//p' "$dir/.env")
 URL="http://127.0.0.1:$port"
 
 wait_ready() { # what
@@ -147,7 +162,14 @@ api -X PUT "$URL/api/v1/workflows/$first/tags" -d "[{\"id\":\"$tag\"}]" >/dev/nu
 api -X POST "$URL/api/v1/workflows/$first/activate" >/dev/null
 list_workflows() { api "$URL/api/v1/workflows?limit=250" | py 'import json,sys; print("\n".join(sorted(w["id"]+" "+w["name"]+" active="+str(w["active"])+" tags="+",".join(sorted(t["name"] for t in w.get("tags",[]))) for w in json.load(sys.stdin)["data"])))'; }
 list_creds() { api "$URL/api/v1/credentials?limit=250" | py 'import json,sys; print("\n".join(sorted(c["id"]+" "+c["name"]+" "+c["type"] for c in json.load(sys.stdin)["data"])))'; }
-db_workflows() { dc exec -T postgres psql -X -At -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c 'SELECT count(*) FROM workflow_entity' | tr -d '\r'; }
+if [ "$N8N_DB" = sqlite ]; then
+  # The image has no sqlite3: read the volume's database from the host (a reader beside n8n).
+  db_workflows() { sqlite3 -readonly "$(docker volume inspect -f '{{.Mountpoint}}' "$n8n_volume")/database.sqlite" 'SELECT count(*) FROM workflow_entity'; }
+  db_owner() { stat -c '%u:%g %a' "$(docker volume inspect -f '{{.Mountpoint}}' "$n8n_volume")/database.sqlite"; }
+else
+  db_workflows() { dc exec -T postgres psql -X -At -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c 'SELECT count(*) FROM workflow_entity' | tr -d '\r'; }
+  db_owner() { echo n/a; }
+fi
 before_wf=$(list_workflows); before_cred=$(list_creds)
 # (here-strings, not pipes into grep -q: with pipefail, an early grep exit fails the pipe)
 [ "$(grep -c . <<<"$before_wf")" = 2 ] || fail "seeding workflows: [$before_wf]"
@@ -156,17 +178,26 @@ grep -q "active=False tags=$" <<<"$before_wf" || fail "seeding the inactive work
 [ "$(grep -c . <<<"$before_cred")" = 1 ] || fail "seeding credentials: [$before_cred]"
 [ "$(db_workflows)" = 2 ] || fail "workflow_entity in the container's database holds $(db_workflows) rows, not 2"
 cfg_before=$(dc exec -T n8n stat -c '%u:%g %a' /home/node/.n8n/config | tr -d '\r')
+db_owner_before=$(db_owner)
 echo "seeded: workflows [$(tr '\n' ';' <<<"$before_wf")] credentials [$(tr '\n' ';' <<<"$before_cred")]" >&2
 t_seed=$SECONDS
 
 # 4. Pack.
 say "packer create"
 compose_file="$dir/docker-compose.yml"
-cat >"$work/packer.toml" <<TOML
-[bundle]
-output_dir = "$work/out"
-name = "compose-n8n"
-
+if [ "$N8N_DB" = sqlite ]; then
+  sources=$(cat <<TOML
+[[sqlite]]
+name = "n8n"
+volume = "n8n_data"
+path = "database.sqlite"
+compose_file = "$compose_file"
+compose_project = "$project"
+profile = "n8n"
+TOML
+)
+else
+  sources=$(cat <<TOML
 [[postgres]]
 name = "n8n"
 compose_service = "postgres"
@@ -177,6 +208,15 @@ profile = "n8n"
 [[volumes]]
 compose_file = "$compose_file"
 compose_project = "$project"
+TOML
+)
+fi
+cat >"$work/packer.toml" <<TOML
+[bundle]
+output_dir = "$work/out"
+name = "compose-n8n"
+
+$sources
 
 [[compose]]
 file = "$compose_file"
@@ -192,16 +232,23 @@ bundle=$(tail -n 1 "$work/create.out")
 [ -f "$bundle" ] || { cat "$work/create.log" "$work/create.out" >&2; fail "packer create printed no bundle path"; }
 mkdir "$work/x"
 tar xzf "$bundle" -C "$work/x"
-key=$(python3 - "$work/x/manifest.json" "$project" <<'PY'
+key=$(python3 - "$work/x/manifest.json" "$N8N_DB" "$n8n_volume" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 k = m["n8n"]["encryption_key"]
+if sys.argv[2] == "sqlite":
+    # The database in the volume, with its counts; the volume captured with it.
+    s = m["sqlite"][0]
+    rows = {t["name"]: t["rows"] for t in s["tables"]}
+    assert s.get("volume") == sys.argv[3] and m["n8n"]["database_kind"] == "sqlite", s
+    assert rows.get("workflow_entity") == 2 and rows.get("credentials_entity") == 1, rows
+    assert [v["name"] for v in m["docker"]["volumes"]] == [sys.argv[3]], m["docker"]["volumes"]
 print(k.get("found_in") or "", k.get("proven"), len(m["n8n"]["workflows"]), len(m["n8n"]["credentials"]))
 PY
-) || fail "the manifest has no n8n section"
+) || fail "the manifest has no n8n section, or (sqlite) not the database in its volume"
 read -r found_in proven n_wf n_cred <<<"$key"
 case "$found_in" in
-  /var/lib/docker/volumes/"${project}"_n8n_storage/_data/config) ;;
+  /var/lib/docker/volumes/"${n8n_volume}"/_data/config) ;;
   *) fail "the n8n key was not found in the n8n volume's config (found_in: ${found_in:-none})" ;;
 esac
 [ "$proven" = True ] || fail "the n8n key in $found_in was not proven to decrypt a credential"
@@ -237,13 +284,19 @@ fi
 tail -n 4 "$work/restore.log" >&2
 # The order that keeps n8n off an empty database: its database service alone, the dump into
 # it, validation, and only then the whole project.
-python3 - "$work/report.json" <<'PY' || fail "the restore's steps are not in the order that brings n8n back whole"
+python3 - "$work/report.json" "$N8N_DB" <<'PY' || fail "the restore's steps are not in the order that brings n8n back whole"
 import json, sys
 r = json.load(open(sys.argv[1]))
 for s in r["steps"]:
     print(f"  {s['result']:8} {s['step']:20} {s['duration_ms']:>6} ms  {s.get('detail', '')}", file=sys.stderr)
 steps = [s["step"] for s in r["steps"]]
-want = ["docker volumes", "files", "start postgres", "postgres n8n", "validate", "docker compose up", "health checks"]
+if sys.argv[2] == "sqlite":
+    want = ["docker volumes", "files", "sqlite n8n", "validate", "docker compose up", "health checks"]
+    bad = [c for c in r["validation"] if not c["ok"]]
+    if bad or not any(c["check"].startswith("sqlite n8n") for c in r["validation"]):
+        sys.exit(f"sqlite validation: {bad or 'no sqlite n8n check'}")
+else:
+    want = ["docker volumes", "files", "start postgres", "postgres n8n", "validate", "docker compose up", "health checks"]
 missing = [w for w in want if w not in steps]
 if missing or [steps.index(w) for w in want] != sorted(steps.index(w) for w in want):
     sys.exit(f"steps {steps}, wanted in order {want}")
@@ -260,10 +313,12 @@ t_restore=$SECONDS
 say "the restored n8n"
 # The project directory as it was: compose file, .env (mode 600) and the init-data.sh the
 # postgres service bind-mounts (a missing one would come back as a directory Docker made).
-for f in docker-compose.yml .env init-data.sh; do
+files="docker-compose.yml .env"
+[ "$N8N_DB" = sqlite ] || files="$files init-data.sh"
+for f in $files; do
   [ -f "$dir/$f" ] || fail "$dir/$f is not back as a file ($(stat -c %F "$dir/$f" 2>/dev/null || echo missing))"
 done
-[ "$(sha256sum <"$dir/init-data.sh")" = "$(sha256sum <fixtures/compose/init-data.sh)" ] || fail "$dir/init-data.sh differs from the packed one"
+[ "$N8N_DB" = sqlite ] || [ "$(sha256sum <"$dir/init-data.sh")" = "$(sha256sum <fixtures/compose/init-data.sh)" ] || fail "$dir/init-data.sh differs from the packed one"
 [ "$(stat -c %a "$dir/.env")" = 600 ] || fail "$dir/.env came back with mode $(stat -c %a "$dir/.env"), not 600"
 wait_ready "after the restore"
 after_wf=$(list_workflows); after_cred=$(list_creds)
@@ -283,7 +338,8 @@ value=$(dc exec -T n8n n8n export:credentials --decrypted --id="$cred" --output=
 cfg=$(dc exec -T n8n stat -c '%u:%g %a' /home/node/.n8n/config | tr -d '\r')
 [ "$cfg" = "$cfg_before" ] || fail "n8n's config in the restored volume is $cfg, was $cfg_before"
 [ "$(db_workflows)" = 2 ] || fail "workflow_entity in the restored container's database holds $(db_workflows) rows, not 2"
+[ "$(db_owner)" = "$db_owner_before" ] || fail "n8n's database in the restored volume is $(db_owner), was $db_owner_before"
 t_check=$SECONDS
 
 echo "timings: engine+images $((t_images - t0)) s, build $((t_build - t_images)) s, up+ready $((t_up - t_up0)) s, seed $((t_seed - t_up)) s, pack $((t_pack - t_seed)) s, down $((t_down - t_pack)) s, restore $((t_restore - t_down)) s, checks $((t_check - t_restore)) s, total $((SECONDS - t0)) s" >&2
-echo "compose-n8n: 1 passed, 0 failed"
+echo "compose-n8n ($N8N_DB): 1 passed, 0 failed"

@@ -11,7 +11,9 @@ export PACKER_RESTORER="$PWD/target/x86_64-unknown-linux-musl/release/restore"
 # Docker Compose deployments (packer/tests/docker_*.rs): a real engine and images built here
 # from Debian's packages (no registry is reachable); both scripts return at once when done.
 scripts/docker-engine.sh >/dev/null
-scripts/docker-images.sh base postgres >/dev/null
+# n8n from the npm registry (cached; ~7-10 min the first time) and its image: docker_sqlite
+# runs n8n's own node and sqlite3 module, and the end-to-end tests below run n8n itself.
+scripts/docker-images.sh base postgres n8n >/dev/null
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
@@ -23,8 +25,8 @@ scripts/test-e2e.sh
 scripts/test-e2e-compose.sh
 # The end-to-end tests against a real n8n: on the host (throwaway clusters), and under Docker
 # Compose, packed, destroyed (down -v) and rebuilt by the restore. n8n is installed from the npm
-# registry when missing (scripts/install-n8n.sh, ~7-10 min the first time, then cached), and its
-# image built from that install (~3 min the first time): every green run has proven both.
-scripts/install-n8n.sh >/dev/null
+# registry when missing (scripts/install-n8n.sh, by docker-images.sh above), and its image built
+# from that install (~3 min the first time): every green run has proven them.
 scripts/test-n8n.sh
 scripts/test-compose-n8n.sh
+N8N_DB=sqlite scripts/test-compose-n8n.sh

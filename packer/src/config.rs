@@ -317,6 +317,32 @@ fn check_project_name(key: &str, p: &str) -> Result<()> {
     Ok(())
 }
 
+/// A Docker volume name as `docker volume create` accepts it: letters, digits, `_`, `.`, `-`,
+/// starting with a letter or digit.
+fn check_volume_name(key: &str, n: &str) -> Result<()> {
+    let ok = !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok {
+        bail!("{key}: {n:?} is not a Docker volume name (letters, digits, '_', '.', '-')");
+    }
+    Ok(())
+}
+
+/// A path inside a volume: relative, its `.` components dropped; `None` when it is absolute,
+/// empty or climbs with `..` (it must stay below the volume's mount point).
+fn inside_volume(p: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
 /// `[[volumes]]`: named volumes by name, and/or every named volume the containers of a compose
 /// project mount.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -408,17 +434,44 @@ pub enum Profile {
     N8n,
 }
 
-/// `[[sqlite]]`.
+/// `[[sqlite]]`: a database file on this host, or inside a Docker named volume (`volume`, with
+/// `path` relative inside it; with `compose_file`/`compose_dir`, `volume` is the name the
+/// compose file gives it, as in `n8n_data:/home/node/.n8n`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqliteSource {
     /// Name of the entry in the bundle.
     pub name: String,
-    /// The database file.
+    /// The database file (with `volume`: relative inside the volume, `database.sqlite`).
     pub path: PathBuf,
+    /// The named volume holding it: its Docker name (`docker volume ls`), or with a compose
+    /// project the volume's key in the compose file. Resolved with `docker volume inspect` when
+    /// packing; the volume is captured with the database.
+    #[serde(default)]
+    pub volume: Option<String>,
+    /// The compose file of `volume`'s project.
+    #[serde(default)]
+    pub compose_file: Option<PathBuf>,
+    /// The project directory (instead of `compose_file`).
+    #[serde(default)]
+    pub compose_dir: Option<PathBuf>,
+    /// The project name.
+    #[serde(default)]
+    pub compose_project: Option<String>,
     /// `"n8n"`: this is n8n's database (n8n's default is ~/.n8n/database.sqlite).
     #[serde(default)]
     pub profile: Option<Profile>,
+}
+
+impl SqliteSource {
+    /// Its compose project (set with `volume`).
+    pub fn compose(&self) -> ComposeRef {
+        ComposeRef {
+            file: self.compose_file.clone(),
+            dir: self.compose_dir.clone(),
+            project: self.compose_project.clone(),
+        }
+    }
 }
 
 /// `[[files]]`.
@@ -521,12 +574,7 @@ impl Config {
                 );
             }
             for n in &v.names {
-                let ok = !n.is_empty()
-                    && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-                    && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-                if !ok {
-                    bail!("{key} names: {n:?} is not a Docker volume name (letters, digits, '_', '.', '-')");
-                }
+                check_volume_name(&format!("{key} names"), n)?;
             }
         }
         for (i, cs) in c.compose.iter_mut().enumerate() {
@@ -541,7 +589,23 @@ impl Config {
             if !names.insert(format!("{}.sqlite", s.name)) {
                 bail!("[[sqlite]] name = {:?} appears twice", s.name);
             }
-            s.path = resolve(base, &s.path, &format!("[[sqlite]] {} path", s.name))?;
+            let key = format!("[[sqlite]] {}", s.name);
+            resolve_compose(base, &key, COMPOSE_KEYS, &mut s.compose_file, &mut s.compose_dir, &s.compose_project)?;
+            match &s.volume {
+                Some(v) => {
+                    check_volume_name(&format!("{key} volume"), v)?;
+                    s.path = inside_volume(&s.path).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{key}: path = {:?} with volume: give the file's path inside the volume (\"database.sqlite\"), relative, without \"..\"",
+                            s.path.display().to_string()
+                        )
+                    })?;
+                }
+                None if s.compose().is_set() => {
+                    bail!("{key}: compose_file, compose_dir and compose_project go with volume (the compose file's name of the volume holding the database)")
+                }
+                None => s.path = resolve(base, &s.path, &format!("{key} path"))?,
+            }
         }
         for f in &mut c.files {
             for p in &mut f.paths {
@@ -619,7 +683,8 @@ impl Config {
 
     /// Checks that every file source exists, naming the key and path of the first that does not.
     pub fn check_sources_exist(&self) -> Result<()> {
-        for s in &self.sqlite {
+        // A database inside a volume is looked for once the volume is found (sources::docker).
+        for s in self.sqlite.iter().filter(|s| s.volume.is_none()) {
             if !s.path.is_file() {
                 bail!("[[sqlite]] {} path {}: no such file", s.name, s.path.display());
             }
@@ -634,6 +699,7 @@ impl Config {
             .postgres
             .iter()
             .map(|p| (format!("[[postgres]] {}", p.name), p.compose()))
+            .chain(self.sqlite.iter().map(|s| (format!("[[sqlite]] {}", s.name), s.compose())))
             .chain(self.volumes.iter().enumerate().map(|(i, v)| (format!("[[volumes]] #{}", i + 1), v.compose())))
             .chain(self.compose.iter().enumerate().map(|(i, c)| (format!("[[compose]] #{}", i + 1), c.compose())));
         for (key, r) in compose_refs {
@@ -718,6 +784,29 @@ mod tests {
         assert!(c.docker.include_images);
     }
 
+    /// `[[sqlite]]` inside a volume: `path` stays relative (it is joined to the volume's mount
+    /// point when packing), `./` dropped; a compose project resolves against the configuration's
+    /// directory. A host path is made absolute as before.
+    #[test]
+    fn sqlite_in_a_volume_parses() {
+        let c = parse(
+            "[[sqlite]]\nname = \"n8n\"\nvolume = \"n8n_data\"\npath = \"./database.sqlite\"\ncompose_dir = \"n8n\"\nprofile = \"n8n\"\n\
+             [[sqlite]]\nname = \"other\"\nvolume = \"app_db\"\npath = \"sub/app.db\"\n\
+             [[sqlite]]\nname = \"host\"\npath = \"data/h.db\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sqlite[0].path, Path::new("database.sqlite"));
+        assert_eq!(c.sqlite[0].volume.as_deref(), Some("n8n_data"));
+        assert_eq!(c.sqlite[0].compose().dir.as_deref(), Some(Path::new("/etc/p/n8n")));
+        assert_eq!(c.sqlite[1].path, Path::new("sub/app.db"));
+        assert!(!c.sqlite[1].compose().is_set());
+        assert_eq!(c.sqlite[2].path, Path::new("/etc/p/data/h.db"));
+        // Not looked for on the host: the volume is found when packing.
+        let mut c = c;
+        c.sqlite.retain(|s| s.name == "other");
+        c.check_sources_exist().unwrap();
+    }
+
     /// Each wrong combination is a one-line error naming the section and the keys at fault.
     #[test]
     fn docker_source_errors_name_the_key() {
@@ -736,6 +825,11 @@ mod tests {
             ("[[compose]]\nproject = \"p\"\n", "[[compose]] #1: give file"),
             ("[[compose]]\nfile = \"a\"\ndir = \"b\"\n", "[[compose]] #1: file and dir are both set"),
             ("[docker]\ninclude_image = true\n", "include_image"),
+            ("[[sqlite]]\nname = \"a\"\nvolume = \"v\"\npath = \"/var/lib/a.db\"\n", "[[sqlite]] a: path = \"/var/lib/a.db\" with volume"),
+            ("[[sqlite]]\nname = \"a\"\nvolume = \"v\"\npath = \"../a.db\"\n", "without \"..\""),
+            ("[[sqlite]]\nname = \"a\"\nvolume = \"../v\"\npath = \"a.db\"\n", "[[sqlite]] a volume: \"../v\" is not a Docker volume name"),
+            ("[[sqlite]]\nname = \"a\"\npath = \"a.db\"\ncompose_dir = \"n8n\"\n", "go with volume"),
+            ("[[sqlite]]\nname = \"a\"\nvolume = \"v\"\npath = \"a.db\"\ncompose_project = \"p\"\n", "[[sqlite]] a: compose_project needs compose_file or compose_dir"),
         ];
         for (text, want) in cases {
             let e = format!("{:#}", parse(text).unwrap_err());

@@ -141,6 +141,7 @@ fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
 /// (with the right password), the static restore binary is there. Returns that binary.
 pub fn check(cfg: &Config, restorer: Option<&Path>) -> Result<PathBuf> {
     cfg.check_sources_exist()?;
+    sources::docker::sqlite_locations(&cfg.sqlite)?;
     sources::postgres::check_reachable(&cfg.postgres)?;
     let restore_bin = restorer_bin::locate(restorer)?;
     restorer_bin::check(&restore_bin)?;
@@ -224,9 +225,24 @@ pub fn create(
         payloads.push(payload);
     }
     let mut sqlite = Vec::new();
-    for src in &cfg.sqlite {
+    let mut docker_notes = Vec::new();
+    // A database inside a named volume brings the volume: the restore must create it (with
+    // compose's labels) before the copy goes back, and its other files (n8n's `config` with
+    // the key) belong with the database.
+    let mut sqlite_volumes: Vec<(String, String)> = Vec::new();
+    let locations = sources::docker::sqlite_locations(&cfg.sqlite)?;
+    for loc in &locations {
+        let src = &loc.source;
         log(&format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
-        let (db, payload, n8n) = sources::sqlite::snapshot(src, spool.path())?;
+        let (mut db, payload, n8n) = sources::sqlite::snapshot(src, spool.path())?;
+        if let Some(v) = &loc.volume {
+            db.volume = Some(v.clone());
+            sqlite_volumes.push((v.clone(), format!("[[sqlite]] {}", src.name)));
+            docker_notes.push(format!(
+                "[[sqlite]] {} lies in Docker volume {v}: the volume is captured with it (the restore creates it and puts the copy {} back into it)",
+                src.name, db.entry
+            ));
+        }
         if let Some(d) = n8n {
             n8n_data = Some((d, db.entry.clone(), "sqlite"));
         }
@@ -238,7 +254,6 @@ pub fn create(
     // mount points join the data files, owners and modes kept as for any file).
     let mut file_sources = cfg.files.clone();
     let mut docker = restorer::docker::DockerInfo::default();
-    let mut docker_notes = Vec::new();
     for (i, cs) in cfg.compose.iter().enumerate() {
         let section = format!("[[compose]] #{}", i + 1);
         let c = sources::docker::project(&cs.compose(), &section)?;
@@ -285,10 +300,10 @@ pub fn create(
     }
     let databases: std::collections::BTreeMap<String, String> =
         postgres.iter().filter_map(|d| Some((d.container.as_ref()?.name.clone(), d.name.clone()))).collect();
-    if !cfg.volumes.is_empty() {
+    if !cfg.volumes.is_empty() || !sqlite_volumes.is_empty() {
         log("reading Docker volumes ...");
         let mut paths = Vec::new();
-        for v in sources::docker::volumes(cfg, &databases)? {
+        for v in sources::docker::volumes(cfg, &databases, &sqlite_volumes)? {
             match v.skip {
                 Some(note) => docker_notes.push(note),
                 None => paths.push(v.volume.mountpoint.clone()),
@@ -317,7 +332,8 @@ pub fn create(
     }
 
     log("reading files ...");
-    let excluded = sources::files::Exclusions::new(&cfg.sqlite, out_dir);
+    let sqlite_sources: Vec<_> = locations.into_iter().map(|l| l.source).collect();
+    let excluded = sources::files::Exclusions::new(&sqlite_sources, out_dir);
     let mut captured = sources::files::capture(&file_sources, &excluded, |_| {})?;
     captured.notes.extend(docker_notes);
     log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));

@@ -120,6 +120,10 @@ pub struct SqliteDb {
     /// Where the database lived; the restore puts it back there.
     #[serde(with = "crate::raw_path")]
     pub path: PathBuf,
+    /// The Docker named volume it lived in (`path` is then below that volume's mount point in
+    /// `docker.volumes`): the restore creates the volume before the copy goes back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
     /// Ownership and mode of the original file.
     #[serde(flatten)]
     pub meta: FileMeta,

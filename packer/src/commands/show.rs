@@ -151,11 +151,14 @@ Image {} saved as {} ({})",
     }
     for d in &m.sqlite {
         let rows: u64 = d.tables.iter().map(|t| t.rows).sum();
+        let place = match &d.volume {
+            Some(v) => format!("{}, in volume {v}", d.path.display()),
+            None => d.path.display().to_string(),
+        };
         let _ = writeln!(
             s,
-            "\nSQLite {} ({}), {}: {} tables, {rows} rows",
+            "\nSQLite {} ({place}), {}: {} tables, {rows} rows",
             d.name,
-            d.path.display(),
             human_size(d.size),
             d.tables.len()
         );

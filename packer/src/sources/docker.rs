@@ -191,11 +191,107 @@ pub fn inspect_volume(name: &str, section: &str) -> Result<Volume> {
     })
 }
 
+/// A `[[sqlite]]` database as packing reads it: the configured source with `path` made the
+/// file's absolute path on this host, and the named volume it lies in, when it does.
+#[derive(Debug, Clone)]
+pub struct SqliteLocation {
+    /// The source, `path` absolute.
+    pub source: crate::config::SqliteSource,
+    /// The volume holding the file (a `volume =` key, or a host path below a volume's mount
+    /// point): the volume is captured with it, so the restore creates it and puts the copy there.
+    pub volume: Option<String>,
+}
+
+/// Where each `[[sqlite]]` database is. `volume = "NAME"` is found through `docker volume
+/// inspect` (its mount point joined with `path`), wherever Docker's data root is; with a compose
+/// project, `volume` is the compose file's key, found by compose's labels on the volume. A host
+/// path below a volume's mount point (`/var/lib/docker/volumes/NAME/_data/database.sqlite`) is
+/// recognised as lying in that volume. A file that is not there is an error naming the section.
+pub fn sqlite_locations(sources: &[crate::config::SqliteSource]) -> Result<Vec<SqliteLocation>> {
+    sources
+        .iter()
+        .map(|s| {
+            let section = format!("[[sqlite]] {}", s.name);
+            let Some(key) = &s.volume else {
+                return Ok(SqliteLocation { source: s.clone(), volume: volume_holding(&s.path) });
+            };
+            let name = if s.compose().is_set() {
+                compose_volume(&project(&s.compose(), &section)?, key, &section)?
+            } else {
+                key.clone()
+            };
+            let v = inspect_volume(&name, &section)?;
+            let mut source = s.clone();
+            source.path = v.mountpoint.join(&s.path);
+            if !source.path.is_file() {
+                bail!(
+                    "{section}: volume {name} has no file {} (looked at {}); path is relative inside the volume",
+                    s.path.display(),
+                    source.path.display()
+                );
+            }
+            Ok(SqliteLocation { source, volume: Some(name) })
+        })
+        .collect()
+}
+
+/// The Docker name of volume `key` of a compose project: the one compose labelled with the
+/// project and that key (whatever `name:` the compose file gave it), else `<project>_<key>`
+/// (compose's default name) when such a volume exists.
+fn compose_volume(c: &Compose, key: &str, section: &str) -> Result<String> {
+    let out = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=com.docker.compose.project={}", c.project))
+        .arg("--filter")
+        .arg(format!("label=com.docker.compose.volume={key}"))
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("{section}: running docker volume ls"))?;
+    let found: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
+    match found.as_slice() {
+        [one] => return Ok(one.clone()),
+        [] => {}
+        many => {
+            bail!("{section}: compose project {} has several volumes labelled {key}: {}", c.project, many.join(", "))
+        }
+    }
+    let default = format!("{}_{key}", c.project);
+    if container::volume_mountpoint(&default).ok().flatten().is_some() {
+        return Ok(default);
+    }
+    bail!(
+        "{section}: compose project {} has no volume {key} (neither labelled so nor named {default}); is the project up? `docker volume ls --filter label=com.docker.compose.project={}` lists its volumes",
+        c.project,
+        c.project
+    )
+}
+
+/// The volume whose mount point holds `path`, when the path lies below
+/// `…/volumes/NAME/_data` and Docker knows a volume NAME mounted exactly there. Quiet when
+/// Docker is not installed or no such volume exists: the path is then an ordinary host file.
+fn volume_holding(path: &Path) -> Option<String> {
+    let data = path.ancestors().skip(1).find(|a| {
+        a.file_name().is_some_and(|n| n == "_data")
+            && a.parent().and_then(Path::parent).and_then(Path::file_name).is_some_and(|n| n == "volumes")
+    })?;
+    let name = data.parent()?.file_name()?.to_str()?;
+    match container::volume_mountpoint(name) {
+        Ok(Some(mp)) if mp == data => Some(name.to_string()),
+        _ => None,
+    }
+}
+
 /// Every volume the configuration names or its compose projects' containers mount, once each.
 /// `databases` maps a container name to the `[[postgres]]` dumped from it: the volume holding
 /// that server's data directory is recorded (the restore creates it) but its files are not
 /// packed: a copy of a running server's files is not consistent, and the dump holds the data.
-pub fn volumes(cfg: &crate::config::Config, databases: &BTreeMap<String, String>) -> Result<Vec<FoundVolume>> {
+/// `extra` are (volume, section) pairs found elsewhere (the volumes holding `[[sqlite]]`
+/// databases).
+pub fn volumes(
+    cfg: &crate::config::Config,
+    databases: &BTreeMap<String, String>,
+    extra: &[(String, String)],
+) -> Result<Vec<FoundVolume>> {
     let mut names: Vec<(String, String)> = Vec::new();
     for (i, v) in cfg.volumes.iter().enumerate() {
         let section = format!("[[volumes]] #{}", i + 1);
@@ -216,6 +312,7 @@ pub fn volumes(cfg: &crate::config::Config, databases: &BTreeMap<String, String>
             }
         }
     }
+    names.extend_from_slice(extra);
     let mut data_dirs: BTreeMap<String, String> = BTreeMap::new();
     for (container_name, db) in databases {
         let f = container::inspect(container_name).with_context(|| format!("[[postgres]] {db}: docker inspect"))?;

@@ -63,5 +63,9 @@ pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload, 
     let meta = super::files::meta_of(&m, &Accounts::system());
     let entry = layout::sqlite_entry(&src.name);
     let payload = Payload { entry: entry.clone(), source: copy_path, size, sha256: sha256.clone(), mtime: meta.mtime };
-    Ok((SqliteDb { name: src.name.clone(), entry, path: src.path.clone(), meta, size, sha256, tables }, payload, n8n))
+    Ok((
+        SqliteDb { name: src.name.clone(), entry, path: src.path.clone(), volume: None, meta, size, sha256, tables },
+        payload,
+        n8n,
+    ))
 }

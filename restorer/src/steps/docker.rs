@@ -239,7 +239,11 @@ pub fn plan_lines(m: &Manifest, rebuilt: bool) -> Vec<String> {
     let mut out = vec!["install docker.io and compose when missing (requirements), start the engine".to_string()];
     let d = m.docker.clone().unwrap_or_default();
     for v in &d.volumes {
-        out.push(format!("volume {}: create if missing, its files go to {}", v.name, v.mountpoint.display()));
+        let mut line = format!("volume {}: create if missing, its files go to {}", v.name, v.mountpoint.display());
+        for db in m.sqlite.iter().filter(|s| s.volume.as_deref() == Some(v.name.as_str())) {
+            line += &format!(", SQLite {} into it before any container starts", db.name);
+        }
+        out.push(line);
     }
     if !d.images.is_empty() {
         out.push(format!("docker load {} saved image(s)", d.images.len()));
