@@ -423,15 +423,30 @@ fn from_compose(host: &Host, p: &Project, f: &mut Found) -> bool {
             ],
         }),
         Some(N8nDb::Server { .. }) => server_section(host, db.as_ref().unwrap(), &format!("n8n's environment in {file}"), f),
-        Some(N8nDb::Sqlite(path)) => f.sections.push(Section {
-            why: vec![format!(
+        Some(N8nDb::Sqlite(path)) => {
+            let why = vec![format!(
                 "n8n's database: SQLite (DB_TYPE {} in {file}) in its data directory {}; copied with SQLite's online backup",
                 n8n.env.get("DB_TYPE").map(String::as_str).unwrap_or("unset"),
                 data.map(|m| m.0.as_str()).unwrap_or("?")
-            )],
-            header: "[[sqlite]]",
-            keys: vec![("name", s("n8n")), ("path", s(shown(path))), ("profile", s("n8n"))],
-        }),
+            )];
+            let keys = match data.filter(|m| !m.0.starts_with('/')) {
+                // In a named volume: found through Docker wherever it keeps volumes, and the
+                // volume (n8n's `config` with the key) captured with it.
+                Some((volume, target)) => {
+                    let inside = path.strip_prefix(target).map(shown).unwrap_or_else(|_| "database.sqlite".into());
+                    vec![
+                        ("name", s("n8n")),
+                        ("volume", s(volume.clone())),
+                        ("path", s(inside)),
+                        ("compose_file", s(file.clone())),
+                        ("compose_project", s(p.name.clone())),
+                        ("profile", s("n8n")),
+                    ]
+                }
+                None => vec![("name", s("n8n")), ("path", s(shown(path))), ("profile", s("n8n"))],
+            };
+            f.sections.push(Section { why, header: "[[sqlite]]", keys });
+        }
         None => f.notes.push("n8n's data directory (/home/node/.n8n) is not mounted: its SQLite database and key live in the container only and cannot be backed up; mount a volume there".into()),
     }
     let named: Vec<String> = p
@@ -441,6 +456,11 @@ fn from_compose(host: &Host, p: &Project, f: &mut Found) -> bool {
         .filter(|m| !m.0.starts_with('/'))
         .map(|m| volume_name(&m.0))
         .collect();
+    // A [[sqlite]] in a volume captures that volume itself.
+    let sqlite_volume = matches!(db, Some(N8nDb::Sqlite(_)))
+        .then(|| data.filter(|m| !m.0.starts_with('/')).map(|m| volume_name(&m.0)))
+        .flatten();
+    let named: Vec<String> = named.into_iter().filter(|v| Some(v) != sqlite_volume.as_ref()).collect();
     if !named.is_empty() {
         let db_volume = match &db {
             Some(N8nDb::Service { service, .. }) => {

@@ -119,3 +119,20 @@ fn nothing_found_is_said_and_a_bad_root_is_an_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing: not a directory"));
 }
+
+/// n8n's simplest compose deployment, SQLite in its one named volume: `[[sqlite]] volume =`
+/// (found through Docker wherever it keeps volumes, the volume captured with it), so no
+/// separate `[[volumes]]`.
+#[test]
+fn n8n_on_sqlite_in_a_named_volume() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("root/n8n");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(fixtures().join("compose/docker-compose.sqlite.yml"), dir.join("compose.yaml")).unwrap();
+    let (text, cfg) = detect(t.path());
+    let db = &cfg.sqlite[0];
+    assert_eq!((db.volume.as_deref(), db.path.as_path()), (Some("n8n_data"), Path::new("database.sqlite")), "{text}");
+    assert_eq!(db.compose_file.as_deref(), Some(Path::new("/root/n8n/compose.yaml")));
+    assert!(cfg.volumes.is_empty(), "{text}");
+    assert_eq!(cfg.compose.len(), 1);
+}
