@@ -2,7 +2,9 @@
 //! container with its port not published, an app with its own volume) packed, destroyed
 //! (`down -v`, project directory gone) and rebuilt by `restore` in order: project files and
 //! volumes, the database service alone, the dump restored into it, then the whole project. A
-//! restore whose health check fails removes every container, volume and network it made.
+//! restore whose health check fails removes every container, volume and network it made. Onto a
+//! deployment that still runs: refused without `--overwrite`; with it, replaced, and a rollback
+//! (a failed health check, or `restore rollback` of a killed restore) brings the old one back.
 //! Needs the engine and the local images (scripts/docker-engine.sh, scripts/docker-images.sh);
 //! skipped, saying so, only when `docker info` fails.
 
@@ -270,7 +272,11 @@ fn sql(p: &Project, q: &str) -> String {
 
 fn running_deployment() -> Running {
     let t = tempfile::tempdir().unwrap();
-    let env = format!("POSTGRES_USER=admin\nPOSTGRES_PASSWORD=pw-{}-over\nPOSTGRES_DB=app\nAPP_PORT={}\n", std::process::id(), free_port());
+    let env = format!(
+        "POSTGRES_USER=admin\nPOSTGRES_PASSWORD=pw-{}-over\nPOSTGRES_DB=app\nAPP_PORT={}\n",
+        std::process::id(),
+        free_port()
+    );
     let p = Project::new(&running_compose("bundle"), &env);
     p.compose_ok(&["up", "-d"]);
     ready(&p);
@@ -341,7 +347,10 @@ fn running_deployment_is_refused_without_overwrite_and_replaced_with_it() {
     let out = restore(&x).args(["--dry-run", "--no-install"]).output().unwrap();
     let all = output(&out);
     assert_eq!(out.status.code(), Some(exit::REFUSED), "{all}");
-    assert!(all.contains(&format!("REFUSED: compose project {} already has 2 container(s), 2 running", p.name)), "{all}");
+    assert!(
+        all.contains(&format!("REFUSED: compose project {} already has 2 container(s), 2 running", p.name)),
+        "{all}"
+    );
     let out = restore(&x).args(["--dry-run", "--no-install", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", output(&out));
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -356,7 +365,9 @@ fn running_deployment_is_refused_without_overwrite_and_replaced_with_it() {
     let out = restore(&x).args(["--yes", "--no-install", "--checkpoint-dir"]).arg(&cp).output().unwrap();
     let all = output(&out);
     assert_eq!(out.status.code(), Some(exit::REFUSED), "{all}");
-    for needle in [format!("compose project {}", p.name), "2 container(s)".into(), "--overwrite stops them".into(), "down".into()] {
+    for needle in
+        [format!("compose project {}", p.name), "2 container(s)".into(), "--overwrite stops them".into(), "down".into()]
+    {
         assert!(all.contains(&needle), "{needle} not in: {all}");
     }
     assert_eq!(seen(&p), before, "a refused restore changed something\n{all}");

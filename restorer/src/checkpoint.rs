@@ -468,11 +468,10 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
             let docker = |args: &[&str], ids: &[String]| {
                 crate::steps::run(std::process::Command::new("docker").args(args).arg("--").args(ids)).map(|_| ())
             };
-            let (old, new): (Vec<String>, Vec<String>) = compose.containers()?.into_iter().partition(|c| kept.contains(c));
-            let running: Vec<String> = old
-                .into_iter()
-                .filter(|id| crate::container::inspect(id).is_ok_and(|f| f.running))
-                .collect();
+            let (old, new): (Vec<String>, Vec<String>) =
+                compose.containers()?.into_iter().partition(|c| kept.contains(c));
+            let running: Vec<String> =
+                old.into_iter().filter(|id| crate::container::inspect(id).is_ok_and(|f| f.running)).collect();
             if !new.is_empty() {
                 docker(&["rm", "-f"], &new)?;
             }
@@ -641,11 +640,16 @@ mod tests {
         for c in &changes {
             cp.record(c.clone()).unwrap();
         }
-        cp.append(r#"{"change":"compose_up","program":["docker-compose"],"project":"old","directory":"/x","files":[]}"#, true)
-            .unwrap();
+        cp.append(
+            r#"{"change":"compose_up","program":["docker-compose"],"project":"old","directory":"/x","files":[]}"#,
+            true,
+        )
+        .unwrap();
         let back = Checkpoint::load(&dir).unwrap();
         assert_eq!(back.changes[..2], changes);
-        assert!(matches!(&back.changes[2], Change::ComposeUp { kept, kept_networks, .. } if kept.is_empty() && kept_networks.is_empty()));
+        assert!(
+            matches!(&back.changes[2], Change::ComposeUp { kept, kept_networks, .. } if kept.is_empty() && kept_networks.is_empty())
+        );
     }
 
     /// A moved-aside file comes back and a created one disappears on rollback.

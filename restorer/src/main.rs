@@ -715,7 +715,10 @@ fn print_plan(p: &restore::Prepared, opts: &Options) {
         p.plan.refusals().into_iter().partition(|i| i.kind == restorer::plan::ItemKind::Compose);
     for i in projects {
         let dir = m.docker.as_ref().and_then(|d| d.compose.get(i.index)).map(|c| c.directory.as_path());
-        println!("\nREFUSED: {}.", restorer::steps::docker::refusal(&i.target, dir.unwrap_or(Path::new(".")), &i.state));
+        println!(
+            "\nREFUSED: {}.",
+            restorer::steps::docker::refusal(&i.target, dir.unwrap_or(Path::new(".")), &i.state)
+        );
     }
     if !refused.is_empty() {
         println!("\n{} item(s) already hold different data and would be refused without --overwrite.", refused.len());

@@ -151,8 +151,7 @@ pub fn stop_existing(cp: &mut Checkpoint, p: &Compose, overwrite: bool) -> Resul
         let service = f.compose_service().map(|(_, s)| s).unwrap_or_default();
         containers.push(StoppedContainer { id, service, running: f.running });
     }
-    let state =
-        ComposeState { containers: containers.len(), running: containers.iter().filter(|c| c.running).count() };
+    let state = ComposeState { containers: containers.len(), running: containers.iter().filter(|c| c.running).count() };
     if !overwrite {
         return Err(Error::Refused(refusal(&p.project, &p.directory, &state.describe())));
     }
