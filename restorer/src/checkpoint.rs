@@ -388,7 +388,7 @@ fn check_change(change: &Change, root: &Path, dir: &Path) -> std::result::Result
             check_program(program)?;
             check_ids(containers.iter().map(|c| &c.id))?;
             if let Some(c) = containers.iter().find(|c| !crate::names::is_unit(&c.service)) {
-                return Err(format!("service name {:?} is not a service name", c.service));
+                return Err(format!("{:?} is not a compose service name", c.service));
             }
             vec![]
         }
