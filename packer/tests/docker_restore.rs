@@ -2,7 +2,9 @@
 //! container with its port not published, an app with its own volume) packed, destroyed
 //! (`down -v`, project directory gone) and rebuilt by `restore` in order: project files and
 //! volumes, the database service alone, the dump restored into it, then the whole project. A
-//! restore whose health check fails removes every container, volume and network it made.
+//! restore whose health check fails removes every container, volume and network it made. Onto a
+//! deployment that still runs: refused without `--overwrite`; with it, replaced, and a rollback
+//! (a failed health check, or `restore rollback` of a killed restore) brings the old one back.
 //! Needs the engine and the local images (scripts/docker-engine.sh, scripts/docker-images.sh);
 //! skipped, saying so, only when `docker info` fails.
 
@@ -241,4 +243,272 @@ fn database_first_start_is_waited_for_beyond_health_tries() {
     let logs = p.compose(&["logs", "postgres"]);
     assert!(String::from_utf8_lossy(&logs.stdout).contains("slow init"), "the init script did not run on the new host");
     assert_eq!(sql(&p, "SELECT count(*) FROM items").trim(), "7");
+}
+
+/// COMPOSE with a host port published by the app (its own container holds it while it runs:
+/// the pre-flight must not take it for another program's), and a marker in the app's
+/// environment that a test can change to give the running deployment another configuration.
+fn running_compose(mark: &str) -> String {
+    COMPOSE.replace(
+        "    command: [\"sleep\", \"infinity\"]\n",
+        &format!(
+            "    command: [\"sleep\", \"infinity\"]\n    environment:\n      - MARK={mark}\n    ports:\n      - \"127.0.0.1:${{APP_PORT}}:80\"\n"
+        ),
+    )
+}
+
+/// A deployment that runs, packed (`good`, and `failing` whose health check nobody answers),
+/// then changed: 5 more rows than the bundle's 41, another content in the app volume's file.
+struct Running {
+    t: tempfile::TempDir,
+    p: Project,
+    good: PathBuf,
+    failing: PathBuf,
+}
+
+fn sql(p: &Project, q: &str) -> String {
+    p.sh("postgres", "psql -X -q -t -A -v ON_ERROR_STOP=1 -U admin -d app", q.as_bytes()).trim().to_string()
+}
+
+fn running_deployment() -> Running {
+    let t = tempfile::tempdir().unwrap();
+    let env = format!(
+        "POSTGRES_USER=admin\nPOSTGRES_PASSWORD=pw-{}-over\nPOSTGRES_DB=app\nAPP_PORT={}\n",
+        std::process::id(),
+        free_port()
+    );
+    let p = Project::new(&running_compose("bundle"), &env);
+    p.compose_ok(&["up", "-d"]);
+    ready(&p);
+    sql(&p, "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) SELECT 'item ' || i FROM generate_series(1, 41) i;");
+    p.sh("app", "mkdir -p /data/sub && echo hello > /data/sub/owned && chown 1000:1000 /data/sub/owned", b"");
+    let good = create(&config(t.path(), &p, "good", None));
+    let failing = create(&config(t.path(), &p, "failing", Some(&format!("tcp://127.0.0.1:{}", free_port()))));
+    sql(&p, "INSERT INTO items (name) SELECT 'new ' || i FROM generate_series(1, 5) i;");
+    p.sh("app", "echo changed > /data/sub/owned", b"");
+    Running { t, p, good, failing }
+}
+
+/// What the tests compare before and after: every docker object of the project, each
+/// service's container id and whether it runs, the row count, the app volume's file, the
+/// app's marker, and the databases kept aside.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    objects: Vec<String>,
+    containers: Vec<(String, String, String)>,
+    rows: String,
+    file: String,
+    mark: String,
+    aside: String,
+}
+
+fn seen(p: &Project) -> Seen {
+    let mut objects = docker_objects(&p.name);
+    objects.sort();
+    let containers = ["postgres", "app"]
+        .iter()
+        .map(|s| {
+            let id = p.container(s);
+            (s.to_string(), id.clone(), inspect("container", "{{.State.Running}}", &id))
+        })
+        .collect();
+    Seen {
+        objects,
+        containers,
+        rows: sql(p, "SELECT count(*) FROM items"),
+        file: p.sh("app", "cat /data/sub/owned", b""),
+        mark: p.sh("app", "echo $MARK", b""),
+        aside: sql(p, "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%pre_restore%'"),
+    }
+}
+
+fn output(out: &std::process::Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Guards the refusal of a compose project that already runs on the host, and its replacement
+/// with --overwrite: without it, `--dry-run` (text and JSON) shows the project as refused and the
+/// restore refuses it (exit 5) naming the project, its containers and what to do, with nothing
+/// changed (the same containers running, the same rows and file, no checkpoint). With it, the
+/// containers are stopped and the deployment restored on its volumes: the bundle's rows in the
+/// container's database, the old database kept as `app_pre_restore_<YYYYMMDDHHMMSS>`, the
+/// bundle's file in the volume (the old one kept in the checkpoint), every service running, the
+/// app's published port (held by its own container before) no pre-flight blocker.
+#[test]
+fn running_deployment_is_refused_without_overwrite_and_replaced_with_it() {
+    if !engine() {
+        return;
+    }
+    let Running { t, p, good, .. } = running_deployment();
+    let before = seen(&p);
+    assert_eq!((before.rows.as_str(), before.file.as_str()), ("46", "changed\n"));
+    let x = extract(&good, &t.path().join("x"));
+
+    let out = restore(&x).args(["--dry-run", "--no-install"]).output().unwrap();
+    let all = output(&out);
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{all}");
+    assert!(
+        all.contains(&format!("REFUSED: compose project {} already has 2 container(s), 2 running", p.name)),
+        "{all}"
+    );
+    let out = restore(&x).args(["--dry-run", "--no-install", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", output(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = plan["plan"]["items"].as_array().unwrap();
+    let compose: Vec<&Value> = items.iter().filter(|i| i["kind"] == "compose").collect();
+    assert_eq!(compose.len(), 1, "{plan:#}");
+    assert_eq!(compose[0]["target"], p.name.as_str());
+    assert_eq!(compose[0]["state"], "2 container(s), 2 running");
+    assert_eq!(compose[0]["action"], "refuse");
+
+    let cp = t.path().join("cp-refused");
+    let out = restore(&x).args(["--yes", "--no-install", "--checkpoint-dir"]).arg(&cp).output().unwrap();
+    let all = output(&out);
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{all}");
+    for needle in
+        [format!("compose project {}", p.name), "2 container(s)".into(), "--overwrite stops them".into(), "down".into()]
+    {
+        assert!(all.contains(&needle), "{needle} not in: {all}");
+    }
+    assert_eq!(seen(&p), before, "a refused restore changed something\n{all}");
+    assert!(!cp.exists(), "a refused restore wrote a checkpoint");
+
+    let out = restore(&x).args(["--dry-run", "--no-install", "--overwrite"]).output().unwrap();
+    let all = output(&out);
+    assert_eq!(out.status.code(), Some(exit::OK), "{all}");
+    assert!(all.contains("REPLACE  compose"), "{all}");
+
+    let cp = t.path().join("cp");
+    let out = restore(&x)
+        .args(["--yes", "--no-install", "--overwrite", "--health-tries", "2", "--checkpoint-dir"])
+        .arg(&cp)
+        .arg("--report")
+        .arg(t.path().join("r.json"))
+        .output()
+        .unwrap();
+    let all = output(&out);
+    assert_eq!(out.status.code(), Some(exit::OK), "{all}");
+    let report: Value = serde_json::from_slice(&fs::read(t.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "restored", "{report:#}");
+    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    let at = |s: &str| steps.iter().position(|x| *x == s).unwrap_or_else(|| panic!("no step {s}: {steps:?}"));
+    assert!(at(&format!("stop {}", p.name)) < at("files"), "{steps:?}");
+
+    let after = seen(&p);
+    assert_eq!(after.rows, "41");
+    assert_eq!(after.file, "hello\n");
+    for (s, _, running) in &after.containers {
+        assert_eq!(running, "true", "{s} is not running");
+    }
+    let aside = after.aside.clone();
+    let stamp = aside.strip_prefix("app_pre_restore_").unwrap_or_else(|| panic!("kept aside: {aside:?}"));
+    assert!(stamp.len() == 14 && stamp.chars().all(|c| c.is_ascii_digit()), "{aside}");
+    let kept = p.sh("postgres", &format!("psql -X -q -t -A -U admin -d {aside}"), b"SELECT count(*) FROM items");
+    assert_eq!(kept.trim(), "46", "the old database was not kept whole");
+    assert!(all.contains(&format!("was kept as {aside}")), "{all}");
+    let mountpoint = inspect("volume", "{{.Mountpoint}}", &format!("{}_app_storage", p.name));
+    let old = cp.join("files").join(mountpoint.trim_start_matches('/')).join("sub/owned");
+    assert_eq!(fs::read_to_string(&old).unwrap(), "changed\n", "the old volume file is not in the checkpoint");
+}
+
+/// Guards the rollback of an --overwrite restore onto a running deployment whose health check
+/// then fails: the deployment that ran before runs again on its old data (the same database
+/// container, the app container made again from the old compose file, since the restore's `up`
+/// replaced it for the bundle's configuration), the old rows and volume file, no database left
+/// aside, and no container, volume or network other than those that were there.
+#[test]
+fn failed_overwrite_of_a_running_deployment_rolls_back_to_it() {
+    if !engine() {
+        return;
+    }
+    let Running { t, p, failing, .. } = running_deployment();
+    // Another configuration than the bundle's: the restore's `up` must replace the app container.
+    fs::write(p.dir.join("docker-compose.yml"), running_compose("old")).unwrap();
+    p.compose_ok(&["up", "-d"]);
+    let before = seen(&p);
+    assert_eq!(before.mark, "old\n");
+    let x = extract(&failing, &t.path().join("x"));
+    let out = restore(&x)
+        .args(["--yes", "--no-install", "--overwrite", "--health-tries", "1", "--checkpoint-dir"])
+        .arg(t.path().join("cp"))
+        .arg("--report")
+        .arg(t.path().join("r.json"))
+        .output()
+        .unwrap();
+    let all = output(&out);
+    assert_eq!(out.status.code(), Some(exit::FAILED), "{all}");
+    let report: Value = serde_json::from_slice(&fs::read(t.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "failed_rolled_back", "{report:#}\n{all}");
+    assert!(
+        report["steps"].as_array().unwrap().iter().any(|s| s["step"] == "docker compose up" && s["result"] == "ok"),
+        "the restore never got as far as starting the whole project: {report:#}"
+    );
+    let after = seen(&p);
+    assert_eq!(after.containers[0], before.containers[0], "the database container is not the old one, running");
+    assert_ne!(after.containers[1].1, before.containers[1].1, "the app container was not replaced by the restore");
+    assert_eq!(after.containers[1].2, "true", "the app does not run again");
+    assert_eq!(Seen { containers: before.containers.clone(), ..after }, before, "\n{all}");
+    assert!(fs::read_to_string(p.dir.join("docker-compose.yml")).unwrap().contains("MARK=old"));
+}
+
+/// Guards `restore rollback CHECKPOINT` of an --overwrite restore onto a running deployment that
+/// was killed after it had restored the database and started the project, the host then
+/// rebooted (every container stopped): the old database is put back inside its container
+/// (started for that), and the deployment runs again as before on its old data, with nothing
+/// of the restore's left.
+#[test]
+fn interrupted_overwrite_of_a_running_deployment_is_rolled_back_by_hand() {
+    if !engine() {
+        return;
+    }
+    let Running { t, p, failing, .. } = running_deployment();
+    let before = seen(&p);
+    let x = extract(&failing, &t.path().join("x"));
+    let cp = t.path().join("cp");
+    let mut child = restore(&x)
+        .args(["--yes", "--no-install", "--overwrite", "--health-tries", "150", "--checkpoint-dir"])
+        .arg(&cp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(300)) {
+        let up = line.starts_with("docker compose up");
+        log.push(line);
+        if up {
+            break;
+        }
+    }
+    assert!(log.last().is_some_and(|l| l.starts_with("docker compose up")), "{log:#?}");
+    // `up -d` of the whole project has run once the app runs again; the health check waits.
+    for _ in 0..120 {
+        if !p.container("app").is_empty() && inspect("container", "{{.State.Running}}", &p.container("app")) == "true" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(sql(&p, "SELECT count(*) FROM items"), "41", "the restore was killed before it restored the database");
+    let journal = fs::read_to_string(cp.join("checkpoint.jsonl")).unwrap();
+    assert!(!journal.contains("\"completed\""), "{journal}");
+    // The reboot.
+    let ids: Vec<String> = ["postgres", "app"].iter().map(|s| p.container(s)).collect();
+    let o = Command::new("docker").arg("stop").args(&ids).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let out = restore(&x).arg("rollback").arg(&cp).output().unwrap();
+    let all = output(&out);
+    assert_eq!(out.status.code(), Some(exit::OK), "{all}\n{journal}");
+    assert_eq!(seen(&p), before, "\n{all}\n{journal}");
 }

@@ -91,8 +91,12 @@ pub enum Change {
         /// Its name.
         name: String,
     },
-    /// Services of a compose project were started by the restore (undone with `down`, which
-    /// removes the containers and networks it made; volumes are undone by their own entries).
+    /// Services of a compose project were started by the restore. On a project that had no
+    /// container before, undone with `down` (which removes the containers and networks it made;
+    /// volumes are undone by their own entries). On one that had (`kept` not empty), `down`
+    /// would remove the very containers a rollback must start again: undone by removing only the
+    /// containers and networks not listed here and stopping the kept ones (a
+    /// [`Change::ComposeStopped`] journaled earlier starts those that ran).
     ComposeUp {
         /// `docker compose` or `docker-compose`.
         program: Vec<String>,
@@ -103,6 +107,29 @@ pub enum Change {
         directory: PathBuf,
         /// Compose files.
         files: Vec<PathBuf>,
+        /// Ids of the project's containers that existed before this start (empty on a new host).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept: Vec<String>,
+        /// Ids of the project's networks that existed before this start.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept_networks: Vec<String>,
+    },
+    /// The containers of a compose project that already ran on the host were stopped (with
+    /// `--overwrite`), kept so that a rollback can start them again on their old data.
+    ComposeStopped {
+        /// `docker compose` or `docker-compose`: recreates a service whose container compose
+        /// replaced during the restore (another configuration), from the project's files as the
+        /// rollback put them back.
+        program: Vec<String>,
+        /// Project name.
+        project: String,
+        /// Project directory.
+        #[serde(with = "crate::raw_path")]
+        directory: PathBuf,
+        /// Compose files.
+        files: Vec<PathBuf>,
+        /// Every container of the project as it was before the stop.
+        containers: Vec<StoppedContainer>,
     },
     /// A change made inside a container's PostgreSQL (roles, databases): undone there, and
     /// nothing to undo once the container itself is gone.
@@ -112,6 +139,17 @@ pub enum Change {
         /// The change.
         inner: Box<Change>,
     },
+}
+
+/// A container of a project that existed before the restore ([`Change::ComposeStopped`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoppedContainer {
+    /// Container id.
+    pub id: String,
+    /// Its compose service.
+    pub service: String,
+    /// Whether it ran (a rollback starts only those).
+    pub running: bool,
 }
 
 /// The journal's first line.
@@ -297,8 +335,16 @@ impl Checkpoint {
     /// on). Returns what could not be undone; an empty list means the target is as it was.
     pub fn rollback(&mut self, pg: Option<&PgTarget>) -> Vec<String> {
         let mut failures = Vec::new();
+        let created: Vec<String> = self
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::VolumeCreated { name } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
         for change in self.changes.clone().into_iter().rev() {
-            if let Err(e) = undo(&change, pg) {
+            if let Err(e) = undo(&change, pg, &created) {
                 failures.push(format!("{change:?}: {e}"));
             }
         }
@@ -331,11 +377,18 @@ fn check_change(change: &Change, root: &Path, dir: &Path) -> std::result::Result
             vec![original]
         }
         Change::CreatedFile { path } | Change::CreatedDir { path } | Change::DirAttrs { path, .. } => vec![path],
-        // Undone by running the program: only ever compose itself.
-        Change::ComposeUp { program, .. } => {
-            let p = || program.iter().map(String::as_str);
-            if !(p().eq(["docker", "compose"]) || p().eq(["docker-compose"])) {
-                return Err(format!("it would run {program:?}, which is not docker compose"));
+        // Undone by running the program: only ever compose itself, on ids and service names
+        // only (nothing a docker option could be made of).
+        Change::ComposeUp { program, kept, kept_networks, .. } => {
+            check_program(program)?;
+            check_ids(kept.iter().chain(kept_networks))?;
+            vec![]
+        }
+        Change::ComposeStopped { program, containers, .. } => {
+            check_program(program)?;
+            check_ids(containers.iter().map(|c| &c.id))?;
+            if let Some(c) = containers.iter().find(|c| !crate::names::is_unit(&c.service)) {
+                return Err(format!("{:?} is not a compose service name", c.service));
             }
             vec![]
         }
@@ -348,16 +401,46 @@ fn check_change(change: &Change, root: &Path, dir: &Path) -> std::result::Result
     }
 }
 
-fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
+fn check_program(program: &[String]) -> std::result::Result<(), String> {
+    let p = || program.iter().map(String::as_str);
+    if !(p().eq(["docker", "compose"]) || p().eq(["docker-compose"])) {
+        return Err(format!("it would run {program:?}, which is not docker compose"));
+    }
+    Ok(())
+}
+
+fn check_ids<'a>(mut ids: impl Iterator<Item = &'a String>) -> std::result::Result<(), String> {
+    match ids.find(|id| id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit())) {
+        Some(id) => Err(format!("{id:?} is not a Docker id")),
+        None => Ok(()),
+    }
+}
+
+/// How often a rollback tries to reach the server of a stopped container it started again, 2 s
+/// apart (a server that was stopped cleanly answers in seconds; one that was killed replays its
+/// WAL first).
+const STOPPED_SERVER_TRIES: u32 = 60;
+
+fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> Result<()> {
     match change {
         Change::InContainer { container, inner } => {
             // The container went (a later `down` of a project the restore started): whatever
             // was made inside went with it.
             let Ok(facts) = crate::container::inspect(container) else { return Ok(()) };
             if !facts.running {
-                return Ok(());
+                // Stopped (a reboot during an interrupted restore): on volumes this restore
+                // created there is nothing to undo, they go with their own entries. On a volume
+                // that was there before (a deployment replaced with --overwrite) the old database
+                // is still renamed aside in it: start the container to put it back (the
+                // project's own entries stop or remove it afterwards).
+                if facts.volumes.iter().all(|(v, _)| created_volumes.contains(v)) {
+                    return Ok(());
+                }
+                crate::steps::run(std::process::Command::new("docker").args(["start", "--"]).arg(container))?;
+                let target = crate::container::wait_for_server(container, STOPPED_SERVER_TRIES)?;
+                return undo(inner, Some(&target), created_volumes);
             }
-            undo(inner, Some(&facts.pg_target(Some("postgres"))?))
+            undo(inner, Some(&facts.pg_target(Some("postgres"))?), created_volumes)
         }
         Change::VolumeCreated { name } => {
             if crate::container::volume_mountpoint(name)?.is_none() {
@@ -365,14 +448,80 @@ fn undo(change: &Change, pg: Option<&PgTarget>) -> Result<()> {
             }
             crate::steps::run(std::process::Command::new("docker").args(["volume", "rm", "--"]).arg(name)).map(|_| ())
         }
-        Change::ComposeUp { program, project, directory, files } => {
+        Change::ComposeUp { program, project, directory, files, kept, kept_networks } => {
             let compose = crate::container::Compose {
                 program: program.clone(),
                 project: project.clone(),
                 directory: directory.clone(),
                 files: files.clone(),
             };
-            crate::steps::run(&mut compose.command(&["down"])).map(|_| ())
+            if kept.is_empty() {
+                return crate::steps::run(&mut compose.command(&["down"])).map(|_| ());
+            }
+            // The project ran before the restore: `down` would remove its containers, which a
+            // rollback must start again on their old data (they are the deployment, with their
+            // configuration and anything written into them). So undoing `up` is: remove what
+            // the restore made (containers it created, or recreated for another configuration,
+            // and networks that were not there), stop the kept containers it started. The
+            // `ComposeStopped` entry, older, is undone later and starts those that ran before,
+            // once the files (project files, volume contents) are back.
+            let docker = |args: &[&str], ids: &[String]| {
+                crate::steps::run(std::process::Command::new("docker").args(args).arg("--").args(ids)).map(|_| ())
+            };
+            let (old, new): (Vec<String>, Vec<String>) =
+                compose.containers()?.into_iter().partition(|c| kept.contains(c));
+            let running: Vec<String> =
+                old.into_iter().filter(|id| crate::container::inspect(id).is_ok_and(|f| f.running)).collect();
+            if !new.is_empty() {
+                docker(&["rm", "-f"], &new)?;
+            }
+            if !running.is_empty() {
+                docker(&["stop"], &running)?;
+            }
+            let networks: Vec<String> =
+                compose.networks()?.into_iter().filter(|n| !kept_networks.contains(n)).collect();
+            if !networks.is_empty() {
+                docker(&["network", "rm"], &networks)?;
+            }
+            Ok(())
+        }
+        Change::ComposeStopped { program, project, directory, files, containers } => {
+            let compose = crate::container::Compose {
+                program: program.clone(),
+                project: project.clone(),
+                directory: directory.clone(),
+                files: files.clone(),
+            };
+            let mut start = Vec::new();
+            let mut recreate: Vec<&StoppedContainer> = Vec::new();
+            for c in containers {
+                match crate::container::inspect(&c.id) {
+                    Ok(f) if c.running && !f.running => start.push(c.id.clone()),
+                    Ok(_) => {}
+                    Err(_) => recreate.push(c),
+                }
+            }
+            if !start.is_empty() {
+                crate::steps::run(std::process::Command::new("docker").args(["start", "--"]).args(&start))?;
+            }
+            // A container compose replaced during the restore (the bundle's configuration
+            // differed) is gone: made again from the project's files, which the rollback has put
+            // back by now (they were changed after this entry was journaled).
+            for (running, args) in [(true, ["up", "-d", "--no-deps"]), (false, ["up", "--no-start", "--no-deps"])] {
+                let services: Vec<&str> =
+                    recreate.iter().filter(|c| c.running == running).map(|c| c.service.as_str()).collect();
+                if !services.is_empty() {
+                    let mut all: Vec<&str> = args.to_vec();
+                    all.extend(services);
+                    crate::steps::run(&mut compose.command(&all)).map_err(|e| {
+                        Error::Other(format!(
+                            "project {project}: containers replaced during the restore could not be made again from its files in {} ({e}); run `docker-compose -p {project} up -d` there",
+                            directory.display()
+                        ))
+                    })?;
+                }
+            }
+            Ok(())
         }
         Change::MovedAside { original, saved } => {
             // Recorded before the move: if the move never happened, there is nothing to undo
@@ -460,6 +609,49 @@ fn move_path(from: &Path, to: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A journal of a restore onto a host that already ran the project (kept containers, the
+    /// stopped ones with their services) reads back as written, and one from before these
+    /// fields existed still loads (a `compose_up` without `kept` is a new host's).
+    #[test]
+    fn compose_entries_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("cp");
+        let changes = [
+            Change::ComposeStopped {
+                program: vec!["docker-compose".into()],
+                project: "n8n".into(),
+                directory: t.path().join("opt/n8n"),
+                files: vec![t.path().join("opt/n8n/docker-compose.yml")],
+                containers: vec![
+                    StoppedContainer { id: "0123abcd".into(), service: "postgres".into(), running: true },
+                    StoppedContainer { id: "4567ef".into(), service: "n8n".into(), running: false },
+                ],
+            },
+            Change::ComposeUp {
+                program: vec!["docker".into(), "compose".into()],
+                project: "n8n".into(),
+                directory: t.path().join("opt/n8n"),
+                files: vec![],
+                kept: vec!["0123abcd".into(), "4567ef".into()],
+                kept_networks: vec!["89ab".into()],
+            },
+        ];
+        let mut cp = Checkpoint::create(&dir, t.path(), "b").unwrap();
+        for c in &changes {
+            cp.record(c.clone()).unwrap();
+        }
+        cp.append(
+            r#"{"change":"compose_up","program":["docker-compose"],"project":"old","directory":"/x","files":[]}"#,
+            true,
+        )
+        .unwrap();
+        let back = Checkpoint::load(&dir).unwrap();
+        assert_eq!(back.changes[..2], changes);
+        assert!(
+            matches!(&back.changes[2], Change::ComposeUp { kept, kept_networks, .. } if kept.is_empty() && kept_networks.is_empty())
+        );
+    }
+
     /// A moved-aside file comes back and a created one disappears on rollback.
     #[test]
     fn rollback_restores_files() {
@@ -481,8 +673,9 @@ mod tests {
     }
 
     /// A journal that names a path outside its own root, climbs out of it, keeps something
-    /// "moved aside" outside its own directory, or would run anything but compose to undo a
-    /// compose start was not written by a restore: load refuses it, so no rollback acts on it.
+    /// "moved aside" outside its own directory, would run anything but compose to undo a
+    /// compose start, or hands docker anything but ids and service names (an option) was not
+    /// written by a restore: load refuses it, so no rollback acts on it.
     #[test]
     fn journals_reaching_outside_their_root_are_refused() {
         let t = tempfile::tempdir().unwrap();
@@ -499,6 +692,23 @@ mod tests {
                 project: "p".into(),
                 directory: root.clone(),
                 files: vec![],
+                kept: vec![],
+                kept_networks: vec![],
+            },
+            Change::ComposeUp {
+                program: vec!["docker-compose".into()],
+                project: "p".into(),
+                directory: root.clone(),
+                files: vec![],
+                kept: vec!["--all".into()],
+                kept_networks: vec![],
+            },
+            Change::ComposeStopped {
+                program: vec!["docker".into(), "compose".into()],
+                project: "p".into(),
+                directory: root.clone(),
+                files: vec![],
+                containers: vec![StoppedContainer { id: "abc123".into(), service: "-d".into(), running: true }],
             },
         ];
         for (i, change) in bad.into_iter().enumerate() {

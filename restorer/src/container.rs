@@ -63,15 +63,19 @@ impl Compose {
         Ok(out.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))
     }
 
-    /// Ids of every container of the project (running or not), by compose's labels.
+    /// Full ids of every container of the project (running or not), by compose's labels.
     pub fn containers(&self) -> Result<Vec<String>> {
-        let out = run(Command::new("docker").args([
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project),
-        ]))?;
+        self.ids(&["ps", "-a", "-q", "--no-trunc"])
+    }
+
+    /// Full ids of the project's networks, by compose's labels.
+    pub fn networks(&self) -> Result<Vec<String>> {
+        self.ids(&["network", "ls", "-q", "--no-trunc"])
+    }
+
+    fn ids(&self, list: &[&str]) -> Result<Vec<String>> {
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        let out = run(Command::new("docker").args(list).args(["--filter", &label]))?;
         Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
     }
 }
@@ -183,6 +187,22 @@ pub fn inspect(container: &str) -> Result<ContainerFacts> {
         volumes,
         binds,
     })
+}
+
+/// Waits until the PostgreSQL server in `container` accepts connections over its network
+/// address (`tries`, 2 s apart), and says how to reach it.
+pub fn wait_for_server(container: &str, tries: u32) -> Result<PgTarget> {
+    let mut last = String::new();
+    for i in 0..tries.max(1) {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        match inspect(container).and_then(|f| f.pg_target(Some("postgres"))).and_then(|t| t.connect().map(|_| t)) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(Error::Other(format!("the PostgreSQL server in container {container} did not accept connections: {last}")))
 }
 
 /// The mount point of a named volume, `None` when it does not exist.

@@ -533,7 +533,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         return Ok(if prepared.plan.refusals().is_empty() && !blocked { exit::OK } else { exit::REFUSED });
     }
     restore::check_blockers(&prepared)?;
-    restore::check_refusals(&prepared.plan)?;
+    restore::check_refusals(&prepared.plan, &prepared.manifest)?;
     if !a.yes {
         if std::io::stdin().is_terminal() {
             print_plan(&prepared, &opts);
@@ -730,7 +730,15 @@ fn print_plan(p: &restore::Prepared, opts: &Options) {
             println!("  {} {}\n      what to do: {}", if f.blocker { "BLOCKER" } else { "warning" }, f.what, f.fix);
         }
     }
-    let refused = p.plan.refusals();
+    let (projects, refused): (Vec<_>, Vec<_>) =
+        p.plan.refusals().into_iter().partition(|i| i.kind == restorer::plan::ItemKind::Compose);
+    for i in projects {
+        let dir = m.docker.as_ref().and_then(|d| d.compose.get(i.index)).map(|c| c.directory.as_path());
+        println!(
+            "\nREFUSED: {}.",
+            restorer::steps::docker::refusal(&i.target, dir.unwrap_or(Path::new(".")), &i.state)
+        );
+    }
     if !refused.is_empty() {
         println!("\n{} item(s) already hold different data and would be refused without --overwrite.", refused.len());
     }

@@ -33,6 +33,22 @@ pub enum DbState {
     HasData,
 }
 
+/// A compose project of the bundle as the host's Docker engine has it now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ComposeState {
+    /// Containers of the project (by compose's labels), running or not.
+    pub containers: usize,
+    /// How many of them run.
+    pub running: usize,
+}
+
+impl ComposeState {
+    /// How the plan shows it (`2 container(s), 2 running`).
+    pub fn describe(&self) -> String {
+        format!("{} container(s), {} running", self.containers, self.running)
+    }
+}
+
 /// What the restore will do with one item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +77,9 @@ pub enum ItemKind {
     Sqlite,
     /// A PostgreSQL database.
     Postgres,
+    /// A compose project that already has containers on the host: with `--overwrite` they are
+    /// stopped (kept, so a rollback starts them again) before anything else changes.
+    Compose,
 }
 
 /// One planned item.
@@ -68,7 +87,8 @@ pub enum ItemKind {
 pub struct Item {
     /// Kind of item.
     pub kind: ItemKind,
-    /// Index into the manifest's list for that kind (files, sqlite or postgres).
+    /// Index into the manifest's list for that kind (files, sqlite, postgres or
+    /// `docker.compose`).
     pub index: usize,
     /// Where it goes: a path on the target, or a database name.
     pub target: String,
@@ -94,6 +114,10 @@ pub struct Observed {
     pub sqlite: Vec<PathState>,
     /// One per `manifest.postgres`.
     pub postgres: Vec<DbState>,
+    /// One per `manifest.docker.compose`, when the Docker deployment is rebuilt and the engine
+    /// could be asked (empty otherwise: a project with containers is then refused, or stopped
+    /// with `--overwrite`, once the engine runs).
+    pub compose: Vec<ComposeState>,
     /// Targets that appeared while this restore installed its prerequisites (a package's
     /// default config): replaced (and kept in the checkpoint) without `--overwrite`, since they
     /// were never the operator's data.
@@ -130,10 +154,23 @@ fn path_action(state: &PathState, installed_default: bool, opts: &PlanOptions) -
     }
 }
 
-/// Builds the plan. Directories come first (parents before children), then files and links,
-/// then SQLite files, then PostgreSQL databases.
+/// Builds the plan. Compose projects that already have containers come first (they are stopped
+/// before anything else changes), then directories (parents before children), files and links,
+/// SQLite files, PostgreSQL databases.
 pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanOptions) -> Result<Plan> {
     let mut items = Vec::new();
+    let projects = manifest.docker.iter().flat_map(|d| &d.compose);
+    for (i, (p, state)) in projects.zip(&observed.compose).enumerate().filter(|(_, (_, s))| s.containers > 0) {
+        // A running deployment under a restore would mix two states: like data, replaced only
+        // when the operator says so.
+        items.push(Item {
+            kind: ItemKind::Compose,
+            index: i,
+            target: p.project.clone(),
+            state: state.describe(),
+            action: if opts.overwrite { Action::Replace } else { Action::Refuse },
+        });
+    }
     let mut order: Vec<usize> = (0..manifest.files.len()).collect();
     // Dirs first, each group sorted by path, so a parent directory always precedes its children.
     order.sort_by_key(|&i| {
@@ -277,6 +314,41 @@ mod tests {
         let p = build(&manifest(), Path::new("/"), &obs, &PlanOptions::default()).unwrap();
         assert_eq!(p.items[1].action, Action::Replace);
         assert_eq!(p.items[2].action, Action::Refuse, "the link was there before");
+    }
+
+    /// A compose project that already has containers on the host is a refusal without
+    /// --overwrite and a replacement with it, planned before the files; one without containers
+    /// (a new host) is no item at all.
+    #[test]
+    fn existing_compose_project_is_refused_without_overwrite() {
+        let mut m = manifest();
+        let project = |name: &str| crate::docker::ComposeProject {
+            project: name.into(),
+            directory: format!("/opt/{name}").into(),
+            files: vec![],
+            services: vec![],
+        };
+        m.docker = Some(crate::docker::DockerInfo {
+            compose: vec![project("fresh"), project("running")],
+            ..Default::default()
+        });
+        let obs = Observed {
+            compose: vec![ComposeState::default(), ComposeState { containers: 2, running: 1 }],
+            ..Default::default()
+        };
+        for (overwrite, action) in [(false, Action::Refuse), (true, Action::Replace)] {
+            let p = build(&m, Path::new("/"), &obs, &PlanOptions { overwrite }).unwrap();
+            let compose: Vec<_> = p.items.iter().filter(|i| i.kind == ItemKind::Compose).collect();
+            assert_eq!(compose.len(), 1, "{:?}", p.items);
+            assert_eq!((compose[0].index, compose[0].target.as_str()), (1, "running"));
+            assert_eq!(compose[0].state, "2 container(s), 1 running");
+            assert_eq!(compose[0].action, action);
+            assert_eq!(p.items[0].kind, ItemKind::Compose, "stopped before anything else changes");
+            assert_eq!(p.refusals().len(), usize::from(!overwrite));
+        }
+        // Not observed (no engine yet): nothing planned, decided once the engine runs.
+        let p = build(&m, Path::new("/"), &Observed::default(), &PlanOptions::default()).unwrap();
+        assert!(p.items.iter().all(|i| i.kind != ItemKind::Compose));
     }
 
     #[test]

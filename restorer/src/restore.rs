@@ -133,6 +133,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         files: steps::files::observe_files(&manifest, &opts.root)?,
         sqlite: steps::files::observe_sqlite(&manifest, &opts.root)?,
         postgres: Vec::new(),
+        compose: Vec::new(),
         installed_defaults: opts.installed_defaults.clone(),
     };
     // Databases that live in containers are restored into them once they run (a fresh host has
@@ -164,9 +165,11 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
     let docker = steps::docker::needed(&manifest) && opts.root == Path::new("/");
+    // A host that already runs a project of the bundle: planned as a refusal (before anything
+    // changes), or with --overwrite as containers to stop first.
+    let mut own_ports = Vec::new();
     if docker && crate::container::engine_answers() {
-        // A host that already runs the project: refused before anything changes.
-        steps::docker::check_no_containers(&steps::docker::projects(&manifest)?)?;
+        (observed.compose, own_ports) = steps::docker::observe(&steps::docker::projects(&manifest)?)?;
     }
     let server_major = match &pg {
         Some(pg) => {
@@ -182,7 +185,10 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         }
         None => None,
     };
-    let (facts, needs) = steps::preflight::gather(&manifest, &opts.root, opts.starts_services(), server_major);
+    let (facts, mut needs) = steps::preflight::gather(&manifest, &opts.root, opts.starts_services(), server_major);
+    // Ports the project's own running containers hold are freed when they are stopped (and
+    // without --overwrite the project is refused anyway, saying why).
+    needs.published.retain(|(port, _)| !own_ports.contains(port));
     let findings = steps::preflight::assess(&facts, &needs);
     let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
     let missing_packages = steps::system::missing_packages(&manifest.requirements);
@@ -200,19 +206,31 @@ pub fn check_blockers(p: &Prepared) -> Result<()> {
     }
 }
 
-/// Refuses a plan that would overwrite data without `--overwrite`, naming each item.
-pub fn check_refusals(plan: &Plan) -> Result<()> {
-    let refused = plan.refusals();
-    if refused.is_empty() {
+/// Refuses a plan that would overwrite data or a running deployment without `--overwrite`,
+/// naming each item.
+pub fn check_refusals(plan: &Plan, manifest: &Manifest) -> Result<()> {
+    let (projects, refused): (Vec<&plan::Item>, Vec<&plan::Item>) =
+        plan.refusals().into_iter().partition(|i| i.kind == ItemKind::Compose);
+    let mut parts: Vec<String> = projects
+        .iter()
+        .map(|i| {
+            let dir = manifest.docker.as_ref().and_then(|d| d.compose.get(i.index)).map(|c| c.directory.as_path());
+            steps::docker::refusal(&i.target, dir.unwrap_or(Path::new(".")), &i.state)
+        })
+        .collect();
+    if !refused.is_empty() {
+        let list: Vec<String> = refused.iter().take(20).map(|i| format!("{} ({})", i.target, i.state)).collect();
+        parts.push(format!(
+            "{} target(s) already hold different data: {}{}. Re-run with --overwrite to replace them (the current versions are kept in a checkpoint and can be put back with `restore rollback`)",
+            refused.len(),
+            list.join(", "),
+            if refused.len() > 20 { ", ..." } else { "" }
+        ));
+    }
+    if parts.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = refused.iter().take(20).map(|i| format!("{} ({})", i.target, i.state)).collect();
-    Err(Error::Refused(format!(
-        "{} target(s) already hold different data: {}{}. Nothing was changed. Re-run with --overwrite to replace them (the current versions are kept in a checkpoint and can be put back with `restore rollback`)",
-        refused.len(),
-        list.join(", "),
-        if refused.len() > 20 { ", ..." } else { "" }
-    )))
+    Err(Error::Refused(format!("{}. Nothing was changed", parts.join(". "))))
 }
 
 struct Steps {
@@ -245,7 +263,7 @@ impl Steps {
 /// `Err` only when the restore could not even start (checkpoint not creatable, refusals).
 pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Result<Report> {
     check_blockers(p)?;
-    check_refusals(&p.plan)?;
+    check_refusals(&p.plan, &p.manifest)?;
     let started_at = Utc::now();
     let stamp = started_at.format("%Y%m%d%H%M%S").to_string();
     let cp_dir = opts.checkpoint_dir.clone().unwrap_or_else(|| {
@@ -451,7 +469,16 @@ fn apply_all(
     let projects = if p.docker { steps::docker::projects(m)? } else { Vec::new() };
     if p.docker {
         steps.run("docker engine", log, || Ok(((), steps::docker::ensure_engine()?)))?;
-        steps::docker::check_no_containers(&projects)?;
+        // Before anything of the deployment changes: a project that already runs is stopped
+        // (--overwrite; journaled and kept, a rollback starts it again) or refused (the plan
+        // refused it already unless the engine only started just now).
+        for pr in projects.iter().filter(|pr| pr.containers().is_ok_and(|c| !c.is_empty())) {
+            steps.run(&format!("stop {}", pr.project), log, || {
+                let state = steps::docker::stop_existing(cp, pr, opts.overwrite)?;
+                let what = state.map(|s| s.describe()).unwrap_or_else(|| "no container".into());
+                Ok(((), format!("{what}: stopped, kept for a rollback")))
+            })?;
+        }
         steps.run("docker volumes", log, || {
             let created = steps::docker::create_volumes(cp, m)?;
             Ok(((), if created.is_empty() { "all exist".into() } else { format!("created {}", created.join(", ")) }))

@@ -2,16 +2,18 @@
 //! named volumes (before the files step writes their content), saved images, each database
 //! service started alone and waited for, then (after its dumps were restored into it) the whole
 //! project. Every container, volume and network the restore creates is journaled so a rollback
-//! removes it. Only done on a restore onto `/`: Docker is host-wide.
+//! removes it; a project that already runs is refused, or with `--overwrite` stopped (journaled,
+//! kept) and started again by a rollback. Only done on a restore onto `/`: Docker is host-wide.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::checkpoint::{Change, Checkpoint};
+use crate::checkpoint::{Change, Checkpoint, StoppedContainer};
 use crate::container::{self, Compose, ContainerFacts};
 use crate::manifest::{Manifest, PostgresDb};
 use crate::pg::PgTarget;
+use crate::plan::ComposeState;
 use crate::steps::run;
 use crate::{Error, Result};
 
@@ -103,22 +105,68 @@ pub fn projects(m: &Manifest) -> Result<Vec<Compose>> {
         .collect())
 }
 
-/// Refuses a host where a project of the bundle already has containers: restoring under a
-/// running deployment would mix two states. (Volumes with data are refused by the files plan.)
-pub fn check_no_containers(projects: &[Compose]) -> Result<()> {
+/// What the engine has of each project now (parallel to `projects`), and the host ports the
+/// running containers of those projects publish: they hold those ports themselves, and free
+/// them when `--overwrite` stops them, so the pre-flight must not count them as taken.
+pub fn observe(projects: &[Compose]) -> Result<(Vec<ComposeState>, Vec<u16>)> {
+    let mut states = Vec::new();
+    let mut ports = Vec::new();
     for p in projects {
         let ids = p.containers()?;
-        if !ids.is_empty() {
-            return Err(Error::Refused(format!(
-                "compose project {} already has {} container(s) on this host: stop and remove them first (`cd {} && docker-compose -p {} down`), then run the restore again",
-                p.project,
-                ids.len(),
-                p.directory.display(),
-                p.project
-            )));
+        let mut running = 0;
+        for id in &ids {
+            let f = container::inspect(id)?;
+            if f.running {
+                running += 1;
+                ports.extend(f.published_ports);
+            }
         }
+        states.push(ComposeState { containers: ids.len(), running });
     }
-    Ok(())
+    Ok((states, ports))
+}
+
+/// Why a project that already has containers is refused without `--overwrite`, and what to do.
+pub fn refusal(project: &str, directory: &Path, state: &str) -> String {
+    format!(
+        "compose project {project} already has {state} on this host: restoring under it would mix two deployments. --overwrite stops them (kept, so a rollback starts them again) and replaces the deployment; or stop and remove them yourself (`cd {} && docker compose -p {project} down`, or `docker-compose`) and run the restore again",
+        directory.display()
+    )
+}
+
+/// With `--overwrite`: stops every running container of a project that already has some,
+/// journaled first (kept, not removed: a rollback starts them again). Nothing when it has none;
+/// refused without `--overwrite` (the plan refuses earlier when the engine already ran then).
+/// `docker stop` by id rather than `compose stop`: the journal names exactly the containers that
+/// ran, and it works whether or not the host still has the project's files (which the restore
+/// is about to replace).
+pub fn stop_existing(cp: &mut Checkpoint, p: &Compose, overwrite: bool) -> Result<Option<ComposeState>> {
+    let ids = p.containers()?;
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let mut containers = Vec::new();
+    for id in ids {
+        let f = container::inspect(&id)?;
+        let service = f.compose_service().map(|(_, s)| s).unwrap_or_default();
+        containers.push(StoppedContainer { id, service, running: f.running });
+    }
+    let state = ComposeState { containers: containers.len(), running: containers.iter().filter(|c| c.running).count() };
+    if !overwrite {
+        return Err(Error::Refused(refusal(&p.project, &p.directory, &state.describe())));
+    }
+    let running: Vec<String> = containers.iter().filter(|c| c.running).map(|c| c.id.clone()).collect();
+    cp.record(Change::ComposeStopped {
+        program: p.program.clone(),
+        project: p.project.clone(),
+        directory: p.directory.clone(),
+        files: p.files.clone(),
+        containers,
+    })?;
+    if !running.is_empty() {
+        run(Command::new("docker").args(["stop", "--"]).args(&running))?;
+    }
+    Ok(Some(state))
 }
 
 /// Creates every volume of the bundle that does not exist yet (journaled), with compose's own
@@ -171,11 +219,15 @@ pub fn load_images(m: &Manifest, bundle_dir: &Path) -> Result<usize> {
 pub fn up(cp: &mut Checkpoint, p: &Compose, services: &[&str]) -> Result<()> {
     let journaled = cp.changes.iter().any(|c| matches!(c, Change::ComposeUp { project, .. } if *project == p.project));
     if !journaled {
+        // What the project already has (a deployment replaced with --overwrite) is what a
+        // rollback keeps; everything else of it the restore made.
         cp.record(Change::ComposeUp {
             program: p.program.clone(),
             project: p.project.clone(),
             directory: p.directory.clone(),
             files: p.files.clone(),
+            kept: p.containers()?,
+            kept_networks: p.networks()?,
         })?;
     }
     let mut args = vec!["up", "-d"];
