@@ -108,13 +108,37 @@ pub struct Decision {
 
 type Bucket = (i32, u32, u32, u32);
 
-fn bucket(rule: &str, t: DateTime<Utc>) -> Bucket {
-    match rule {
-        "hourly" => (t.year(), t.ordinal(), t.hour(), 0),
-        "daily" => (t.year(), t.ordinal(), 0, 0),
-        "weekly" => (t.iso_week().year(), t.iso_week().week(), 0, 0),
-        "monthly" => (t.year(), t.month(), 0, 0),
-        _ => (t.year(), 0, 0, 0),
+/// The calendar periods of the `keep_<period>` rules: a type, so that a rule the match below
+/// does not know fails to compile instead of counting as yearly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Period {
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+impl Period {
+    fn name(self) -> &'static str {
+        match self {
+            Period::Hourly => "hourly",
+            Period::Daily => "daily",
+            Period::Weekly => "weekly",
+            Period::Monthly => "monthly",
+            Period::Yearly => "yearly",
+        }
+    }
+
+    /// The period `t` falls in (ISO weeks, UTC).
+    fn bucket(self, t: DateTime<Utc>) -> Bucket {
+        match self {
+            Period::Hourly => (t.year(), t.ordinal(), t.hour(), 0),
+            Period::Daily => (t.year(), t.ordinal(), 0, 0),
+            Period::Weekly => (t.iso_week().year(), t.iso_week().week(), 0, 0),
+            Period::Monthly => (t.year(), t.month(), 0, 0),
+            Period::Yearly => (t.year(), 0, 0, 0),
+        }
     }
 }
 
@@ -162,11 +186,11 @@ pub fn evaluate(policy: &Policy, candidates: &[Candidate], at: DateTime<Utc>, di
         }
     }
     for (rule, count) in [
-        ("hourly", policy.keep_hourly),
-        ("daily", policy.keep_daily),
-        ("weekly", policy.keep_weekly),
-        ("monthly", policy.keep_monthly),
-        ("yearly", policy.keep_yearly),
+        (Period::Hourly, policy.keep_hourly),
+        (Period::Daily, policy.keep_daily),
+        (Period::Weekly, policy.keep_weekly),
+        (Period::Monthly, policy.keep_monthly),
+        (Period::Yearly, policy.keep_yearly),
     ] {
         let mut left = count;
         let mut last: Option<Bucket> = None;
@@ -174,9 +198,9 @@ pub fn evaluate(policy: &Policy, candidates: &[Candidate], at: DateTime<Utc>, di
             if left == 0 {
                 break;
             }
-            let b = bucket(rule, candidates[i].created);
+            let b = rule.bucket(candidates[i].created);
             if last != Some(b) {
-                reasons.entry(i).or_default().push(format!("keep_{rule} {count}"));
+                reasons.entry(i).or_default().push(format!("keep_{} {count}", rule.name()));
                 last = Some(b);
                 left -= 1;
             }
