@@ -145,6 +145,9 @@ fn choose(db: &PostgresDb, m: &Manifest, engine: bool, local: &dyn Fn(&str) -> b
 /// The major version of the PostgreSQL binaries in `bin`.
 fn host_major(bin: &Path) -> Result<u32> {
     let exe = bin.join("pg_restore");
+    if !exe.is_file() {
+        bail!("no PostgreSQL binaries in {} (no pg_restore there)", bin.display());
+    }
     let out = Command::new(&exe).arg("--version").output().with_context(|| format!("running {}", exe.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     restorer::steps::postgres::parse_major(&text)
@@ -364,4 +367,91 @@ pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> 
     }
     interrupted()?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use restorer::docker::{ComposeProject, DockerInfo};
+
+    fn manifest(image: &str, image_id: Option<&str>, saved: Option<(&str, &[&str])>) -> Manifest {
+        let mut m: Manifest = serde_json::from_value(serde_json::json!({
+            "format_version": 1, "created_by": "t", "created_at": "2026-12-01T00:00:00Z",
+            "bundle_name": "t", "source_host": {"hostname": "h", "os": "o", "arch": "x86_64"},
+            "postgres": [{"name": "n8n", "entry": "databases/n8n.dump", "database": "n8n", "owner": "n8n",
+                "encoding": "UTF8", "collate": "C", "ctype": "C", "server_version": "16.4",
+                "server_version_num": 160004, "pg_dump_version": "16", "size": 1, "sha256": "0", "tables": []},
+                {"name": "host", "entry": "databases/host.dump", "database": "host", "owner": "h",
+                "encoding": "UTF8", "collate": "C", "ctype": "C", "server_version": "15.1",
+                "server_version_num": 150001, "pg_dump_version": "15", "size": 1, "sha256": "0", "tables": []}]
+        }))
+        .unwrap();
+        m.postgres[0].container = Some(DbContainer {
+            name: "n8n-postgres-1".into(),
+            project: Some("n8n".into()),
+            service: Some("postgres".into()),
+            user: "n8n".into(),
+        });
+        m.docker = Some(DockerInfo {
+            compose: vec![ComposeProject {
+                project: "n8n".into(),
+                directory: "/opt/n8n".into(),
+                files: vec![],
+                services: vec![ComposeService {
+                    name: "postgres".into(),
+                    image: image.into(),
+                    image_id: image_id.map(str::to_string),
+                    repo_digests: vec![],
+                    ports: vec![],
+                }],
+            }],
+            volumes: vec![],
+            images: saved
+                .map(|(id, refs)| SavedImage {
+                    references: refs.iter().map(|r| r.to_string()).collect(),
+                    id: id.into(),
+                    entry: restorer::docker::image_entry(id),
+                })
+                .into_iter()
+                .collect(),
+        });
+        m
+    }
+
+    const ID: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn run_of(s: &Server) -> String {
+        match s {
+            Server::Host => "host".into(),
+            Server::Container { run, load, .. } => format!("{run}{}", if load.is_some() { " (load)" } else { "" }),
+            Server::Fallback { why, .. } => format!("fallback: {why}"),
+        }
+    }
+
+    /// Where each database is restored: host databases in the host cluster; a container
+    /// database in its image, by the exact id first, then the tag, then the bundle's saved copy
+    /// (never loaded over a tag this host has for another image); otherwise the host cluster,
+    /// with the reason.
+    #[test]
+    fn choose_prefers_the_exact_image_then_the_tag_then_the_saved_copy() {
+        let none = |_: &str| false;
+        let m = manifest("postgres:16", Some(ID), None);
+        assert_eq!(choose(&m.postgres[1], &m, true, &none), Server::Host);
+        let cases: Vec<(Manifest, bool, &dyn Fn(&str) -> bool, &str)> = vec![
+            (manifest("postgres:16", Some(ID), None), true, &|i| i == ID || i == "postgres:16", ID),
+            (manifest("postgres:16", Some(ID), None), true, &|i| i == "postgres:16", "postgres:16"),
+            (manifest("postgres:16", Some(ID), Some((ID, &["postgres:16"]))), true, &none, "sha256:1111111111111111111111111111111111111111111111111111111111111111 (load)"),
+            (manifest("postgres:16", None, Some((ID, &["postgres:16"]))), true, &none, "sha256:1111111111111111111111111111111111111111111111111111111111111111 (load)"),
+            (manifest("postgres:16", Some(ID), Some((ID, &["postgres:16", "mine:1"]))), true, &|i| i == "mine:1", "fallback: the bundle holds image postgres:16 (sha256:111111111111), but loading it would move tag mine:1, which this host has for another image"),
+            (manifest("postgres:16", Some(ID), None), true, &none, "fallback: image postgres:16 (sha256:111111111111) is not on this host and the bundle does not hold it (include_images); nothing is pulled: `docker pull postgres:16` to verify in it"),
+            (manifest("postgres:16", Some(ID), Some((ID, &["postgres:16"]))), false, &|_| true, "fallback: no Docker engine answers here (`docker info` fails)"),
+        ];
+        for (i, (m, engine, local, want)) in cases.iter().enumerate() {
+            assert_eq!(run_of(&choose(&m.postgres[0], m, *engine, *local)), *want, "case {i}");
+        }
+        // A plain container (no compose service): no image is recorded.
+        let mut m = manifest("postgres:16", Some(ID), None);
+        m.postgres[0].container.as_mut().unwrap().project = None;
+        assert!(run_of(&choose(&m.postgres[0], &m, true, &|_| true)).contains("records no image for container n8n-postgres-1"));
+    }
 }

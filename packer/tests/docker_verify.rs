@@ -10,7 +10,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::craft::Crafted;
 use common::docker::*;
@@ -84,7 +84,7 @@ fn no_pg_bin(t: &Path) -> PathBuf {
 /// with the host's PostgreSQL out of reach (`PG_BIN` at an empty directory), row counts and the
 /// n8n workflow compared, the check list names the image; a bundle whose manifest claims other
 /// row counts than its dump holds (digests consistent) fails on exactly that count; no
-/// container is left either time.
+/// container is left, also after a Ctrl-C while it runs.
 #[test]
 fn deep_verify_restores_a_container_database_in_its_image() {
     if !engine() {
@@ -135,6 +135,40 @@ fn deep_verify_restores_a_container_database_in_its_image() {
     assert_eq!(wf["ok"], true);
     assert!(!checks(&report).iter().any(|c| c["check"].as_str().unwrap().contains("host's PostgreSQL")));
     assert_container_removed(&report);
+
+    // Ctrl-C while the throwaway container runs: the verify stops, the container goes.
+    let mut child = packer()
+        .args(["verify", "--deep", "--json"])
+        .arg(&bundle)
+        .env("PG_BIN", &no_pg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("packer-verify-{}-", child.id());
+    let listed = || {
+        let o = Command::new("docker")
+            .args(["ps", "-a", "--format", "{{.Names}}", "--filter", &format!("name={prefix}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let mut seen = String::new();
+    for _ in 0..600 {
+        seen = listed();
+        if !seen.is_empty() || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(seen.starts_with(&prefix), "no throwaway container appeared");
+    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "an interrupted verify must not pass");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(listed(), "", "container {seen} is left behind after Ctrl-C");
 
     // The manifest claims 36 rows in items; every digest is recomputed, so only the restore can tell.
     let mut crafted = Crafted::read(&bundle);
