@@ -253,3 +253,73 @@ fn deep_verify_falls_back_to_the_host_cluster_without_the_image() {
     let actual = f["actual"].as_str().unwrap();
     assert!(actual.contains(&image) && actual.contains("postgresql-15") && actual.contains("Docker"), "{actual}");
 }
+
+/// A bundle packed with `include_images = true`, verified on a host that no longer has the
+/// database service's image: the image is `docker load`ed from the bundle, the dump restored in
+/// it (no host PostgreSQL), and the loaded image removed again afterwards (the engine is left as
+/// it was found), as is the container. Ignored by default: the saved image is the whole
+/// PostgreSQL image (about 700 MB), which a debug build packs and verifies in about 15 minutes;
+/// run it with `cargo test -p packer --test docker_verify -- --ignored` (or `--release`).
+#[test]
+#[ignore = "packs and verifies a 700 MB image (about 15 min in a debug build); run with --ignored"]
+fn deep_verify_loads_the_bundles_image_and_removes_it_again() {
+    if !engine() {
+        return;
+    }
+    let mut p = Project::new("", "POSTGRES_USER=n8n\nPOSTGRES_PASSWORD=deep-load-pw\nPOSTGRES_DB=n8n\n");
+    // An image of our own (a label on the local postgres image: a new id, shared layers), so it
+    // can be removed from the engine before the verify without taking anything from anyone.
+    let tag = format!("n8nbk-test-deep-{}:1", p.name);
+    let mut build = Command::new("docker")
+        .args(["build", "--quiet", "--tag", &tag, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut build.stdin.take().unwrap(),
+        format!("FROM n8nbk-postgres:15\nLABEL n8nbk.test={}\n", p.name).as_bytes(),
+    )
+    .unwrap();
+    let built = build.wait_with_output().unwrap();
+    assert!(built.status.success(), "docker build: {}", String::from_utf8_lossy(&built.stderr));
+    p.images.push(tag.clone());
+    fs::write(p.dir.join("docker-compose.yml"), COMPOSE.replace("n8nbk-postgres:15-next", &tag)).unwrap();
+    p.compose_ok(&["up", "-d"]);
+    p.wait_for_postgres();
+    p.psql("CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 5);");
+
+    let t = tempfile::tempdir().unwrap();
+    let compose_file = p.dir.join("docker-compose.yml");
+    let cfg = t.path().join("packer.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[bundle]\noutput_dir = \"{out}\"\nname = \"load\"\ncompression_level = 1\n\n\
+             [[postgres]]\nname = \"n8n\"\ncompose_service = \"postgres\"\ncompose_file = \"{f}\"\ncompose_project = \"{pr}\"\n\n\
+             [[compose]]\nfile = \"{f}\"\nproject = \"{pr}\"\n\n[docker]\ninclude_images = true\n",
+            out = t.path().join("out").display(),
+            f = compose_file.display(),
+            pr = p.name
+        ),
+    )
+    .unwrap();
+    let bundle = create(&cfg);
+    p.compose_ok(&["down", "-v"]);
+    let gone = |image: &str| !Command::new("docker").args(["image", "inspect", image]).output().unwrap().status.success();
+    let id = inspect("image", "{{.Id}}", &tag);
+    let rmi = Command::new("docker").args(["rmi", &tag]).output().unwrap();
+    assert!(rmi.status.success(), "{}", String::from_utf8_lossy(&rmi.stderr));
+    assert!(gone(&id), "image {id} is still on the engine");
+
+    let (code, report) = deep_verify(&bundle, &[("PG_BIN", &no_pg_bin(t.path()))]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(checks(&report).iter().all(|c| c["ok"] == true), "{:#}", report["deep"]);
+    let used = find(&report, &format!("restored in a throwaway container of image {tag}"));
+    assert!(used["check"].as_str().unwrap().contains("loaded from the bundle"), "{used}");
+    let items = find(&report, "postgres n8n: public.items rows");
+    assert_eq!((items["expected"].as_str(), items["actual"].as_str()), (Some("5"), Some("5")));
+    assert_container_removed(&report);
+    assert!(gone(&tag) && gone(&id), "the image loaded for the verify is left on the engine");
+}
