@@ -124,16 +124,21 @@ fn choose(db: &PostgresDb, m: &Manifest, engine: bool, local: &dyn Fn(&str) -> b
         };
         return Server::Container { run: s.image.clone(), shown, load: None };
     }
-    let saved = m.docker.iter().flat_map(|d| &d.images).find(|i| {
-        Some(&i.id) == s.image_id.as_ref() || (!s.image.is_empty() && i.references.contains(&s.image))
-    });
+    let saved = m
+        .docker
+        .iter()
+        .flat_map(|d| &d.images)
+        .find(|i| Some(&i.id) == s.image_id.as_ref() || (!s.image.is_empty() && i.references.contains(&s.image)));
     match saved {
         Some(i) if local(&i.id) => Server::Container { run: i.id.clone(), shown, load: None },
         Some(i) => match i.references.iter().find(|r| local(r)) {
             Some(tag) => fallback(format!(
                 "the bundle holds image {shown}, but loading it would move tag {tag}, which this host has for another image"
             )),
-            None => Server::Container { run: i.id.clone(), shown: format!("{shown}, loaded from the bundle"), load: Some(i.clone()) },
+            None => {
+                let shown = format!("{shown}, loaded from the bundle");
+                Server::Container { run: i.id.clone(), shown, load: Some(i.clone()) }
+            }
         },
         None => fallback(format!(
             "image {shown} is not on this host and the bundle does not hold it (include_images); nothing is pulled: `docker pull {}` to verify in it",
@@ -218,7 +223,13 @@ fn create_statement(db: &PostgresDb) -> String {
 }
 
 /// Restores `db` into the host cluster and compares.
-fn into_cluster(out: &mut Vec<Check>, cluster: &Cluster, db: &PostgresDb, dir: &Path, n8n: Option<&N8nInfo>) -> Result<()> {
+fn into_cluster(
+    out: &mut Vec<Check>,
+    cluster: &Cluster,
+    db: &PostgresDb,
+    dir: &Path,
+    n8n: Option<&N8nInfo>,
+) -> Result<()> {
     let target = PgTarget::parse(&cluster.url(&db.database))?;
     restore_and_compare(out, db, n8n, &target, || {
         cluster.psql("postgres", &create_statement(db))?;
@@ -232,7 +243,13 @@ fn into_cluster(out: &mut Vec<Check>, cluster: &Cluster, db: &PostgresDb, dir: &
 }
 
 /// Restores `db` into a throwaway container (the image's own pg_restore) and compares.
-fn into_container(out: &mut Vec<Check>, c: &PgContainer, db: &PostgresDb, dir: &Path, n8n: Option<&N8nInfo>) -> Result<()> {
+fn into_container(
+    out: &mut Vec<Check>,
+    c: &PgContainer,
+    db: &PostgresDb,
+    dir: &Path,
+    n8n: Option<&N8nInfo>,
+) -> Result<()> {
     let target = c.target.with_database(&db.database);
     restore_and_compare(out, db, n8n, &target, || {
         c.target.connect()?.batch_execute(&create_statement(db)).context("creating the database")?;
@@ -275,8 +292,13 @@ pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> 
         .tempdir_in(parent)
         .with_context(|| format!("creating a work directory in {}", parent.display()))?;
     let dir = work.path().join("x");
-    log("extracting the databases ...");
-    restorer::unpack::unpack_only(bundle, &dir, |n| n.starts_with("databases/") || image_entries.iter().any(|e| e == n))?;
+    log(&match image_entries.len() {
+        0 => "extracting the databases ...".to_string(),
+        n => format!("extracting the databases and {n} saved image(s) ..."),
+    });
+    restorer::unpack::unpack_only(bundle, &dir, |n| {
+        n.starts_with("databases/") || image_entries.iter().any(|e| e == n)
+    })?;
     let mut out = Vec::new();
     let n8n = manifest.n8n.as_ref();
 
@@ -299,7 +321,11 @@ pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> 
                     let started = (|| -> Result<PgContainer> {
                         if let Some(i) = load {
                             log(&format!("loading image {shown} from the bundle ..."));
-                            loaded.push(LoadedImage::load(&dir.join(&i.entry), &i.references, &i.id)?);
+                            let tar = dir.join(&i.entry);
+                            let image = LoadedImage::load(&tar, &i.references, &i.id);
+                            // The engine holds it now (or it failed): its tar is not needed again.
+                            let _ = std::fs::remove_file(&tar);
+                            loaded.push(image?);
                         }
                         log(&format!("starting a throwaway container of image {shown} ..."));
                         PgContainer::start(run, &stop)
@@ -420,6 +446,9 @@ mod tests {
 
     const ID: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
+    /// A manifest, whether an engine answers, which images this host has, and the outcome.
+    type Case<'a> = (Manifest, bool, &'a dyn Fn(&str) -> bool, &'a str);
+
     fn run_of(s: &Server) -> String {
         match s {
             Server::Host => "host".into(),
@@ -437,14 +466,35 @@ mod tests {
         let none = |_: &str| false;
         let m = manifest("postgres:16", Some(ID), None);
         assert_eq!(choose(&m.postgres[1], &m, true, &none), Server::Host);
-        let cases: Vec<(Manifest, bool, &dyn Fn(&str) -> bool, &str)> = vec![
-            (manifest("postgres:16", Some(ID), None), true, &|i| i == ID || i == "postgres:16", ID),
-            (manifest("postgres:16", Some(ID), None), true, &|i| i == "postgres:16", "postgres:16"),
-            (manifest("postgres:16", Some(ID), Some((ID, &["postgres:16"]))), true, &none, "sha256:1111111111111111111111111111111111111111111111111111111111111111 (load)"),
-            (manifest("postgres:16", None, Some((ID, &["postgres:16"]))), true, &none, "sha256:1111111111111111111111111111111111111111111111111111111111111111 (load)"),
-            (manifest("postgres:16", Some(ID), Some((ID, &["postgres:16", "mine:1"]))), true, &|i| i == "mine:1", "fallback: the bundle holds image postgres:16 (sha256:111111111111), but loading it would move tag mine:1, which this host has for another image"),
-            (manifest("postgres:16", Some(ID), None), true, &none, "fallback: image postgres:16 (sha256:111111111111) is not on this host and the bundle does not hold it (include_images); nothing is pulled: `docker pull postgres:16` to verify in it"),
-            (manifest("postgres:16", Some(ID), Some((ID, &["postgres:16"]))), false, &|_| true, "fallback: no Docker engine answers here (`docker info` fails)"),
+        let loaded = format!("{ID} (load)");
+        let has = |names: &'static [&'static str]| move |i: &str| names.contains(&i);
+        let (id_and_tag, tag, other_tag) = (has(&[ID, "postgres:16"]), has(&["postgres:16"]), has(&["mine:1"]));
+        let saved_too: &[&str] = &["postgres:16", "mine:1"];
+        let cases: Vec<Case> = vec![
+            (manifest("postgres:16", Some(ID), None), true, &id_and_tag, ID),
+            (manifest("postgres:16", Some(ID), None), true, &tag, "postgres:16"),
+            (manifest("postgres:16", Some(ID), Some((ID, &["postgres:16"]))), true, &none, &loaded),
+            (manifest("postgres:16", None, Some((ID, &["postgres:16"]))), true, &none, &loaded),
+            (
+                manifest("postgres:16", Some(ID), Some((ID, saved_too))),
+                true,
+                &other_tag,
+                "fallback: the bundle holds image postgres:16 (sha256:111111111111), but loading it would move \
+                 tag mine:1, which this host has for another image",
+            ),
+            (
+                manifest("postgres:16", Some(ID), None),
+                true,
+                &none,
+                "fallback: image postgres:16 (sha256:111111111111) is not on this host and the bundle does not \
+                 hold it (include_images); nothing is pulled: `docker pull postgres:16` to verify in it",
+            ),
+            (
+                manifest("postgres:16", Some(ID), Some((ID, &["postgres:16"]))),
+                false,
+                &|_| true,
+                "fallback: no Docker engine answers here (`docker info` fails)",
+            ),
         ];
         for (i, (m, engine, local, want)) in cases.iter().enumerate() {
             assert_eq!(run_of(&choose(&m.postgres[0], m, *engine, *local)), *want, "case {i}");
@@ -452,6 +502,7 @@ mod tests {
         // A plain container (no compose service): no image is recorded.
         let mut m = manifest("postgres:16", Some(ID), None);
         m.postgres[0].container.as_mut().unwrap().project = None;
-        assert!(run_of(&choose(&m.postgres[0], &m, true, &|_| true)).contains("records no image for container n8n-postgres-1"));
+        assert!(run_of(&choose(&m.postgres[0], &m, true, &|_| true))
+            .contains("records no image for container n8n-postgres-1"));
     }
 }

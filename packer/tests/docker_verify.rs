@@ -307,7 +307,8 @@ fn deep_verify_loads_the_bundles_image_and_removes_it_again() {
     .unwrap();
     let bundle = create(&cfg);
     p.compose_ok(&["down", "-v"]);
-    let gone = |image: &str| !Command::new("docker").args(["image", "inspect", image]).output().unwrap().status.success();
+    let gone =
+        |image: &str| !Command::new("docker").args(["image", "inspect", image]).output().unwrap().status.success();
     let id = inspect("image", "{{.Id}}", &tag);
     let rmi = Command::new("docker").args(["rmi", &tag]).output().unwrap();
     assert!(rmi.status.success(), "{}", String::from_utf8_lossy(&rmi.stderr));
