@@ -12,6 +12,7 @@ pub mod job;
 pub mod lock;
 pub mod notify;
 pub mod pg_cluster;
+pub mod pg_container;
 pub mod pgzip;
 pub mod restorer_bin;
 pub mod retention;

@@ -263,3 +263,16 @@ pub fn default_project_name(dir: &Path) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
         .collect()
 }
+
+/// The id of a local image (`sha256:...`) named by id or reference, `None` when the engine has
+/// no such image (nothing is pulled).
+pub fn image_id(image: &str) -> Option<String> {
+    Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", "--"])
+        .arg(image)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|id| !id.is_empty())
+}

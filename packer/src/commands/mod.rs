@@ -82,8 +82,8 @@ pub enum Command {
     Delete(manage::DeleteArgs),
     /// Verify a bundle: every entry's sha256 streamed from the file (nothing extracted) against
     /// its checksum list and manifest, and the file against its .sha256 sidecar. Recorded in
-    /// the catalog; exits 1 and notifies on any mismatch. (Restoring into a throwaway database,
-    /// `--deep`, is not built yet.)
+    /// the catalog; exits 1 and notifies on any mismatch. --deep also restores every database
+    /// into a throwaway server and compares row counts and n8n workflows.
     Verify(verify::Args),
     /// Copy a bundle and its sidecar to another machine with scp (your ssh config, agent and
     /// known_hosts apply; host keys are always checked), verify the copy there with

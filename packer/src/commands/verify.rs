@@ -17,11 +17,16 @@ use crate::notify::{Event, Kind};
 pub struct Args {
     /// Catalog id, bundle file name in output_dir, or a path to any bundle file.
     pub bundle: String,
-    /// Also restore every database into a throwaway PostgreSQL cluster (initdb in a temporary
-    /// directory, a free port, run as the `postgres` user; removed afterwards, even on failure
-    /// or Ctrl-C) or open the SQLite copy, and compare every table's row count and every n8n
-    /// workflow's recomputed checksum with the manifest. Needs PostgreSQL server binaries
-    /// (/usr/lib/postgresql/*/bin or $PG_BIN) when the bundle holds PostgreSQL dumps.
+    /// Also restore every database into a throwaway PostgreSQL server (removed afterwards, even
+    /// on failure or Ctrl-C) or open the SQLite copy, and compare every table's row count and
+    /// every n8n workflow's recomputed checksum with the manifest. A database that lived in a
+    /// compose service's container goes into a throwaway container of that service's image
+    /// (by its id, else its tag, else the bundle's saved copy, loaded and removed again; never
+    /// pulled) and is restored with the image's own pg_restore: no host PostgreSQL needed.
+    /// Others, and a container database whose image is not here or when no Docker engine
+    /// answers (the checks say so), go into a throwaway cluster of this host's PostgreSQL
+    /// (initdb in a temporary directory, a free port, run as the `postgres` user; server
+    /// binaries in /usr/lib/postgresql/*/bin or $PG_BIN, at least the dump's major version).
     #[arg(long)]
     pub deep: bool,
     /// One JSON object instead of the report.
