@@ -50,7 +50,7 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("pgcluster-").tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
         let data = dir.path().join("data");
-        let c = Cluster { dir, bin, port: free_port()?, as_postgres };
+        let mut c = Cluster { dir, bin, port: free_port()?, as_postgres };
         c.run(
             "initdb",
             &[
@@ -66,26 +66,39 @@ impl Cluster {
                 "--no-sync",
             ],
         )?;
-        let opts = format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=50",
-            c.port,
-            c.dir.path().display()
-        );
-        c.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-o",
-                &opts,
-                "-l",
-                &c.dir.path().join("log").to_string_lossy(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        )?;
+        // The free port was free when asked for; between that and the server's bind another
+        // process (a parallel test, a container) may take it. Such a start is tried again on a
+        // new port, a few times; any other failure is reported at once.
+        for attempt in 1.. {
+            let opts = format!(
+                "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=50",
+                c.port,
+                c.dir.path().display()
+            );
+            let started = c.run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    &data.to_string_lossy(),
+                    "-o",
+                    &opts,
+                    "-l",
+                    &c.dir.path().join("log").to_string_lossy(),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            );
+            match started {
+                Ok(_) => break,
+                Err(e) if attempt < 5 && e.to_string().contains("Address already in use") => {
+                    let _ = std::fs::remove_file(c.dir.path().join("log"));
+                    c.port = free_port()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         c.psql_socket("postgres", &format!("ALTER USER postgres PASSWORD '{PASSWORD}'"))?;
         Ok(c)
     }
