@@ -162,6 +162,21 @@ enum Command {
         #[arg(long, value_name = "URL", env = "RESTORE_POSTGRES_URL", hide_env_values = true)]
         postgres_url: Option<String>,
     },
+    /// Print the man page (roff; `restore man | man -l -`); with --dir, write restore*.1 there.
+    /// Hidden: read at recovery time, `--help` lists only what a restore needs.
+    #[command(hide = true)]
+    Man {
+        /// Write the pages into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell). Hidden, as
+    /// `man`.
+    #[command(hide = true)]
+    Completions {
+        /// The shell.
+        shell: restorer::cli_docs::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -242,6 +257,24 @@ fn progress(entry: &str, size: u64) {
 }
 
 fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
+    use clap::CommandFactory;
+    // The documentation commands need no bundle.
+    match &cli.command {
+        Some(Command::Man { dir }) => {
+            let pages = restorer::cli_docs::man(Cli::command(), dir.as_deref(), &mut std::io::stdout().lock())
+                .map_err(|e| Error::io("writing man pages to", dir.as_deref().unwrap_or(Path::new("stdout")), e))?;
+            for p in pages {
+                println!("wrote {}", p.display());
+            }
+            return Ok(exit::OK);
+        }
+        Some(Command::Completions { shell }) => {
+            restorer::cli_docs::completions(Cli::command(), *shell, &mut std::io::stdout().lock())
+                .map_err(|e| Error::io("writing completions to", "stdout", e))?;
+            return Ok(exit::OK);
+        }
+        _ => {}
+    }
     // `verify --from X.tar.gz` reads the archive itself, extracting nothing.
     let archive = match (&cli.command, cli.from.as_deref()) {
         (Some(Command::Verify), Some(from)) => archive_stem(from)?.map(|_| from.to_path_buf()),
@@ -416,6 +449,7 @@ fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
             Ok(exit::OK)
         }
         None => restore_run(cli.run, dir, cli.json),
+        Some(Command::Man { .. } | Command::Completions { .. }) => unreachable!("handled above"),
     }
 }
 
