@@ -92,7 +92,7 @@ pub fn on_calendar(cron: &str) -> Result<String> {
 /// What `install-timer` writes and what the Debian package ships.
 pub fn units(exe: &Path, config: &Path, on_calendar: &str, jitter_secs: i64, cron: Option<&str>) -> (String, String) {
     let service = format!(
-        "[Unit]\nDescription=n8n_backup: one scheduled backup cycle (create, prune)\nWants=network-online.target\nAfter=network-online.target postgresql.service\n\n\
+        "[Unit]\nDescription=n8n_backup: one scheduled backup cycle (create, ship, verify, prune)\nWants=network-online.target\nAfter=network-online.target postgresql.service\n\n\
          [Service]\nType=oneshot\nExecStart={} --config {} daemon --once\nNice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7\n",
         exe.display(),
         config.display()

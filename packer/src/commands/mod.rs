@@ -57,7 +57,9 @@ pub enum Command {
     /// List the bundles in the catalog (newest first) with status, protection and verification.
     List(list::Args),
     /// Apply the [retention] policy: delete (or, with notify_before_hours, mark) the bundles no
-    /// rule keeps. --dry-run prints every bundle with the rules that keep it or why it goes.
+    /// rule keeps, and the oldest ones past a limit (max_age_days, max_total_size,
+    /// min_free_space_percent). --dry-run prints every bundle with the rules that keep it or why
+    /// it goes.
     Prune(prune::Args),
     /// Protect a bundle: retention never removes it.
     Protect(manage::IdArgs),
@@ -83,8 +85,10 @@ pub enum Command {
     /// pending deletions, last verification. Exits 1 when the last success is older than
     /// [schedule] alert_after (for monitoring).
     Status(status::Args),
-    /// Run create -> prune on the [schedule] cron, until SIGTERM/SIGINT (a bundle being written
-    /// is finished first; no .partial is ever left).
+    /// Run a cycle on the [schedule] cron until SIGTERM/SIGINT: create, ship to each [ship]
+    /// destination, verify when [schedule] verify_every says so, prune (after a failed backup
+    /// too). On a signal the bundle being written is finished first; a second signal exits at
+    /// once, and the next run removes the .partial it leaves.
     Daemon(daemon::Args),
     /// Write a systemd service + timer pair that runs one scheduled cycle (`packer daemon
     /// --once`), for those who prefer timers to a daemon. --dry-run prints them.
@@ -167,7 +171,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     // A missing default file: say which default applied and how to choose another, instead of
     // a bare "No such file" about a path the user never typed.
     match result {
-        Err(e) if defaulted && !cfg.exists() && e.chain().any(|c| c.to_string().starts_with("reading configuration")) => {
+        Err(e)
+            if defaulted && !cfg.exists() && e.chain().any(|c| c.to_string().starts_with("reading configuration")) =>
+        {
             Err(e.context(format!(
                 "no --config given and {} does not exist (the default {}); pass --config FILE or set PACKER_CONFIG",
                 cfg.display(),
@@ -192,7 +198,9 @@ fn dispatch(command: Command, cfg: &Path) -> Result<i32> {
         }
         Command::Man { dir } => {
             let pages = restorer::cli_docs::man(Cli::command(), dir.as_deref(), &mut std::io::stdout().lock())
-                .with_context(|| format!("writing man pages to {}", dir.as_deref().unwrap_or(Path::new("stdout")).display()))?;
+                .with_context(|| {
+                    format!("writing man pages to {}", dir.as_deref().unwrap_or(Path::new("stdout")).display())
+                })?;
             for p in pages {
                 println!("wrote {}", p.display());
             }
