@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "build-deb: $*" >&2; exit 1; }
+scripts/ensure-tools.sh deb >&2
 scripts/build-release.sh >/dev/null
 packer=target/release/packer
 restore=target/x86_64-unknown-linux-musl/release/restore

@@ -82,8 +82,10 @@ pub enum Command {
     #[command(subcommand)]
     Catalog(catalog::CatalogCmd),
     /// Last success and its age, last failure and why, next run, bundles, sizes, free space,
-    /// pending deletions, last verification. Exits 1 when the last success is older than
-    /// [schedule] alert_after (for monitoring).
+    /// pending deletions, missing bundles, last verification, last ship. Exits 1 on any alert
+    /// (for monitoring): no success within [schedule] alert_after (or none yet), the last
+    /// backup, verification or ship failed, bundles missing from disk, or [ship] destinations
+    /// set and nothing shipped yet.
     Status(status::Args),
     /// Run a cycle on the [schedule] cron until SIGTERM/SIGINT: create, ship to each [ship]
     /// destination, verify when [schedule] verify_every says so, prune (after a failed backup
