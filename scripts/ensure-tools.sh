@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine, idempotently.
-# Usage: scripts/ensure-tools.sh [build|test]   (test adds the PostgreSQL server and sqlite3)
+# Usage: scripts/ensure-tools.sh [build|test|deb]   (test adds the PostgreSQL server and
+# sqlite3; deb what scripts/build-deb.sh runs: dpkg-shlibdeps, file, readelf)
 set -euo pipefail
 what=${1:-build}
 SUDO=""
@@ -20,6 +21,11 @@ if [ "$what" = test ]; then
   command -v scp >/dev/null || need_pkgs+=(openssh-client)
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
   command -v ip >/dev/null || need_pkgs+=(iproute2)
+fi
+if [ "$what" = deb ]; then
+  command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
+  command -v file >/dev/null || need_pkgs+=(file)
+  command -v readelf >/dev/null || need_pkgs+=(binutils)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}" >&2

@@ -21,6 +21,8 @@ cargo test --locked --workspace
 scripts/test-compose-v2.sh
 # Bare metal on throwaway fresh Debian hosts (namespaces, debootstrap rootfs cached).
 scripts/test-e2e.sh
+# The Debian package installed on fresh hosts (~1 min warm): files, man, units, root's config.
+scripts/test-deb.sh
 # A compose deployment rebuilt on bare fresh hosts, Docker installed and started by the restore.
 scripts/test-e2e-compose.sh
 # The end-to-end tests against a real n8n: on the host (throwaway clusters), and under Docker

@@ -13,6 +13,7 @@
 
 pub mod broken_pipe;
 pub mod checkpoint;
+pub mod cli_docs;
 pub mod container;
 pub mod digest;
 pub mod docker;

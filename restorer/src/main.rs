@@ -32,9 +32,11 @@ struct Cli {
     run: RunArgs,
     /// The bundle: an extracted bundle directory or a .tar.gz (unpacked safely next to it).
     /// Default: the directory this binary is in, when it holds manifest.json, else the current one.
+    /// (rollback reads its checkpoint, not a bundle.)
     #[arg(long, global = true, value_name = "PATH")]
     from: Option<PathBuf>,
-    /// Print machine-readable JSON on stdout instead of the human summary.
+    /// Print machine-readable JSON on stdout instead of the human summary: the restore's report,
+    /// the --dry-run plan, verify, list, workflow --to-n8n (file and rollback print text).
     #[arg(long, global = true)]
     json: bool,
 }
@@ -76,7 +78,8 @@ struct RunArgs {
     /// Where to keep the checkpoint [default: ROOT/var/lib/n8n-restore/checkpoints/TIMESTAMP].
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
-    /// Directory holding pg_restore [default: newest under /usr/lib/postgresql, then PATH].
+    /// Directory holding pg_restore [default: the newest /usr/lib/postgresql/*/bin, then PATH;
+    /// it must be at least the dumped server's major version].
     #[arg(long, value_name = "DIR")]
     pg_bin: Option<PathBuf>,
     /// Go on although the target holds a different n8n encryption key or an older n8n.
@@ -128,7 +131,7 @@ enum Command {
         /// Create it in the n8n at this URL (e.g. http://127.0.0.1:5678).
         #[arg(long, value_name = "URL", requires = "api_key")]
         to_n8n: Option<String>,
-        /// n8n API key (Settings > n8n API) [env: N8N_API_KEY].
+        /// n8n API key (Settings > n8n API).
         #[arg(long, value_name = "KEY", env = "N8N_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
         /// Activate it after creating it (new workflows are inactive).
@@ -161,6 +164,21 @@ enum Command {
         /// PostgreSQL server the restore wrote to (needed when it restored databases).
         #[arg(long, value_name = "URL", env = "RESTORE_POSTGRES_URL", hide_env_values = true)]
         postgres_url: Option<String>,
+    },
+    /// Print the man page (roff; `restore man | man -l -`); with --dir, write restore*.1 there.
+    /// Hidden: read at recovery time, `--help` lists only what a restore needs.
+    #[command(hide = true)]
+    Man {
+        /// Write the pages into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell). Hidden, as
+    /// `man`.
+    #[command(hide = true)]
+    Completions {
+        /// The shell.
+        shell: restorer::cli_docs::Shell,
     },
 }
 
@@ -242,14 +260,34 @@ fn progress(entry: &str, size: u64) {
 }
 
 fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
+    use clap::CommandFactory;
+    // The documentation commands need no bundle.
+    match &cli.command {
+        Some(Command::Man { dir }) => {
+            let pages = restorer::cli_docs::man(Cli::command(), dir.as_deref(), &mut std::io::stdout().lock())
+                .map_err(|e| Error::io("writing man pages to", dir.as_deref().unwrap_or(Path::new("stdout")), e))?;
+            for p in pages {
+                println!("wrote {}", p.display());
+            }
+            return Ok(exit::OK);
+        }
+        Some(Command::Completions { shell }) => {
+            restorer::cli_docs::completions(Cli::command(), *shell, &mut std::io::stdout().lock())
+                .map_err(|e| Error::io("writing completions to", "stdout", e))?;
+            return Ok(exit::OK);
+        }
+        _ => {}
+    }
     // `verify --from X.tar.gz` reads the archive itself, extracting nothing.
     let archive = match (&cli.command, cli.from.as_deref()) {
         (Some(Command::Verify), Some(from)) => archive_stem(from)?.map(|_| from.to_path_buf()),
         _ => None,
     };
-    let dir = match &archive {
-        Some(a) => a.clone(),
-        None => bundle_dir(cli.from.as_deref(), unpacked)?,
+    let dir = match (&archive, &cli.command) {
+        (Some(a), _) => a.clone(),
+        // A rollback works from its checkpoint: a --from archive is not unpacked for it.
+        (None, Some(Command::Rollback { .. })) => PathBuf::new(),
+        (None, _) => bundle_dir(cli.from.as_deref(), unpacked)?,
     };
     match cli.command {
         Some(Command::Verify) => {
@@ -416,6 +454,7 @@ fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
             Ok(exit::OK)
         }
         None => restore_run(cli.run, dir, cli.json),
+        Some(Command::Man { .. } | Command::Completions { .. }) => unreachable!("handled above"),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `packer daemon`: create -> prune on the cron schedule until told to stop.
+//! `packer daemon`: a cycle (create, ship, verify when due, prune) on the cron schedule until
+//! told to stop.
 //!
 //! SIGTERM/SIGINT set a flag: a bundle being written is finished (or fails cleanly), then the
 //! daemon exits 0. A second signal while a bundle is being written exits at once (status 1);
@@ -22,7 +23,8 @@ use crate::units::parse_duration;
 /// `packer daemon`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Run one cycle (create, then prune) now and exit: what the systemd timer runs.
+    /// Run one cycle (create, ship, verify when due, prune) now and exit: what the systemd timer
+    /// runs. Exits 1 when the backup failed.
     #[arg(long)]
     pub once: bool,
     /// The static restore binary to embed (see `packer create --help`).

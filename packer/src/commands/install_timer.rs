@@ -21,6 +21,10 @@ pub struct Args {
     /// Base name of the units.
     #[arg(long, default_value = "n8n-backup")]
     pub name: String,
+    /// For scripts/build-deb.sh: the units the Debian package ships, which run /usr/bin/packer
+    /// on /etc/packer/packer.toml on the schedule of `packer init`'s template (--config unused).
+    #[arg(long, hide = true)]
+    pub for_package: bool,
 }
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -83,16 +87,39 @@ pub fn on_calendar(cron: &str) -> Result<String> {
     ))
 }
 
+/// The service and the timer: one scheduled cycle of `EXE --config CONFIG daemon --once` on
+/// `on_calendar`, `jitter_secs` of random delay, `cron` named in the timer's description.
+/// What `install-timer` writes and what the Debian package ships.
+pub fn units(exe: &Path, config: &Path, on_calendar: &str, jitter_secs: i64, cron: Option<&str>) -> (String, String) {
+    let service = format!(
+        "[Unit]\nDescription=n8n_backup: one scheduled backup cycle (create, ship, verify, prune)\nWants=network-online.target\nAfter=network-online.target postgresql.service\n\n\
+         [Service]\nType=oneshot\nExecStart={} --config {} daemon --once\nNice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7\n",
+        exe.display(),
+        config.display()
+    );
+    let timer = format!(
+        "[Unit]\nDescription=n8n_backup schedule ({})\n\n[Timer]\nOnCalendar={on_calendar}\nRandomizedDelaySec={jitter_secs}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n",
+        cron.unwrap_or("--on-calendar")
+    );
+    (service, timer)
+}
+
 /// Runs the command.
 pub fn run(args: Args, config: &Path) -> Result<i32> {
-    let cfg = Config::load(config)?;
+    let (cfg, exe, config) = if args.for_package {
+        let cfg = Config::parse(crate::config::TEMPLATE, Path::new("/etc/packer"), "packer init's template")?;
+        (cfg, PathBuf::from("/usr/bin/packer"), PathBuf::from(super::SYSTEM_CONFIG))
+    } else {
+        let cfg = Config::load(config)?;
+        let exe = std::env::current_exe().context("locating packer")?;
+        let config = std::fs::canonicalize(config).with_context(|| format!("resolving {}", config.display()))?;
+        (cfg, exe, config)
+    };
     let spec = match (&args.on_calendar, &cfg.schedule.cron) {
         (Some(s), _) => s.clone(),
         (None, Some(c)) => on_calendar(c)?,
         (None, None) => bail!("[schedule] cron is not set; set it or pass --on-calendar"),
     };
-    let exe = std::env::current_exe().context("locating packer")?;
-    let config = std::fs::canonicalize(config).with_context(|| format!("resolving {}", config.display()))?;
     let jitter = cfg
         .schedule
         .jitter
@@ -101,16 +128,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         .transpose()?
         .map(|d| d.num_seconds())
         .unwrap_or(0);
-    let service = format!(
-        "[Unit]\nDescription=n8n_backup: one scheduled backup cycle (create, prune)\nWants=network-online.target\nAfter=network-online.target postgresql.service\n\n\
-         [Service]\nType=oneshot\nExecStart={} --config {} daemon --once\nNice=10\nIOSchedulingClass=best-effort\nIOSchedulingPriority=7\n",
-        exe.display(),
-        config.display()
-    );
-    let timer = format!(
-        "[Unit]\nDescription=n8n_backup schedule ({})\n\n[Timer]\nOnCalendar={spec}\nRandomizedDelaySec={jitter}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n",
-        cfg.schedule.cron.as_deref().unwrap_or("--on-calendar")
-    );
+    let (service, timer) = units(&exe, &config, &spec, jitter, cfg.schedule.cron.as_deref());
     let (svc_path, timer_path) =
         (args.unit_dir.join(format!("{}.service", args.name)), args.unit_dir.join(format!("{}.timer", args.name)));
     if args.dry_run {

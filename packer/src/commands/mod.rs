@@ -13,9 +13,9 @@ pub mod status;
 pub mod verify;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// Builds bare-metal recovery bundles for self-hosted servers (n8n and any app whose state is
@@ -26,13 +26,16 @@ use clap::{Parser, Subcommand};
 /// manifest, the sha256 of every entry and a static `restore` binary. On the new host:
 /// `tar xzf BUNDLE && ./restore --help`.
 ///
-/// Start with: packer init > packer.toml; edit it; packer create
+/// Start with: packer init > packer.toml; edit it; packer --config packer.toml create. From the
+/// Debian package: edit /etc/packer/packer.toml (root's default), then `packer create` as root;
+/// `systemctl enable --now n8n-backup.timer` runs a cycle on its schedule.
 #[derive(Parser, Debug)]
 #[command(name = "packer", version)]
 pub struct Cli {
-    /// The configuration file.
-    #[arg(long, short, global = true, value_name = "FILE", default_value = "packer.toml", env = "PACKER_CONFIG")]
-    pub config: PathBuf,
+    /// The configuration file. Without --config or PACKER_CONFIG: /etc/packer/packer.toml when
+    /// run as root (where the Debian package puts it), ./packer.toml otherwise.
+    #[arg(long, short, global = true, value_name = "FILE", env = "PACKER_CONFIG")]
+    pub config: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -70,7 +73,9 @@ pub enum Command {
     /// List the bundles in the catalog (newest first) with status, protection and verification.
     List(list::Args),
     /// Apply the [retention] policy: delete (or, with notify_before_hours, mark) the bundles no
-    /// rule keeps. --dry-run prints every bundle with the rules that keep it or why it goes.
+    /// rule keeps, and the oldest ones past a limit (max_age_days, max_total_size,
+    /// min_free_space_percent). --dry-run prints every bundle with the rules that keep it or why
+    /// it goes.
     Prune(prune::Args),
     /// Protect a bundle: retention never removes it.
     Protect(manage::IdArgs),
@@ -93,15 +98,43 @@ pub enum Command {
     #[command(subcommand)]
     Catalog(catalog::CatalogCmd),
     /// Last success and its age, last failure and why, next run, bundles, sizes, free space,
-    /// pending deletions, last verification. Exits 1 when the last success is older than
-    /// [schedule] alert_after (for monitoring).
+    /// pending deletions, missing bundles, last verification, last ship. Exits 1 on any alert
+    /// (for monitoring): no success within [schedule] alert_after (or none yet), the last
+    /// backup, verification or ship failed, bundles missing from disk, or [ship] destinations
+    /// set and nothing shipped yet.
     Status(status::Args),
-    /// Run create -> prune on the [schedule] cron, until SIGTERM/SIGINT (a bundle being written
-    /// is finished first; no .partial is ever left).
+    /// Run a cycle on the [schedule] cron until SIGTERM/SIGINT: create, ship to each [ship]
+    /// destination, verify when [schedule] verify_every says so, prune (after a failed backup
+    /// too). On a signal the bundle being written is finished first; a second signal exits at
+    /// once, and the next run removes the .partial it leaves.
     Daemon(daemon::Args),
     /// Write a systemd service + timer pair that runs one scheduled cycle (`packer daemon
     /// --once`), for those who prefer timers to a daemon. --dry-run prints them.
     InstallTimer(install_timer::Args),
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
+    /// `packer completions bash > /etc/bash_completion.d/packer`.
+    Completions {
+        /// The shell.
+        shell: restorer::cli_docs::Shell,
+    },
+    /// Print packer's man page (roff: `packer man | man -l -`); with --dir, write one page per
+    /// subcommand there (packer.1, packer-create.1, ...).
+    Man {
+        /// Write every page into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Where root's configuration lives when no --config is given (the Debian package's conffile).
+pub const SYSTEM_CONFIG: &str = "/etc/packer/packer.toml";
+
+/// The configuration file: --config (or PACKER_CONFIG) when given; else /etc/packer/packer.toml
+/// for root (a packaged, system-wide install runs as root from the timer) and ./packer.toml for
+/// anyone else (as before packaging). Root never falls back to ./packer.toml: which file a root
+/// shell acts on must not depend on the directory it stands in.
+pub fn config_path(given: Option<PathBuf>, root: bool) -> PathBuf {
+    given.unwrap_or_else(|| PathBuf::from(if root { SYSTEM_CONFIG } else { "packer.toml" }))
 }
 
 /// Progress and log lines: on stderr when it is a terminal, otherwise only warnings and errors,
@@ -150,8 +183,28 @@ impl Progress {
 
 /// Dispatches.
 pub fn run(cli: Cli) -> Result<i32> {
-    let cfg = &cli.config;
-    match cli.command {
+    let defaulted = cli.config.is_none();
+    let cfg = &config_path(cli.config, rustix::process::geteuid().is_root());
+    let result = dispatch(cli.command, cfg);
+    // A missing default file: say which default applied and how to choose another, instead of
+    // a bare "No such file" about a path the user never typed.
+    match result {
+        Err(e)
+            if defaulted && !cfg.exists() && e.chain().any(|c| c.to_string().starts_with("reading configuration")) =>
+        {
+            Err(e.context(format!(
+                "no --config given and {} does not exist (the default {}); pass --config FILE or set PACKER_CONFIG",
+                cfg.display(),
+                if cfg == Path::new(SYSTEM_CONFIG) { "when run as root" } else { "for a user other than root" }
+            )))
+        }
+        other => other,
+    }
+}
+
+fn dispatch(command: Command, cfg: &Path) -> Result<i32> {
+    use clap::CommandFactory;
+    match command {
         Command::Init(a) => {
             if a.detect || a.from.is_some() {
                 let root = a.from.unwrap_or_else(|| PathBuf::from("/"));
@@ -161,6 +214,21 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print!("{}", crate::detect::detect(&root));
             } else {
                 print!("{}", crate::config::TEMPLATE);
+            }
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            restorer::cli_docs::completions(Cli::command(), shell, &mut std::io::stdout().lock())
+                .context("writing completions to stdout")?;
+            Ok(0)
+        }
+        Command::Man { dir } => {
+            let pages = restorer::cli_docs::man(Cli::command(), dir.as_deref(), &mut std::io::stdout().lock())
+                .with_context(|| {
+                    format!("writing man pages to {}", dir.as_deref().unwrap_or(Path::new("stdout")).display())
+                })?;
+            for p in pages {
+                println!("wrote {}", p.display());
             }
             Ok(0)
         }
@@ -178,5 +246,21 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => status::run(a, cfg),
         Command::Daemon(a) => daemon::run(a, cfg),
         Command::InstallTimer(a) => install_timer::run(a, cfg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Root without --config reads the packaged /etc/packer/packer.toml, never ./packer.toml;
+    /// other users keep ./packer.toml; a given path always wins.
+    #[test]
+    fn config_default_depends_on_root_and_a_given_path_wins() {
+        assert_eq!(config_path(None, true), Path::new("/etc/packer/packer.toml"));
+        assert_eq!(config_path(None, false), Path::new("packer.toml"));
+        for root in [true, false] {
+            assert_eq!(config_path(Some("/srv/x.toml".into()), root), Path::new("/srv/x.toml"));
+        }
     }
 }

@@ -15,7 +15,8 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
     /// Evaluate the policy as if it were this time (RFC 3339, e.g. 2027-03-01T00:00:00Z): a
-    /// simulator for a policy change. Implies nothing about --dry-run.
+    /// simulator for a policy change with --dry-run; without it, what the policy decides at TIME
+    /// is applied now.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// JSON instead of the table.

@@ -1,5 +1,6 @@
-//! `packer status`: is the unattended path healthy? Exit 1 when the last successful backup is
-//! older than `[schedule] alert_after`, so a monitoring system can run it as a check.
+//! `packer status`: is the unattended path healthy? Exit 1 on any alert (no success within
+//! `[schedule] alert_after`, a failed backup, verification or ship, missing bundles), so a
+//! monitoring system can run it as a check.
 
 use std::path::{Path, PathBuf};
 
