@@ -228,7 +228,8 @@ fn default_level() -> u32 {
 pub struct PostgresSource {
     /// Name of the entry in the bundle.
     pub name: String,
-    /// Connection URL (a server this host reaches).
+    /// Connection URL (a server this host reaches), or a libpq key=value string; TLS through
+    /// `sslmode`/`sslrootcert` as libpq (see `restorer::pg_tls`).
     #[serde(default)]
     pub url: Option<String>,
     /// The container the server runs in (name or id).

@@ -127,7 +127,8 @@ fn requirements(cfg: &Config, manifest: &Manifest) -> Vec<String> {
         out.push("docker-compose".into());
     }
     if cfg.services.health.iter().chain(&cfg.services.n8n_url).any(|h| h.starts_with("https://")) {
-        // The restore speaks plain HTTP itself but has no TLS stack: https checks go through
+        // The restore speaks plain HTTP itself and has no HTTPS client (its TLS is for
+        // PostgreSQL only, without the system CA list): https checks go through
         // curl, which a bare host lacks (and ca-certificates, to trust the server's chain).
         out.push("curl".into());
         out.push("ca-certificates".into());

@@ -230,7 +230,9 @@ fn into_cluster(
     dir: &Path,
     n8n: Option<&N8nInfo>,
 ) -> Result<()> {
-    let target = PgTarget::parse(&cluster.url(&db.database))?;
+    // Our own throwaway cluster has no TLS: say so, so an operator's PGSSLMODE (meant for the
+    // server packed) does not reach this connection or pg_restore's.
+    let target = PgTarget::parse(&format!("{}?sslmode=disable", cluster.url(&db.database)))?;
     restore_and_compare(out, db, n8n, &target, || {
         cluster.psql("postgres", &create_statement(db))?;
         let mut cmd = Command::new(cluster.bin().join("pg_restore"));

@@ -3,7 +3,7 @@
 //! fails or blocks the backup: it runs with a timeout and its errors are returned, not raised.
 //!
 //! The webhook goes through the system's `curl` (HTTPS, proxies and CA certificates as the host
-//! has them, without a TLS stack in this binary).
+//! has them, without an HTTPS client in this binary).
 
 use std::io::Write;
 use std::process::{Command, Stdio};

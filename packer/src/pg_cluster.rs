@@ -45,6 +45,17 @@ fn free_port() -> Result<u16> {
 impl Cluster {
     /// initdb + start. Trust authentication on the socket and 127.0.0.1 only.
     pub fn start() -> Result<Cluster> {
+        Cluster::start_with(None)
+    }
+
+    /// As [`Cluster::start`], with `ssl = on` and the given certificate and key, and a pg_hba.conf
+    /// that takes TCP clients only over TLS (`hostssl ... scram-sha-256`, `hostnossl ... reject`),
+    /// as managed databases do. The socket keeps trust, for the tests' own psql.
+    pub fn start_tls(cert: &Path, key: &Path) -> Result<Cluster> {
+        Cluster::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Result<Cluster> {
         let bin = server_bin()?;
         let as_postgres = restorer::steps::is_root();
         let dir = tempfile::Builder::new().prefix("pgcluster-").tempdir()?;
@@ -66,12 +77,33 @@ impl Cluster {
                 "--no-sync",
             ],
         )?;
+        let mut ssl = "";
+        if let Some((cert, key)) = tls {
+            // The server reads server.crt/server.key from the data directory and refuses a key
+            // that is not its own user's with mode 0600: stage them in the cluster's directory
+            // (readable by that user), then copy them in as that user.
+            let hba = "local all all trust\n\
+                       hostnossl all all 0.0.0.0/0 reject\n\
+                       hostssl all all 127.0.0.1/32 scram-sha-256\n";
+            let staged = c.dir.path().join("staged");
+            for (bytes, name) in
+                [(std::fs::read(cert)?, "server.crt"), (std::fs::read(key)?, "server.key"), (hba.into(), "pg_hba.conf")]
+            {
+                std::fs::write(&staged, bytes)?;
+                std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o644))?;
+                let to = data.join(name);
+                c.run_as_owner("cp", &[&staged.to_string_lossy(), &to.to_string_lossy()])?;
+                c.run_as_owner("chmod", &["0600", &to.to_string_lossy()])?;
+            }
+            std::fs::remove_file(&staged)?;
+            ssl = " -c ssl=on";
+        }
         // The free port was free when asked for; between that and the server's bind another
         // process (a parallel test, a container) may take it. Such a start is tried again on a
         // new port, a few times; any other failure is reported at once.
         for attempt in 1.. {
             let opts = format!(
-                "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=50",
+                "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=50{ssl}",
                 c.port,
                 c.dir.path().display()
             );
@@ -104,13 +136,21 @@ impl Cluster {
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> Result<String> {
-        let exe = self.bin.join(tool);
+        self.run_exe(&self.bin.join(tool), tool, args)
+    }
+
+    /// A system command (cp, chmod) as the cluster's owner.
+    fn run_as_owner(&self, cmd: &str, args: &[&str]) -> Result<String> {
+        self.run_exe(Path::new(cmd), cmd, args)
+    }
+
+    fn run_exe(&self, exe: &Path, tool: &str, args: &[&str]) -> Result<String> {
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c.args(["-u", "postgres", "--"]).arg(exe);
             c
         } else {
-            Command::new(&exe)
+            Command::new(exe)
         };
         cmd.args(args).current_dir(self.dir.path());
         let out = cmd.output().with_context(|| format!("running {}", exe.display()))?;

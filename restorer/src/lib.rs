@@ -27,6 +27,7 @@ pub mod n8n;
 pub mod names;
 pub mod owners;
 pub mod pg;
+pub mod pg_tls;
 pub mod plan;
 pub mod raw_path;
 pub mod report;

@@ -54,7 +54,9 @@ struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
     /// PostgreSQL server to restore into [default: the local socket as user postgres].
-    /// Password from the URL, PGPASSWORD or ~/.pgpass.
+    /// Password from the URL, PGPASSWORD or ~/.pgpass. TLS as libpq:
+    /// ?sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=CA.pem (or PGSSLMODE,
+    /// PGSSLROOTCERT).
     #[arg(long, value_name = "URL", env = "RESTORE_POSTGRES_URL", hide_env_values = true)]
     postgres_url: Option<String>,
     /// Replace files and databases that already hold different data. What is replaced is kept in

@@ -1,6 +1,7 @@
 //! PostgreSQL connection handling shared by packer and restore: one URL from the operator becomes
 //! both our own connection and the environment for `pg_dump`/`pg_restore`, so both always talk to
-//! the same server as the same user.
+//! the same server as the same user, with the same TLS choice (`sslmode`, `sslrootcert`:
+//! [`crate::pg_tls`]).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,15 +9,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::config::Host;
-use postgres::{Client, Config, GenericClient, NoTls};
+use postgres::{Client, Config, GenericClient};
 
 use crate::manifest::TableCount;
+use crate::pg_tls::{self, TlsSettings};
 use crate::{Error, Result};
 
 /// A server (and database) named by a `postgresql://` URL or a libpq key=value string.
 #[derive(Clone)]
 pub struct PgTarget {
     config: Config,
+    tls: TlsSettings,
 }
 
 impl fmt::Debug for PgTarget {
@@ -28,9 +31,12 @@ impl fmt::Debug for PgTarget {
 
 impl PgTarget {
     /// Parses a URL. A missing user falls back to `$PGUSER`, then `$USER`, as libpq does; a
-    /// missing password to `$PGPASSWORD`, then the password file (`$PGPASSFILE` or `~/.pgpass`).
+    /// missing password to `$PGPASSWORD`, then the password file (`$PGPASSFILE` or `~/.pgpass`);
+    /// `sslmode`/`sslrootcert` to `$PGSSLMODE`/`$PGSSLROOTCERT`, then libpq's defaults.
     pub fn parse(url: &str) -> Result<PgTarget> {
-        let mut config = Config::from_str(url).map_err(|e| {
+        let (url, mode, root) = pg_tls::split_ssl_params(url)?;
+        let tls = TlsSettings::from_values(mode.as_deref(), root.as_deref())?;
+        let mut config = Config::from_str(&url).map_err(|e| {
             Error::Other(format!("postgres URL is not valid ({e}); expected postgresql://USER@HOST:PORT/DATABASE"))
         })?;
         if config.get_user().is_none() {
@@ -56,7 +62,7 @@ impl PgTarget {
         }
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("n8n-backup");
-        Ok(PgTarget { config })
+        Ok(PgTarget { config, tls })
     }
 
     /// A server over TCP from its parts (a container's address and environment): the password
@@ -69,7 +75,10 @@ impl PgTarget {
         }
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("n8n-backup");
-        PgTarget { config }
+        // A container the restore found on this host: TLS if it offers it, checked against
+        // nothing (the operator's root file and PGSSLMODE are for the server they named).
+        let tls = TlsSettings { mode: Some(pg_tls::SslMode::Prefer), root_cert: None, default_root: false };
+        PgTarget { config, tls }
     }
 
     /// The password, when there is one (for `PGPASSWORD` in a child's environment).
@@ -81,7 +90,7 @@ impl PgTarget {
     pub fn with_database(&self, db: &str) -> PgTarget {
         let mut config = self.config.clone();
         config.dbname(db);
-        PgTarget { config }
+        PgTarget { config, tls: self.tls.clone() }
     }
 
     /// The database this target names.
@@ -109,11 +118,24 @@ impl PgTarget {
         format!("{}@{}/{}", self.user(), self.host_port(), self.database())
     }
 
-    /// Connects, with a message that names server, user and database on failure.
+    /// The TLS decision libpq would make for this target (errors when a verifying mode has no
+    /// root file, or a named root file is missing).
+    pub fn tls_plan(&self) -> Result<pg_tls::TlsPlan> {
+        let unix = matches!(self.config.get_hosts().first(), Some(Host::Unix(_)) | None);
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        self.tls.plan(unix, home.as_deref()).map_err(|e| Error::Other(format!("{}: {e}", self.describe())))
+    }
+
+    /// Connects, with a message that names server, user and database on failure, and says what
+    /// to change when TLS is the cause (the server wants it, the certificate does not match).
     pub fn connect(&self) -> Result<Client> {
-        self.config
-            .connect(NoTls)
-            .map_err(|source| Error::Postgres { context: format!("connecting to {}", self.describe()), source })
+        let plan = self.tls_plan()?;
+        let mut config = self.config.clone();
+        config.ssl_mode(plan.driver_mode());
+        config.connect(plan.connector()?).map_err(|source| match pg_tls::explain(&source, &plan, &self.host_port()) {
+            Some(why) => Error::Other(format!("postgres connecting to {}: {why}", self.describe())),
+            None => Error::Postgres { context: format!("connecting to {}", self.describe()), source },
+        })
     }
 
     /// Environment for libpq tools (`pg_dump`, `pg_restore`, `psql`): the password travels in the
@@ -125,6 +147,9 @@ impl PgTarget {
             Some(Host::Unix(p)) => env.push(("PGHOST", p.display().to_string())),
             None => {}
         }
+        if let Some(a) = self.config.get_hostaddrs().first() {
+            env.push(("PGHOSTADDR", a.to_string()));
+        }
         if let Some(p) = self.config.get_ports().first() {
             env.push(("PGPORT", p.to_string()));
         }
@@ -135,6 +160,16 @@ impl PgTarget {
         }
         if let Some(o) = self.config.get_options() {
             env.push(("PGOPTIONS", o.to_string()));
+        }
+        // The operator's TLS choice, so libpq decides as our own connection did (a container's
+        // target sets none: its tools run inside it, over its socket).
+        if self.tls.default_root {
+            if let Some(m) = self.tls.mode {
+                env.push(("PGSSLMODE", m.as_str().to_string()));
+            }
+            if let Some(r) = &self.tls.root_cert {
+                env.push(("PGSSLROOTCERT", r.display().to_string()));
+            }
         }
         env
     }
@@ -241,6 +276,18 @@ mod tests {
         let env = t.libpq_env();
         assert!(env.contains(&("PGPASSWORD", "secret".into())));
         assert!(env.contains(&("PGPORT", "6543".into())));
+    }
+
+    #[test]
+    fn tls_settings_reach_libpq_through_the_environment() {
+        let t = PgTarget::parse("postgresql://n8n@db.example/n8n?sslmode=verify-full&sslrootcert=/etc/ca.pem").unwrap();
+        let env = t.libpq_env();
+        assert!(env.contains(&("PGSSLMODE", "verify-full".into())));
+        assert!(env.contains(&("PGSSLROOTCERT", "/etc/ca.pem".into())));
+        assert_eq!(t.with_database("x").libpq_env().iter().filter(|(k, _)| k.starts_with("PGSSL")).count(), 2);
+        let kv = PgTarget::parse("host=db.example user=n8n dbname=n8n sslmode=require").unwrap();
+        assert_eq!(kv.describe(), "n8n@db.example:5432/n8n");
+        assert!(kv.libpq_env().contains(&("PGSSLMODE", "require".into())));
     }
 
     #[test]
