@@ -67,8 +67,7 @@ pub fn is_database(name: &str) -> bool {
 }
 
 /// What [`is_database`] requires, for messages.
-pub const DATABASE_RULE: &str =
-    "1 to 63 bytes, no control character, no '=', not a postgres:// or postgresql:// URL";
+pub const DATABASE_RULE: &str = "1 to 63 bytes, no control character, no '=', not a postgres:// or postgresql:// URL";
 
 /// Refuses a manifest whose requirements, services or database names are not valid names, naming every bad
 /// entry. Called before anything changes. (Owner names are not refused: a file's owner comes

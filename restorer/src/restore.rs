@@ -233,8 +233,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     }
     // A key or version conflict concerns the files and the app; a databases-only restore
     // touches neither.
-    let conflicts =
-        if opts.databases_only() { Vec::new() } else { steps::n8n::conflicts(&manifest, &opts.root) };
+    let conflicts = if opts.databases_only() { Vec::new() } else { steps::n8n::conflicts(&manifest, &opts.root) };
     if !conflicts.is_empty() && !opts.force {
         return Err(Error::Refused(format!("{}. Nothing was changed; --force goes on anyway", conflicts.join("; "))));
     }
@@ -320,11 +319,8 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
             i.from = opts.databases.get(i.index).map(|r| r.from.clone());
         }
     }
-    let missing_packages = if opts.databases_only() {
-        None
-    } else {
-        steps::system::missing_packages(&manifest.requirements)
-    };
+    let missing_packages =
+        if opts.databases_only() { None } else { steps::system::missing_packages(&manifest.requirements) };
     Ok(Prepared {
         manifest,
         verify,
@@ -636,35 +632,42 @@ fn apply_all(
             opts.root.display()
         ));
     }
-    let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
-    let file_items: Vec<_> =
-        p.plan.items.iter().filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink)).collect();
-    if !file_items.is_empty() {
-        steps.run("files", log, || {
-            for item in &file_items {
-                writer.apply_record(cp, &m.files[item.index], &item.action)?;
-            }
-            writer.finish_dirs()?;
-            // One sync for the whole tree instead of one per file: the files were renamed into
-            // place, and the journal knows each of them.
+    // A databases-only restore writes nothing under the root, not even the root itself.
+    if !opts.databases_only() {
+        let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
+        let file_items: Vec<_> = p
+            .plan
+            .items
+            .iter()
+            .filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink))
+            .collect();
+        if !file_items.is_empty() {
+            steps.run("files", log, || {
+                for item in &file_items {
+                    writer.apply_record(cp, &m.files[item.index], &item.action)?;
+                }
+                writer.finish_dirs()?;
+                // One sync for the whole tree instead of one per file: the files were renamed into
+                // place, and the journal knows each of them.
+                writer.sync_all()?;
+                cp.sync()?;
+                let replaced = file_items.iter().filter(|i| i.action == Action::Replace).count();
+                Ok(((), format!("{} paths ({replaced} replaced, kept in the checkpoint)", file_items.len())))
+            })?;
+        }
+        for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Sqlite) {
+            let db = &m.sqlite[item.index];
+            steps.run(&format!("sqlite {}", db.name), log, || {
+                writer.apply_sqlite(cp, db, &item.action)?;
+                Ok(((), format!("{} -> {}", db.entry, item.target)))
+            })?;
+        }
+        if !m.sqlite.is_empty() {
             writer.sync_all()?;
             cp.sync()?;
-            let replaced = file_items.iter().filter(|i| i.action == Action::Replace).count();
-            Ok(((), format!("{} paths ({replaced} replaced, kept in the checkpoint)", file_items.len())))
-        })?;
+        }
+        warnings.append(&mut writer.warnings);
     }
-    for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Sqlite) {
-        let db = &m.sqlite[item.index];
-        steps.run(&format!("sqlite {}", db.name), log, || {
-            writer.apply_sqlite(cp, db, &item.action)?;
-            Ok(((), format!("{} -> {}", db.entry, item.target)))
-        })?;
-    }
-    if !m.sqlite.is_empty() {
-        writer.sync_all()?;
-        cp.sync()?;
-    }
-    warnings.append(&mut writer.warnings);
     // Databases in containers: their services started alone, on the volumes just restored,
     // before anything that uses them (the app must never start on, or migrate, an empty one).
     // (database, target, container id); a databases-only restore found them running already.
@@ -784,11 +787,8 @@ fn apply_all(
             .as_ref()
             .and_then(|n| m.postgres.iter().find(|d| d.entry == n.database_entry))
             .and_then(|d| if d.container.is_some() { container_of(d).map(|c| c.1.clone()) } else { p.pg.clone() });
-        let key_file = if opts.databases_only() {
-            p.key_file.clone()
-        } else {
-            steps::n8n::key_file_restored(m, &opts.root)
-        };
+        let key_file =
+            if opts.databases_only() { p.key_file.clone() } else { steps::n8n::key_file_restored(m, &opts.root) };
         checks.extend(steps::n8n::validate_credentials(m, &opts.root, key_file.as_deref(), n8n_pg.as_ref()));
         let failed = checks.iter().filter(|c| !c.ok).count();
         let detail = format!("{} checks, {failed} failed", checks.len());

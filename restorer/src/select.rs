@@ -54,11 +54,8 @@ fn listing(m: &Manifest) -> String {
 /// `[[postgres]] name` (the only unique one when two servers each had a database of that name).
 fn find(m: &Manifest, name: &str) -> Result<usize> {
     let by_db: Vec<usize> = (0..m.postgres.len()).filter(|&i| m.postgres[i].database == name).collect();
-    let hits = if by_db.is_empty() {
-        (0..m.postgres.len()).filter(|&i| m.postgres[i].name == name).collect()
-    } else {
-        by_db
-    };
+    let hits =
+        if by_db.is_empty() { (0..m.postgres.len()).filter(|&i| m.postgres[i].name == name).collect() } else { by_db };
     match hits[..] {
         [i] => Ok(i),
         [] => {
