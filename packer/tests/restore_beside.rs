@@ -164,3 +164,148 @@ fn unknown_or_taken_database_names_are_refused() {
     assert_eq!(target.psql(aside.trim(), "SELECT x FROM live").unwrap().trim(), "7");
     assert!(!databases(&target).split(',').any(|d| d == "shop"));
 }
+
+const COMPOSE: &str = r#"services:
+  postgres:
+    image: n8nbk-postgres:15
+    environment:
+      - POSTGRES_USER
+      - POSTGRES_PASSWORD
+      - POSTGRES_DB
+    volumes:
+      - db_storage:/var/lib/postgresql/data
+  app:
+    image: n8nbk-base:bookworm
+    command: ["sleep", "infinity"]
+    stop_signal: SIGKILL
+    depends_on:
+      - postgres
+volumes:
+  db_storage:
+"#;
+
+/// SQL in the project's postgres container, as `admin`, on `db`.
+fn sql_in(p: &common::docker::Project, db: &str, q: &str) -> String {
+    p.sh("postgres", &format!("psql -X -q -t -A -v ON_ERROR_STOP=1 -U admin -d {db}"), q.as_bytes()).trim().into()
+}
+
+/// Waits until the project's postgres accepts TCP connections as `admin` (the image's init
+/// server listens on its socket only).
+fn ready(p: &common::docker::Project) {
+    for _ in 0..240 {
+        let id = p.container("postgres");
+        let ok = !id.is_empty()
+            && std::process::Command::new("docker")
+                .args(["exec", &id, "psql", "-h", "127.0.0.1", "-U", "admin", "-d", "app", "-c", "SELECT 1"])
+                .output()
+                .unwrap()
+                .status
+                .success();
+        if ok {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("postgres never answered");
+}
+
+/// A database that lived in a compose project's container is restored beside the live one
+/// inside the same running container: the project keeps running (same containers, never
+/// restarted), the live database keeps its rows, validation counts app_check there, and
+/// `restore rollback` drops app_check in the container. With the project stopped the restore is
+/// refused, saying what to do.
+#[test]
+fn container_database_is_restored_beside_the_live_one_in_its_running_container() {
+    use common::docker::{engine, inspect, Project};
+    if !engine() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let password = format!("pw-{}-beside", std::process::id());
+    let p = Project::new(COMPOSE, &format!("POSTGRES_USER=admin\nPOSTGRES_PASSWORD={password}\nPOSTGRES_DB=app\n"));
+    p.compose_ok(&["up", "-d"]);
+    ready(&p);
+    sql_in(&p, "app", "CREATE TABLE items (id serial PRIMARY KEY, name text); INSERT INTO items (name) SELECT 'item ' || i FROM generate_series(1, 41) i;");
+    let f = p.dir.join("docker-compose.yml");
+    let config = t.path().join("packer.toml");
+    fs::write(
+        &config,
+        format!(
+            "[bundle]\noutput_dir = \"{out}\"\nname = \"beside\"\ncompression_level = 1\n\n\
+             [[postgres]]\nname = \"app\"\ncompose_service = \"postgres\"\ncompose_file = \"{f}\"\ncompose_project = \"{pr}\"\n\n\
+             [[compose]]\nfile = \"{f}\"\nproject = \"{pr}\"\n",
+            out = t.path().join("out").display(),
+            f = f.display(),
+            pr = p.name
+        ),
+    )
+    .unwrap();
+    let dir = extract(&create(&config), &t.path().join("x"));
+    // The live deployment moved on after the backup.
+    sql_in(&p, "app", "DELETE FROM items WHERE id > 5");
+    let containers: Vec<(String, String)> = ["postgres", "app"]
+        .iter()
+        .map(|s| {
+            let id = p.container(s);
+            let started = inspect("container", "{{.State.StartedAt}}", &id);
+            (id, started)
+        })
+        .collect();
+    let root = t.path().join("root");
+    let cp = t.path().join("cp");
+
+    // The plan: into the running container, nothing started or stopped; the running project is
+    // no refusal.
+    restore(&dir)
+        .args(["--dry-run", "--database", "app=app_check", "--root"])
+        .arg(&root)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("database app_check into the running container"))
+        .stdout(predicate::str::contains("nothing started or stopped"));
+    let out = restore(&dir)
+        .args(["--yes", "--database", "app=app_check", "--checkpoint-dir"])
+        .arg(&cp)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let all = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(exit::OK), "{all}");
+    assert!(!all.contains(&password), "the password was printed");
+    assert!(all.contains("in container"), "{all}");
+    assert_eq!(sql_in(&p, "app_check", "SELECT count(*) FROM items"), "41");
+    assert_eq!(sql_in(&p, "app", "SELECT count(*) FROM items"), "5", "the live database is untouched");
+    for (id, started) in &containers {
+        assert_eq!(inspect("container", "{{.State.Running}} {{.State.StartedAt}}", id), format!("true {started}"));
+    }
+    assert_eq!(
+        [p.container("postgres"), p.container("app")].to_vec(),
+        containers.iter().map(|c| c.0.clone()).collect::<Vec<_>>(),
+        "the same containers still run"
+    );
+    assert!(!root.exists(), "nothing written under --root");
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("restore-report.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "restored");
+    assert!(report["validation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["check"].as_str().unwrap().starts_with("postgres app_check:")));
+
+    std::process::Command::new(dir.join("restore")).arg("rollback").arg(&cp).assert().success();
+    assert_eq!(sql_in(&p, "app", "SELECT count(*) FROM pg_database WHERE datname = 'app_check'"), "0");
+    assert_eq!(sql_in(&p, "app", "SELECT count(*) FROM items"), "5");
+
+    // The project does not run: nothing to restore into.
+    p.compose_ok(&["stop"]);
+    restore(&dir)
+        .args(["--yes", "--database", "app=app_check", "--root"])
+        .arg(&root)
+        .assert()
+        .code(exit::REFUSED)
+        .stderr(predicate::str::contains("no running container"))
+        .stderr(predicate::str::contains("--postgres-url"));
+    assert!(!root.exists());
+}

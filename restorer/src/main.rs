@@ -100,7 +100,12 @@ struct RunArgs {
     /// package, account or service, no container started or stopped. NAME is the database's
     /// name (or its [[postgres]] entry name); a database that lived in a compose container goes
     /// into that project's running container, unless --postgres-url names a server for all.
-    #[arg(long = "database", value_name = "NAME=NEWNAME", value_parser = parse_rename)]
+    #[arg(
+        long = "database",
+        value_name = "NAME=NEWNAME",
+        value_parser = parse_rename,
+        conflicts_with_all = ["install_packages", "start_services"]
+    )]
     databases: Vec<restorer::select::Rename>,
 }
 
@@ -446,6 +451,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         health_tries: a.health_tries,
         installed_defaults: Default::default(),
         databases: a.databases.clone(),
+        databases_to_url: a.postgres_url.is_some(),
     };
     // A bare host has no PostgreSQL to reach yet: verify the bundle, then install what it needs
     // before the plan can look at the server (the full prerequisites step then finds nothing).

@@ -57,6 +57,9 @@ pub struct Options {
     /// `--database NAME=NEWNAME`: when not empty, a databases-only restore of exactly these
     /// databases, each under its new name ([`crate::select`]).
     pub databases: Vec<Rename>,
+    /// With `databases`: the operator named a server (`--postgres-url`), and every named
+    /// database goes there, containers or not (a temporary superuser's URL does not count).
+    pub databases_to_url: bool,
 }
 
 impl Options {
@@ -229,7 +232,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     let mut key_file = None;
     if opts.databases_only() {
         key_file = crate::select::key_file_in_bundle(&manifest, &opts.bundle_dir);
-        manifest = crate::select::select(&manifest, &opts.databases, opts.postgres_url.is_some())?;
+        manifest = crate::select::select(&manifest, &opts.databases, opts.databases_to_url)?;
     }
     // A key or version conflict concerns the files and the app; a databases-only restore
     // touches neither.
