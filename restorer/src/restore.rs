@@ -165,7 +165,7 @@ impl Prepared {
             .iter()
             .map(|l| {
                 format!(
-                    "database {} into the running container {} of project {} ({}), beside what it holds; nothing started or stopped",
+                    "database {} into the running container {} (project {}, {}), beside what it holds; nothing started or stopped",
                     l.database,
                     l.name,
                     l.project,
@@ -176,41 +176,54 @@ impl Prepared {
     }
 }
 
-/// A databases-only restore: the running container of the live project each container database
-/// of `m` goes into, and what it holds under the database's (new) name. Refuses when the engine
-/// does not answer or the project's container does not run, saying what to do.
-fn locate(m: &Manifest) -> Result<(Vec<Located>, Vec<plan::DbState>)> {
-    let dbs: Vec<&crate::manifest::PostgresDb> = m.postgres.iter().filter(|d| d.container.is_some()).collect();
-    if dbs.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let what_to_do = "start the project (docker compose up -d), or restore it with --postgres-url to another server";
+/// A databases-only restore: the running container each container database of `m` goes into
+/// (a compose service's, found by compose's labels; a plain container, by its name), and what
+/// it holds under the database's new name. `renames` is parallel to `m.postgres` (the bundle's
+/// names, for messages). Refuses when the engine does not answer or the container does not
+/// run, saying what to do. Starts nothing.
+fn locate(m: &Manifest, renames: &[Rename]) -> Result<(Vec<Located>, Vec<plan::DbState>)> {
+    let dbs: Vec<(&crate::manifest::PostgresDb, &str)> =
+        m.postgres.iter().zip(renames.iter().map(|r| r.from.as_str())).filter(|(d, _)| d.container.is_some()).collect();
+    let Some((first, first_name)) = dbs.first() else { return Ok((Vec::new(), Vec::new())) };
+    let what_to_do = "start it, or restore it with --postgres-url to another server";
     if !crate::container::engine_answers() {
         return Err(Error::Refused(format!(
-            "database {} lived in a container and no Docker engine answers here: {what_to_do}. Nothing was changed",
-            dbs[0].database
+            "the bundle's database {first_name} (as {}) lived in a container and no Docker engine answers here: {what_to_do}. Nothing was changed",
+            first.database
         )));
     }
-    let projects = steps::docker::projects(m)?;
     let (mut located, mut states) = (Vec::new(), Vec::new());
-    for db in dbs {
-        let (project, service) = steps::docker::project_of(&projects, db)?;
-        let Some(id) = project.container_of(&service)? else {
-            return Err(Error::Refused(format!(
-                "database {} lives in service {service} of compose project {}, which has no running container here: {what_to_do}. Nothing was changed",
-                db.database, project.project
-            )));
+    for (db, from) in dbs {
+        let c = db.container.as_ref().expect("filtered");
+        let (id, project) = match (&c.project, &c.service) {
+            // The live project's container, by compose's labels: neither compose nor the
+            // project's files are needed for that.
+            (Some(project), Some(service)) => {
+                let id = crate::container::running_service(project, service)?.ok_or_else(|| {
+                    let dir = m.docker.iter().flat_map(|d| &d.compose).find(|p| &p.project == project);
+                    let dir = dir.map(|p| format!(" in {}", p.directory.display())).unwrap_or_default();
+                    Error::Refused(format!(
+                        "the bundle's database {from} (as {}) lives in service {service} of compose project {project}, which has no running container here: {what_to_do} (`docker compose -p {project} up -d {service}`{dir}). Nothing was changed",
+                        db.database
+                    ))
+                })?;
+                (id, project.clone())
+            }
+            // A plain container: the live one of the same name.
+            _ => match crate::container::inspect(&c.name) {
+                Ok(f) if f.running => (f.id, "-".to_string()),
+                _ => {
+                    return Err(Error::Refused(format!(
+                        "the bundle's database {from} (as {}) lived in container {}, which does not run here: {what_to_do} (`docker start {}`). Nothing was changed",
+                        db.database, c.name, c.name
+                    )))
+                }
+            },
         };
         let facts = crate::container::inspect(&id)?;
         let target = facts.pg_target(Some("postgres"))?;
         states.push(steps::postgres::observe(&target, &[db])?.pop().unwrap_or(plan::DbState::Absent));
-        located.push(Located {
-            database: db.database.clone(),
-            target,
-            id: facts.id,
-            name: facts.name,
-            project: project.project.clone(),
-        });
+        located.push(Located { database: db.database.clone(), target, id: facts.id, name: facts.name, project });
     }
     Ok((located, states))
 }
@@ -276,7 +289,7 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
     let located = if opts.databases_only() {
-        let (located, states) = locate(&manifest)?;
+        let (located, states) = locate(&manifest, &opts.databases)?;
         let mut states = states.into_iter();
         observed.postgres = manifest
             .postgres
