@@ -211,6 +211,46 @@ fn n8n_on_postgres_inventory_verify_restore() {
     restore_root2(&["--force"]).assert().success();
 }
 
+/// `--database n8n=n8n_check` beside a live n8n whose files hold another key: no key or version
+/// conflict (no file is touched), nothing is written under --root, and the credential check
+/// decrypts a credential of n8n_check with the key of the bundle's own copy of the .env.
+#[test]
+fn n8n_database_beside_the_live_one_checks_credentials_under_its_new_name() {
+    let t = tempfile::tempdir().unwrap();
+    let source = Cluster::start().unwrap();
+    seed(&source, "n8n");
+    let (cfg, src) = deployment(t.path(), &source, Some(KEY));
+    let dir = extract(&create(&cfg), &t.path().join("x"));
+    let target = Cluster::start().unwrap();
+    target.psql("postgres", "CREATE DATABASE n8n").unwrap();
+    target.psql("n8n", "CREATE TABLE live (x int); INSERT INTO live VALUES (7);").unwrap();
+    let root = t.path().join("root");
+    let env = root.join(src.strip_prefix("/").unwrap()).join("opt/n8n/.env");
+    fs::create_dir_all(env.parent().unwrap()).unwrap();
+    fs::write(&env, "N8N_ENCRYPTION_KEY=the-live-key\n").unwrap();
+    let before = tree(&root);
+
+    restore(&dir)
+        .args(["--yes", "--database", "n8n=n8n_check", "--postgres-url", &target.url("postgres"), "--checkpoint-dir"])
+        .arg(t.path().join("cp"))
+        .arg("--root")
+        .arg(&root)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("RESTORED"));
+    assert_eq!(tree(&root), before, "no file written under --root");
+    assert_eq!(fs::read_to_string(&env).unwrap(), "N8N_ENCRYPTION_KEY=the-live-key\n");
+    assert_eq!(target.psql("n8n", "SELECT x FROM live").unwrap().trim(), "7");
+    assert_eq!(target.psql("n8n_check", "SELECT count(*) FROM credentials_entity").unwrap().trim(), "2");
+    let report: Value = serde_json::from_str(&fs::read_to_string(dir.join("restore-report.json")).unwrap()).unwrap();
+    let checks = report["validation"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["check"].as_str().unwrap().contains("decrypts") && c["ok"] == true), "{checks:#?}");
+    assert!(checks
+        .iter()
+        .filter(|c| !c["check"].as_str().unwrap().starts_with("n8n:"))
+        .all(|c| c["check"].as_str().unwrap().starts_with("postgres n8n_check: ")));
+}
+
 /// A key that does not decrypt the credentials fails the backup with a clear error and leaves
 /// no bundle; a missing key is a loud warning recorded in the manifest.
 #[test]

@@ -52,15 +52,7 @@ impl Compose {
     /// The id of the container running `service`, if there is one. Asked of the engine by
     /// compose's labels, so it works before the project's files exist (and with any compose).
     pub fn container_of(&self, service: &str) -> Result<Option<String>> {
-        let out = run(Command::new("docker").args([
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project),
-            "--filter",
-            &format!("label=com.docker.compose.service={service}"),
-        ]))?;
-        Ok(out.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))
+        running_service(&self.project, service)
     }
 
     /// Full ids of every container of the project (running or not), by compose's labels.
@@ -78,6 +70,20 @@ impl Compose {
         let out = run(Command::new("docker").args(list).args(["--filter", &label]))?;
         Ok(out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
     }
+}
+
+/// The id of the running container of compose service `service` of `project`, if there is one:
+/// asked of the engine by compose's labels (no compose program, no project files needed).
+pub fn running_service(project: &str, service: &str) -> Result<Option<String>> {
+    let out = run(Command::new("docker").args([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        &format!("label=com.docker.compose.service={service}"),
+    ]))?;
+    Ok(out.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))
 }
 
 /// What `docker inspect` says about a container.

@@ -100,6 +100,22 @@ struct RunArgs {
     /// Where to write the JSON report [default: BUNDLE_DIR/restore-report.json].
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Restore only the bundle's PostgreSQL database NAME, as NEWNAME, beside the live one (to
+    /// inspect or compare before switching); repeatable. Nothing else is touched: no file,
+    /// package, account or service, no container started or stopped. NAME is the database's
+    /// name (or its [[postgres]] entry name); a database that lived in a compose container goes
+    /// into that project's running container, unless --postgres-url names a server for all.
+    #[arg(
+        long = "database",
+        value_name = "NAME=NEWNAME",
+        value_parser = parse_rename,
+        conflicts_with_all = ["install_packages", "start_services"]
+    )]
+    databases: Vec<restorer::select::Rename>,
+}
+
+fn parse_rename(s: &str) -> Result<restorer::select::Rename, String> {
+    s.parse()
 }
 
 #[derive(Subcommand, Debug)]
@@ -475,6 +491,8 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         force: a.force,
         health_tries: a.health_tries,
         installed_defaults: Default::default(),
+        databases: a.databases.clone(),
+        databases_to_url: a.postgres_url.is_some(),
     };
     // A bare host has no PostgreSQL to reach yet: verify the bundle, then install what it needs
     // before the plan can look at the server (the full prerequisites step then finds nothing).
@@ -565,7 +583,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         if json {
             println!(
                 "{}",
-                serde_json::json!({"plan": prepared.plan, "docker": restorer::steps::docker::plan_lines(m, prepared.docker), "missing_packages": prepared.missing_packages, "install_skipped": opts.install_skipped(), "services_skipped": opts.services_skipped(), "verify": prepared.verify, "preflight": prepared.findings})
+                serde_json::json!({"plan": prepared.plan, "docker": prepared.docker_lines(), "missing_packages": prepared.missing_packages, "install_skipped": opts.install_skipped(), "services_skipped": opts.services_skipped(), "verify": prepared.verify, "preflight": prepared.findings})
             );
         } else {
             print_plan(&prepared, &opts);
@@ -579,11 +597,16 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
         if std::io::stdin().is_terminal() {
             print_plan(&prepared, &opts);
         }
+        let what = if a.databases.is_empty() {
+            format!("onto {}", a.root.display())
+        } else {
+            let list: Vec<String> = a.databases.iter().map(|r| format!("{} as {}", r.from, r.to)).collect();
+            format!("(databases only: {})", list.join(", "))
+        };
         confirm(&format!(
-            "\nThis restores the bundle of {} ({}) onto {}. Type RESTORE to continue: ",
+            "\nThis restores the bundle of {} ({}) {what}. Type RESTORE to continue: ",
             m.source_host.hostname,
             m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            a.root.display()
         ))?;
     }
     let report = restore::execute(&prepared, &opts, |s| eprintln!("{s}"))?;
@@ -692,7 +715,13 @@ fn print_plan(p: &restore::Prepared, opts: &Options) {
         m.created_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
     println!("Verified: {} entries, {} bytes, every digest matches", p.verify.entries_checked, p.verify.bytes_checked);
-    println!("Restore root: {}", p.plan.root.display());
+    if p.plan.databases_only {
+        println!(
+            "Databases only (--database): only the databases below, under their new names; no file, package, account or service is touched, nothing is started or stopped: the live deployment stays as it is"
+        );
+    } else {
+        println!("Restore root: {}", p.plan.root.display());
+    }
     println!("\nPlan:");
     for i in &p.plan.items {
         let action = match i.action {
@@ -701,7 +730,8 @@ fn print_plan(p: &restore::Prepared, opts: &Options) {
             Action::Replace => "REPLACE",
             Action::Refuse => "REFUSED",
         };
-        println!("  {action:<8} {:<9} {}  [{}]", format!("{:?}", i.kind).to_lowercase(), i.target, i.state);
+        let from = i.from.as_ref().map(|f| format!(" (the bundle's {f})")).unwrap_or_default();
+        println!("  {action:<8} {:<9} {}{from}  [{}]", format!("{:?}", i.kind).to_lowercase(), i.target, i.state);
     }
     let (users, groups) = restorer::steps::accounts::missing(m, &restorer::owners::Accounts::system());
     if !users.is_empty() || !groups.is_empty() {
@@ -726,7 +756,7 @@ fn print_plan(p: &restore::Prepared, opts: &Options) {
         }
         None => {}
     }
-    let docker = restorer::steps::docker::plan_lines(m, p.docker);
+    let docker = p.docker_lines();
     if !docker.is_empty() {
         println!("\nDocker:");
         for line in docker {

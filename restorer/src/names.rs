@@ -1,5 +1,6 @@
 //! Names from the manifest that reach other programs: packages (apt-get, dpkg-query, dnf),
-//! services (systemctl, service, docker compose) and system accounts (useradd, groupadd). A
+//! services (systemctl, service, docker compose), system accounts (useradd, groupadd) and
+//! PostgreSQL database names (`pg_restore --dbname`, `CREATE DATABASE`). A
 //! bundle may have been written by an attacker, so each name is data: checked against the
 //! distribution's naming rules before anything changes, and passed after `--` where the program
 //! accepts it, so that no entry can ever be read as an option.
@@ -52,7 +53,23 @@ pub fn is_account(name: &str) -> bool {
         && body.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-/// Refuses a manifest whose requirements or services are not valid names, naming every bad
+/// A PostgreSQL database name a restore creates and connects to: 1 to 63 bytes (longer names are
+/// cut short by the server, so the restore would create one database and fill another), no
+/// control character, no `=` and no `postgres://`/`postgresql://` prefix (libpq, and so
+/// `pg_restore --dbname`, reads such a name as a connection string: another server, another
+/// user). SQL quoting ([`crate::pg::quote_ident`]) takes care of everything else.
+pub fn is_database(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.chars().any(|c| c.is_control() || c == '=')
+        && !name.starts_with("postgres://")
+        && !name.starts_with("postgresql://")
+}
+
+/// What [`is_database`] requires, for messages.
+pub const DATABASE_RULE: &str = "1 to 63 bytes, no control character, no '=', not a postgres:// or postgresql:// URL";
+
+/// Refuses a manifest whose requirements, services or database names are not valid names, naming every bad
 /// entry. Called before anything changes. (Owner names are not refused: a file's owner comes
 /// from the source host and restores by id when the name cannot be created; see
 /// [`crate::steps::accounts::missing`].)
@@ -70,6 +87,11 @@ pub fn check(m: &Manifest) -> Result<()> {
             bad.push(format!(
                 "services.start entry {s:?} is neither a service name ([A-Za-z0-9:_.@-]+, not starting with '-') nor an absolute compose file path"
             ));
+        }
+    }
+    for d in &m.postgres {
+        if !is_database(&d.database) {
+            bad.push(format!("postgres database {:?} is not a database name ({DATABASE_RULE})", d.database));
         }
     }
     if bad.is_empty() {
@@ -120,6 +142,17 @@ mod tests {
         assert!(is_compose_file("/opt/n8n/docker-compose.yaml"));
         for bad in ["docker-compose.yaml", "/opt/../etc/x.yml", "-f.yaml", "/opt/x.json"] {
             assert!(!is_compose_file(bad), "{bad}");
+        }
+    }
+
+    /// A database name can never be read as a connection string, nor be cut short by the server.
+    #[test]
+    fn database_names_cannot_be_connection_strings() {
+        for ok in ["n8n", "app_check", "Mixed Case", "ünï", "a-b.c$", &"a".repeat(63)] {
+            assert!(is_database(ok), "{ok}");
+        }
+        for bad in ["", "host=evil", "dbname=x", "postgresql://h/db", "postgres://h", "a\nb", &"a".repeat(64)] {
+            assert!(!is_database(bad), "{bad}");
         }
     }
 

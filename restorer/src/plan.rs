@@ -96,6 +96,10 @@ pub struct Item {
     pub state: String,
     /// What will happen.
     pub action: Action,
+    /// A database restored under another name (`--database NAME=NEWNAME`, `target` is NEWNAME):
+    /// the bundle's NAME.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// Options that change decisions.
@@ -129,6 +133,9 @@ pub struct Observed {
 pub struct Plan {
     /// Restore root (`/` for a real restore).
     pub root: PathBuf,
+    /// A databases-only restore (`--database`): the items are exactly the databases named, under
+    /// their new names; no file, package, account or service is touched.
+    pub databases_only: bool,
     /// Every item, in the order the steps apply them.
     pub items: Vec<Item>,
 }
@@ -169,6 +176,7 @@ pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanO
             target: p.project.clone(),
             state: state.describe(),
             action: if opts.overwrite { Action::Replace } else { Action::Refuse },
+            from: None,
         });
     }
     let mut order: Vec<usize> = (0..manifest.files.len()).collect();
@@ -195,6 +203,7 @@ pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanO
                 observed.installed_defaults.contains(&layout::target_path(root, &f.path)?),
                 opts,
             ),
+            from: None,
         });
     }
     for (i, s) in manifest.sqlite.iter().enumerate() {
@@ -209,6 +218,7 @@ pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanO
                 observed.installed_defaults.contains(&layout::target_path(root, &s.path)?),
                 opts,
             ),
+            from: None,
         });
     }
     for (i, d) in manifest.postgres.iter().enumerate() {
@@ -224,9 +234,10 @@ pub fn build(manifest: &Manifest, root: &Path, observed: &Observed, opts: &PlanO
                 DbState::HasData => "exists, has data".into(),
             },
             action,
+            from: None,
         });
     }
-    Ok(Plan { root: root.to_path_buf(), items })
+    Ok(Plan { root: root.to_path_buf(), databases_only: false, items })
 }
 
 /// What a restore does with a database given what the server holds under its name.

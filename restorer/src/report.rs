@@ -46,6 +46,10 @@ pub struct Report {
     pub bundle_created_at: DateTime<Utc>,
     /// Restore root.
     pub root: PathBuf,
+    /// `--database NAME=NEWNAME`: a databases-only restore of these databases under their new
+    /// names (absent for a full restore).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<crate::select::Rename>,
     /// Start time.
     pub started_at: DateTime<Utc>,
     /// End time.
@@ -71,6 +75,14 @@ impl Report {
     /// The human summary.
     pub fn human(&self) -> String {
         let mut s = String::new();
+        if !self.databases.is_empty() {
+            let list: Vec<String> = self.databases.iter().map(|r| format!("{} as {}", r.from, r.to)).collect();
+            let _ = writeln!(
+                s,
+                "\nDatabases only (--database): {}; nothing else was touched, the live deployment is as it was.",
+                list.join(", ")
+            );
+        }
         let _ = writeln!(s, "\nSteps:");
         for st in &self.steps {
             let _ = writeln!(s, "  {:<8} {:<28} {:>7} ms  {}", st.result, st.step, st.duration_ms, st.detail);

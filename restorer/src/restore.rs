@@ -11,12 +11,17 @@ use crate::manifest::Manifest;
 use crate::pg::PgTarget;
 use crate::plan::{self, Action, ItemKind, Observed, Plan, PlanOptions};
 use crate::report::{Outcome, Report, StepResult};
+use crate::select::Rename;
 use crate::steps::{self, files::FileWriter};
 use crate::verify::{verify_dir, VerifyReport};
 use crate::{Error, Result};
 
 /// The default server for a restore: the local socket, as the `postgres` user.
 pub const DEFAULT_POSTGRES_URL: &str = "host=/var/run/postgresql user=postgres dbname=postgres";
+
+/// Why a databases-only restore installs, creates, starts and stops nothing.
+pub const DATABASES_ONLY: &str =
+    "--database: a databases-only restore; no file, package, account or service is touched and the live deployment is left as it is";
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
@@ -49,6 +54,12 @@ pub struct Options {
     pub health_tries: u32,
     /// Targets that appeared while the prerequisites were installed (package defaults).
     pub installed_defaults: std::collections::HashSet<PathBuf>,
+    /// `--database NAME=NEWNAME`: when not empty, a databases-only restore of exactly these
+    /// databases, each under its new name ([`crate::select`]).
+    pub databases: Vec<Rename>,
+    /// With `databases`: the operator named a server (`--postgres-url`), and every named
+    /// database goes there, containers or not (a temporary superuser's URL does not count).
+    pub databases_to_url: bool,
 }
 
 impl Options {
@@ -56,20 +67,27 @@ impl Options {
         self.root == Path::new("/")
     }
 
+    /// Whether this is a databases-only restore (`--database`).
+    pub fn databases_only(&self) -> bool {
+        !self.databases.is_empty()
+    }
+
     /// Whether packages are installed: a restore under another root changes nothing of the
-    /// host itself unless asked explicitly.
+    /// host itself unless asked explicitly; a databases-only restore installs nothing.
     pub fn installs(&self) -> bool {
-        self.install && (self.real_root() || self.install_packages)
+        self.install && (self.real_root() || self.install_packages) && !self.databases_only()
     }
 
     /// Whether services are started and health-checked (the same rule).
     pub fn starts_services(&self) -> bool {
-        self.services && (self.real_root() || self.start_services)
+        self.services && (self.real_root() || self.start_services) && !self.databases_only()
     }
 
     /// Why packages are not installed, when they are not.
     pub fn install_skipped(&self) -> Option<&'static str> {
-        if !self.install {
+        if self.databases_only() {
+            Some(DATABASES_ONLY)
+        } else if !self.install {
             Some("--no-install")
         } else if !self.installs() {
             Some("--root is not /: nothing is installed on this host without --install-packages")
@@ -80,7 +98,9 @@ impl Options {
 
     /// Why services are not started, when they are not.
     pub fn services_skipped(&self) -> Option<&'static str> {
-        if !self.services {
+        if self.databases_only() {
+            Some(DATABASES_ONLY)
+        } else if !self.services {
             Some("--no-services")
         } else if !self.starts_services() {
             Some("--root is not /: no service is started (nor health-checked) without --start-services")
@@ -110,6 +130,102 @@ pub struct Prepared {
     pub findings: Vec<steps::preflight::Finding>,
     /// The Docker deployment is rebuilt (the bundle has one and the root is `/`).
     pub docker: bool,
+    /// `--database`: the databases restored and their new names (empty: a full restore). The
+    /// manifest above is then that restore's own ([`crate::select::select`]).
+    pub selection: Vec<Rename>,
+    /// A databases-only restore: the running containers the databases that lived in one go into.
+    pub located: Vec<Located>,
+    /// A databases-only restore: the bundle's copy of the file holding n8n's key (no file is
+    /// written, so the credential check reads the key there).
+    pub key_file: Option<PathBuf>,
+}
+
+/// The running container a databases-only restore restores a container database into.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The database's (new) name.
+    pub database: String,
+    /// How to reach the container's server.
+    pub target: PgTarget,
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Its compose project.
+    pub project: String,
+}
+
+impl Prepared {
+    /// The Docker part of the plan, in the order it runs (shown by `--dry-run`, in `--json` too).
+    pub fn docker_lines(&self) -> Vec<String> {
+        if self.selection.is_empty() {
+            return steps::docker::plan_lines(&self.manifest, self.docker);
+        }
+        self.located
+            .iter()
+            .map(|l| {
+                format!(
+                    "database {} into the running container {} (project {}, {}), beside what it holds; nothing started or stopped",
+                    l.database,
+                    l.name,
+                    l.project,
+                    l.target.host_port()
+                )
+            })
+            .collect()
+    }
+}
+
+/// A databases-only restore: the running container each container database of `m` goes into
+/// (a compose service's, found by compose's labels; a plain container, by its name), and what
+/// it holds under the database's new name. `renames` is parallel to `m.postgres` (the bundle's
+/// names, for messages). Refuses when the engine does not answer or the container does not
+/// run, saying what to do. Starts nothing.
+fn locate(m: &Manifest, renames: &[Rename]) -> Result<(Vec<Located>, Vec<plan::DbState>)> {
+    let dbs: Vec<(&crate::manifest::PostgresDb, &str)> =
+        m.postgres.iter().zip(renames.iter().map(|r| r.from.as_str())).filter(|(d, _)| d.container.is_some()).collect();
+    let Some((first, first_name)) = dbs.first() else { return Ok((Vec::new(), Vec::new())) };
+    let what_to_do = "start it, or restore it with --postgres-url to another server";
+    if !crate::container::engine_answers() {
+        return Err(Error::Refused(format!(
+            "the bundle's database {first_name} (as {}) lived in a container and no Docker engine answers here: {what_to_do}. Nothing was changed",
+            first.database
+        )));
+    }
+    let (mut located, mut states) = (Vec::new(), Vec::new());
+    for (db, from) in dbs {
+        let c = db.container.as_ref().expect("filtered");
+        let (id, project) = match (&c.project, &c.service) {
+            // The live project's container, by compose's labels: neither compose nor the
+            // project's files are needed for that.
+            (Some(project), Some(service)) => {
+                let id = crate::container::running_service(project, service)?.ok_or_else(|| {
+                    let dir = m.docker.iter().flat_map(|d| &d.compose).find(|p| &p.project == project);
+                    let dir = dir.map(|p| format!(" in {}", p.directory.display())).unwrap_or_default();
+                    Error::Refused(format!(
+                        "the bundle's database {from} (as {}) lives in service {service} of compose project {project}, which has no running container here: {what_to_do} (`docker compose -p {project} up -d {service}`{dir}). Nothing was changed",
+                        db.database
+                    ))
+                })?;
+                (id, project.clone())
+            }
+            // A plain container: the live one of the same name.
+            _ => match crate::container::inspect(&c.name) {
+                Ok(f) if f.running => (f.id, "-".to_string()),
+                _ => {
+                    return Err(Error::Refused(format!(
+                        "the bundle's database {from} (as {}) lived in container {}, which does not run here: {what_to_do} (`docker start {}`). Nothing was changed",
+                        db.database, c.name, c.name
+                    )))
+                }
+            },
+        };
+        let facts = crate::container::inspect(&id)?;
+        let target = facts.pg_target(Some("postgres"))?;
+        states.push(steps::postgres::observe(&target, &[db])?.pop().unwrap_or(plan::DbState::Absent));
+        located.push(Located { database: db.database.clone(), target, id: facts.id, name: facts.name, project });
+    }
+    Ok((located, states))
 }
 
 /// Verifies the bundle (refusing on any mismatch), observes the target and builds the plan.
@@ -125,7 +241,15 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     crate::docker::volume_owners_by_id(&mut manifest);
     steps::files::check_targets_inside(&manifest, &opts.root)?;
     crate::names::check(&manifest)?;
-    let conflicts = steps::n8n::conflicts(&manifest, &opts.root);
+    // A databases-only restore: from here on, the manifest of what it restores.
+    let mut key_file = None;
+    if opts.databases_only() {
+        key_file = crate::select::key_file_in_bundle(&manifest, &opts.bundle_dir);
+        manifest = crate::select::select(&manifest, &opts.databases, opts.databases_to_url)?;
+    }
+    // A key or version conflict concerns the files and the app; a databases-only restore
+    // touches neither.
+    let conflicts = if opts.databases_only() { Vec::new() } else { steps::n8n::conflicts(&manifest, &opts.root) };
     if !conflicts.is_empty() && !opts.force {
         return Err(Error::Refused(format!("{}. Nothing was changed; --force goes on anyway", conflicts.join("; "))));
     }
@@ -164,7 +288,21 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
         let need = host_only.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
         (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
-    let docker = steps::docker::needed(&manifest) && opts.root == Path::new("/");
+    let located = if opts.databases_only() {
+        let (located, states) = locate(&manifest, &opts.databases)?;
+        let mut states = states.into_iter();
+        observed.postgres = manifest
+            .postgres
+            .iter()
+            .zip(std::mem::take(&mut observed.postgres).into_iter().chain(std::iter::repeat(plan::DbState::Absent)))
+            .map(|(d, host)| if d.container.is_some() { states.next().unwrap_or(plan::DbState::Absent) } else { host })
+            .collect();
+        located
+    } else {
+        Vec::new()
+    };
+    // A databases-only restore rebuilds no deployment (and so never meets a running project).
+    let docker = steps::docker::needed(&manifest) && opts.root == Path::new("/") && !opts.databases_only();
     // A host that already runs a project of the bundle: planned as a refusal (before anything
     // changes), or with --overwrite as containers to stop first.
     let mut own_ports = Vec::new();
@@ -190,9 +328,29 @@ pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepar
     // without --overwrite the project is refused anyway, saying why).
     needs.published.retain(|(port, _)| !own_ports.contains(port));
     let findings = steps::preflight::assess(&facts, &needs);
-    let plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
-    let missing_packages = steps::system::missing_packages(&manifest.requirements);
-    Ok(Prepared { manifest, verify, verify_ms, plan, pg, pg_restore, missing_packages, findings, docker })
+    let mut plan = plan::build(&manifest, &opts.root, &observed, &PlanOptions { overwrite: opts.overwrite })?;
+    if opts.databases_only() {
+        plan.databases_only = true;
+        for i in plan.items.iter_mut().filter(|i| i.kind == ItemKind::Postgres) {
+            i.from = opts.databases.get(i.index).map(|r| r.from.clone());
+        }
+    }
+    let missing_packages =
+        if opts.databases_only() { None } else { steps::system::missing_packages(&manifest.requirements) };
+    Ok(Prepared {
+        manifest,
+        verify,
+        verify_ms,
+        plan,
+        pg,
+        pg_restore,
+        missing_packages,
+        findings,
+        docker,
+        selection: opts.databases.clone(),
+        located,
+        key_file,
+    })
 }
 
 /// Refuses when the pre-flight found a blocker, naming each with what to do.
@@ -408,6 +566,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
         bundle_dir: opts.bundle_dir.clone(),
         bundle_created_at: p.manifest.created_at,
         root: opts.root.clone(),
+        databases: p.selection.clone(),
         started_at,
         finished_at: Utc::now(),
         steps: steps.list,
@@ -483,44 +642,53 @@ fn apply_all(
             let created = steps::docker::create_volumes(cp, m)?;
             Ok(((), if created.is_empty() { "all exist".into() } else { format!("created {}", created.join(", ")) }))
         })?;
-    } else if steps::docker::needed(m) {
+    } else if steps::docker::needed(m) && !opts.databases_only() {
         warnings.push(format!(
             "the bundle holds a Docker deployment; with --root {} its files were put back but no volume, container or database inside one was created (restore onto / for that)",
             opts.root.display()
         ));
     }
-    let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
-    let file_items: Vec<_> =
-        p.plan.items.iter().filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink)).collect();
-    if !file_items.is_empty() {
-        steps.run("files", log, || {
-            for item in &file_items {
-                writer.apply_record(cp, &m.files[item.index], &item.action)?;
-            }
-            writer.finish_dirs()?;
-            // One sync for the whole tree instead of one per file: the files were renamed into
-            // place, and the journal knows each of them.
+    // A databases-only restore writes nothing under the root, not even the root itself.
+    if !opts.databases_only() {
+        let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
+        let file_items: Vec<_> = p
+            .plan
+            .items
+            .iter()
+            .filter(|i| matches!(i.kind, ItemKind::Dir | ItemKind::File | ItemKind::Symlink))
+            .collect();
+        if !file_items.is_empty() {
+            steps.run("files", log, || {
+                for item in &file_items {
+                    writer.apply_record(cp, &m.files[item.index], &item.action)?;
+                }
+                writer.finish_dirs()?;
+                // One sync for the whole tree instead of one per file: the files were renamed into
+                // place, and the journal knows each of them.
+                writer.sync_all()?;
+                cp.sync()?;
+                let replaced = file_items.iter().filter(|i| i.action == Action::Replace).count();
+                Ok(((), format!("{} paths ({replaced} replaced, kept in the checkpoint)", file_items.len())))
+            })?;
+        }
+        for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Sqlite) {
+            let db = &m.sqlite[item.index];
+            steps.run(&format!("sqlite {}", db.name), log, || {
+                writer.apply_sqlite(cp, db, &item.action)?;
+                Ok(((), format!("{} -> {}", db.entry, item.target)))
+            })?;
+        }
+        if !m.sqlite.is_empty() {
             writer.sync_all()?;
             cp.sync()?;
-            let replaced = file_items.iter().filter(|i| i.action == Action::Replace).count();
-            Ok(((), format!("{} paths ({replaced} replaced, kept in the checkpoint)", file_items.len())))
-        })?;
+        }
+        warnings.append(&mut writer.warnings);
     }
-    for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Sqlite) {
-        let db = &m.sqlite[item.index];
-        steps.run(&format!("sqlite {}", db.name), log, || {
-            writer.apply_sqlite(cp, db, &item.action)?;
-            Ok(((), format!("{} -> {}", db.entry, item.target)))
-        })?;
-    }
-    if !m.sqlite.is_empty() {
-        writer.sync_all()?;
-        cp.sync()?;
-    }
-    warnings.append(&mut writer.warnings);
     // Databases in containers: their services started alone, on the volumes just restored,
     // before anything that uses them (the app must never start on, or migrate, an empty one).
-    let mut in_container: Vec<(String, PgTarget, String)> = Vec::new(); // (database, target, container id)
+    // (database, target, container id); a databases-only restore found them running already.
+    let mut in_container: Vec<(String, PgTarget, String)> =
+        p.located.iter().map(|l| (l.database.clone(), l.target.clone(), l.id.clone())).collect();
     if p.docker {
         if m.docker.as_ref().is_some_and(|d| !d.images.is_empty()) {
             steps.run("docker images", log, || {
@@ -619,7 +787,8 @@ fn apply_all(
                 ),
                 None => format!("on {}", pg.host_port()),
             };
-            Ok(((), format!("{} -> database {} {place}", db.entry, db.database)))
+            let from = item.from.as_ref().map(|f| format!(" (the bundle's {f})")).unwrap_or_default();
+            Ok(((), format!("{} -> database {}{from} {place}", db.entry, db.database)))
         })?;
     }
     steps.run("validate", log, || {
@@ -634,7 +803,9 @@ fn apply_all(
             .as_ref()
             .and_then(|n| m.postgres.iter().find(|d| d.entry == n.database_entry))
             .and_then(|d| if d.container.is_some() { container_of(d).map(|c| c.1.clone()) } else { p.pg.clone() });
-        checks.extend(steps::n8n::validate_credentials(m, &opts.root, n8n_pg.as_ref()));
+        let key_file =
+            if opts.databases_only() { p.key_file.clone() } else { steps::n8n::key_file_restored(m, &opts.root) };
+        checks.extend(steps::n8n::validate_credentials(m, &opts.root, key_file.as_deref(), n8n_pg.as_ref()));
         let failed = checks.iter().filter(|c| !c.ok).count();
         let detail = format!("{} checks, {failed} failed", checks.len());
         Ok(((checks, n8n_pg), detail))

@@ -53,22 +53,28 @@ pub fn conflicts(manifest: &Manifest, root: &Path) -> Vec<String> {
     out
 }
 
-/// After the restore: the key in the restored files decrypts a credential of the restored
-/// database. `None` when the bundle has no n8n or no credential.
-pub fn validate_credentials(manifest: &Manifest, root: &Path, pg: Option<&PgTarget>) -> Option<Check> {
+/// Where a restore under `root` put the file holding n8n's encryption key.
+pub fn key_file_restored(manifest: &Manifest, root: &Path) -> Option<std::path::PathBuf> {
+    let found_in = manifest.n8n.as_ref()?.encryption_key.found_in.as_ref()?;
+    layout::target_path(root, Path::new(found_in)).ok()
+}
+
+/// After the restore: the key in `key_file` (the restored file, or the bundle's copy of it)
+/// decrypts a credential of the database restored under `root` (SQLite) or on `pg`. `None` when
+/// the bundle has no n8n or no credential.
+pub fn validate_credentials(
+    manifest: &Manifest,
+    root: &Path,
+    key_file: Option<&Path>,
+    pg: Option<&PgTarget>,
+) -> Option<Check> {
     let n8n = manifest.n8n.as_ref()?;
     if n8n.credentials.is_empty() {
         return None;
     }
     let what = "n8n: a restored credential decrypts with the restored key".to_string();
     let fail = |actual: String| Some(Check { check: what.clone(), expected: "decrypts".into(), actual, ok: false });
-    let key = n8n
-        .encryption_key
-        .found_in
-        .as_ref()
-        .and_then(|p| layout::target_path(root, Path::new(p)).ok())
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| find_key(&t));
+    let key = key_file.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| find_key(&t));
     let Some(key) = key else { return fail("no key in the restored files".into()) };
     let data = query_restored(manifest, root, pg, "SELECT data FROM credentials_entity ORDER BY id LIMIT 1").and_then(
         |rows| rows.into_iter().next().and_then(|r| r.into_iter().next().flatten()).ok_or("no credential".into()),
