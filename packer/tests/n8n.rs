@@ -348,20 +348,24 @@ fn deep_verification_catches_altered_bundles() {
     verify(&damaged).stdout(predicate::str::contains("BAD  databases/n8n.dump"));
 }
 
+/// n8n's SQLite fixture and its key's .env in `dir`; returns the database and a configuration
+/// packing both (relative to `dir`).
+fn sqlite_deployment(dir: &Path) -> (PathBuf, String) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/deployment");
+    let db = dir.join("database.sqlite");
+    fs::copy(fixtures.join("home/node/.n8n/database.sqlite"), &db).unwrap();
+    fs::write(dir.join(".env"), "N8N_ENCRYPTION_KEY=fixture-key-0123456789abcdef\n").unwrap();
+    let text = "[bundle]\noutput_dir = \"out\"\n[[sqlite]]\nname = \"n8n\"\npath = \"database.sqlite\"\nprofile = \"n8n\"\n[[files]]\nkind = \"config\"\npaths = [\".env\"]\n";
+    (db, text.to_string())
+}
+
 /// n8n's default SQLite database: inventory and deep verification from the copy.
 #[test]
 fn n8n_on_sqlite() {
     let t = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/deployment");
-    let db = t.path().join("database.sqlite");
-    fs::copy(fixtures.join("home/node/.n8n/database.sqlite"), &db).unwrap();
-    fs::write(t.path().join(".env"), "N8N_ENCRYPTION_KEY=fixture-key-0123456789abcdef\n").unwrap();
+    let (_, text) = sqlite_deployment(t.path());
     let cfg = t.path().join("packer.toml");
-    fs::write(
-        &cfg,
-        "[bundle]\noutput_dir = \"out\"\n[[sqlite]]\nname = \"n8n\"\npath = \"database.sqlite\"\nprofile = \"n8n\"\n[[files]]\nkind = \"config\"\npaths = [\".env\"]\n",
-    )
-    .unwrap();
+    fs::write(&cfg, text).unwrap();
     let bundle = create(&cfg);
     let wfs = show_json(&cfg, &bundle, "--workflows");
     assert_eq!(wfs.as_array().unwrap().len(), 3);
@@ -381,13 +385,10 @@ fn n8n_on_sqlite() {
 #[test]
 fn n8n_url_warns_when_the_database_holds_no_api_key() {
     let t = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/deployment");
-    let db = t.path().join("database.sqlite");
-    fs::copy(fixtures.join("home/node/.n8n/database.sqlite"), &db).unwrap();
-    fs::write(t.path().join(".env"), "N8N_ENCRYPTION_KEY=fixture-key-0123456789abcdef\n").unwrap();
+    let (db, text) = sqlite_deployment(t.path());
+    let text = text + "[services]\nn8n_url = \"http://127.0.0.1:5678\"\n";
     let cfg = t.path().join("packer.toml");
-    let text = "[bundle]\noutput_dir = \"out\"\n[[sqlite]]\nname = \"n8n\"\npath = \"database.sqlite\"\nprofile = \"n8n\"\n[[files]]\nkind = \"config\"\npaths = [\".env\"]\n[services]\nn8n_url = \"http://127.0.0.1:5678\"\n";
-    fs::write(&cfg, text).unwrap();
+    fs::write(&cfg, &text).unwrap();
     let manifest = |bundle: &Path| -> Value {
         let dir = extract(bundle, &t.path().join(format!("x{}", rand_suffix())));
         serde_json::from_str(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()

@@ -239,19 +239,11 @@ pub fn serves_workflows(
     let result = (|| -> std::result::Result<String, String> {
         let expected = &manifest.n8n.as_ref().ok_or("the bundle has no n8n inventory")?.workflows;
         let ready = format!("{base}/healthz/readiness");
-        let mut last;
-        loop {
-            attempts += 1;
-            match crate::http::fetch("GET", &ready, &[], None, std::time::Duration::from_secs(5)) {
-                Ok(r) if r.status == 200 => break,
-                Ok(r) if r.status == 0 => last = "no answer".into(),
-                Ok(r) => last = format!("HTTP {}", r.status),
-                Err(e) => last = e.to_string(),
-            }
-            if attempts >= tries.max(1) {
-                return Err(format!("{ready} not ready after {attempts} tries: {last}"));
-            }
-            std::thread::sleep(pause);
+        // The plain health check's own retries (a 2xx, tried `tries` times `pause` apart).
+        let probe = crate::steps::system::health(std::slice::from_ref(&ready), tries, pause).remove(0);
+        attempts = probe.attempts;
+        if !probe.ok {
+            return Err(format!("{ready} not ready after {attempts} tries: {}", probe.detail));
         }
         let keys = match operator_key.filter(|k| !k.is_empty()) {
             Some(k) => vec![k],
