@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use restorer::layout;
+use restorer::log::Level;
 use restorer::manifest::Manifest;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::retention::{Candidate, Source};
+
+/// A line the catalog's upkeep reports: what it found or did, and how much it matters.
+pub type Event = (Level, String);
 
 /// File name of the catalog inside the output directory.
 pub const FILE: &str = "catalog.sqlite";
@@ -182,7 +186,7 @@ impl Catalog {
     /// Opens (creating if needed) the catalog of `dir`. A catalog that SQLite cannot read or
     /// that fails its quick check is moved aside and rebuilt from the bundles; the returned
     /// events say so.
-    pub fn open(dir: &Path) -> Result<(Catalog, Vec<String>)> {
+    pub fn open(dir: &Path) -> Result<(Catalog, Vec<Event>)> {
         let path = dir.join(FILE);
         let mut events = Vec::new();
         match Catalog::open_checked(dir) {
@@ -197,19 +201,22 @@ impl Catalog {
                 for suffix in SIDECARS {
                     let _ = fs::remove_file(dir.join(format!("{FILE}{suffix}")));
                 }
-                events.push(format!(
-                    "catalog {} was damaged ({}); kept as {} and rebuilt from the bundles",
-                    path.display(),
-                    crate::error_text::chain(&e),
-                    aside.display()
+                events.push((
+                    Level::Warning,
+                    format!(
+                        "catalog {} was damaged ({}); kept as {} and rebuilt from the bundles",
+                        path.display(),
+                        crate::error_text::chain(&e),
+                        aside.display()
+                    ),
                 ));
             }
             Err(e) => return Err(e),
         }
         let mut c = Catalog::open_checked(dir)?;
         let (n, problems) = c.rebuild()?;
-        events.push(format!("catalog rebuilt: {n} bundle(s) indexed"));
-        events.extend(problems.into_iter().map(|p| format!("not indexed: {p}")));
+        events.push((Level::Notice, format!("catalog rebuilt: {n} bundle(s) indexed")));
+        events.extend(problems.into_iter().map(|p| (Level::Warning, format!("not indexed: {p}"))));
         Ok((c, events))
     }
 
@@ -344,16 +351,16 @@ impl Catalog {
 
     /// Start-up housekeeping, only while holding the lock: removes `.partial` files and spool
     /// directories left by a crash, then [`Catalog::reconcile`]s. Returns what it did.
-    pub fn housekeeping(&self) -> Result<Vec<String>> {
+    pub fn housekeeping(&self) -> Result<Vec<Event>> {
         let mut events = Vec::new();
         for e in fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with("backup_") && name.ends_with(".partial") {
                 fs::remove_file(e.path()).with_context(|| format!("removing {}", e.path().display()))?;
-                events.push(format!("removed {name} left by an interrupted run"));
+                events.push((Level::Notice, format!("removed {name} left by an interrupted run")));
             } else if name.starts_with(".packer-spool-") {
                 fs::remove_dir_all(e.path()).with_context(|| format!("removing {}", e.path().display()))?;
-                events.push(format!("removed spool directory {name} left by an interrupted run"));
+                events.push((Level::Notice, format!("removed spool directory {name} left by an interrupted run")));
             }
         }
         events.extend(self.reconcile()?);
@@ -362,7 +369,7 @@ impl Catalog {
 
     /// Makes the catalog match the directory (safe without the lock: it never deletes a file):
     /// indexes bundle files that have no row, marks rows whose file is gone as missing.
-    pub fn reconcile(&self) -> Result<Vec<String>> {
+    pub fn reconcile(&self) -> Result<Vec<Event>> {
         let mut events = Vec::new();
         let mut on_disk = Vec::new();
         for e in fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))?.flatten() {
@@ -375,8 +382,10 @@ impl Catalog {
         for name in &on_disk {
             if !rows.iter().any(|r| &r.file_name == name) {
                 match self.index_file(name, Source::Manual) {
-                    Ok(id) => events.push(format!("indexed {name} (id {id}), which the catalog did not know")),
-                    Err(e) => events.push(format!("could not index {name}: {}", crate::error_text::chain(&e))),
+                    Ok(id) => events
+                        .push((Level::Notice, format!("indexed {name} (id {id}), which the catalog did not know"))),
+                    Err(e) => events
+                        .push((Level::Warning, format!("could not index {name}: {}", crate::error_text::chain(&e)))),
                 }
             }
         }
@@ -384,7 +393,10 @@ impl Catalog {
             let exists = self.dir.join(&r.file_name).exists();
             if !exists && r.status != "missing" {
                 self.set_status(r.id, "missing", None)?;
-                events.push(format!("bundle {} (id {}) is missing from {}", r.file_name, r.id, self.dir.display()));
+                events.push((
+                    Level::Warning,
+                    format!("bundle {} (id {}) is missing from {}", r.file_name, r.id, self.dir.display()),
+                ));
             } else if exists && r.status == "missing" {
                 self.set_status(r.id, "ok", None)?;
             }

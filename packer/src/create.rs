@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use restorer::digest::sha256_file;
 use restorer::layout;
+use restorer::log::Level;
 use restorer::manifest::{EntryDigest, Manifest, Services};
+use restorer::progress::Progress;
 
 use crate::config::Config;
 use crate::sources::{self, Payload};
@@ -41,7 +43,7 @@ fn n8n_metadata(
     kind: &str,
     files: &[restorer::manifest::FileRecord],
     warnings: &mut Vec<String>,
-    log: &mut impl FnMut(&str),
+    log: &mut impl FnMut(Level, &str),
 ) -> Result<restorer::n8n::N8nInfo> {
     use restorer::manifest::FileContent;
     use restorer::n8n::{decrypt_credential, find_key, fingerprint, release_from_compose, KeyInfo};
@@ -69,7 +71,7 @@ fn n8n_metadata(
             keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>().join(", "),
             keys.iter().map(|k| fingerprint(&k.1)).collect::<Vec<_>>().join(", ")
         );
-        log(&format!("warning: {w}"));
+        log(Level::Warning, &w.to_string());
         warnings.push(w);
     }
     let mut key_info = KeyInfo::default();
@@ -91,7 +93,7 @@ fn n8n_metadata(
                 "N8N_ENCRYPTION_KEY IS NOT IN THIS BUNDLE: after a restore, all {} credentials will be unreadable. Add the file that holds it (.env, docker-compose.yaml or ~/.n8n/config) to [[files]]",
                 data.credentials.len()
             );
-            log(&format!("warning: {w}"));
+            log(Level::Warning, &w.to_string());
             warnings.push(w);
         }
         (None, _) => {}
@@ -153,8 +155,8 @@ pub fn check(cfg: &Config, restorer: Option<&Path>) -> Result<PathBuf> {
 pub fn create(
     cfg: &Config,
     restore_bin: &Path,
-    mut log: impl FnMut(&str),
-    progress: &mut dyn FnMut(&str, u64),
+    mut log: impl FnMut(Level, &str),
+    progress: &dyn Progress,
 ) -> Result<Created> {
     // The output directory exists: job::open made it (0700) and holds its lock.
     let out_dir = &cfg.bundle.output_dir;
@@ -177,8 +179,11 @@ pub fn create(
     let mut roles_files: Vec<(String, PathBuf)> = Vec::new();
     let mut postgres = Vec::new();
     for src in &cfg.postgres {
-        log(&format!("dumping PostgreSQL database {} ...", src.name));
-        let (mut db, payload, n8n) = sources::postgres::dump(src, spool.path())?;
+        log(Level::Info, &format!("dumping PostgreSQL database {} ...", src.name));
+        progress.begin(&format!("dumping {}", src.name), None);
+        let dumped = sources::postgres::dump(src, spool.path());
+        progress.end();
+        let (mut db, payload, n8n) = dumped?;
         // Roles once per server (the databases of one server share them).
         let server = match (&db.container, &src.url) {
             (Some(c), _) => format!("container {}", c.name),
@@ -195,7 +200,7 @@ pub fn create(
                     let entry = layout::roles_entry(&src.name);
                     if !with_pw {
                         let w = format!("[[postgres]] {}: roles were saved without passwords (the user may not read them); the restore will list the passwords to set", src.name);
-                        log(&format!("warning: {w}"));
+                        log(Level::Warning, &w.to_string());
                         warnings.push(w);
                     }
                     roles_files.push((entry.clone(), path));
@@ -208,7 +213,7 @@ pub fn create(
                         "{}; the restore will recreate objects without their owners' roles",
                         crate::error_text::chain(&e)
                     );
-                    log(&format!("warning: {w}"));
+                    log(Level::Warning, &w.to_string());
                     warnings.push(w);
                 }
             },
@@ -216,12 +221,15 @@ pub fn create(
         if let Some(d) = n8n {
             n8n_data = Some((d, db.entry.clone(), "postgres"));
         }
-        log(&format!(
-            "  {} tables, {} rows, {} bytes",
-            db.tables.len(),
-            db.tables.iter().map(|t| t.rows).sum::<u64>(),
-            db.size
-        ));
+        log(
+            Level::Info,
+            &format!(
+                "  {} tables, {} rows, {} bytes",
+                db.tables.len(),
+                db.tables.iter().map(|t| t.rows).sum::<u64>(),
+                db.size
+            ),
+        );
         postgres.push(db);
         payloads.push(payload);
     }
@@ -234,7 +242,7 @@ pub fn create(
     let locations = sources::docker::sqlite_locations(&cfg.sqlite)?;
     for loc in &locations {
         let src = &loc.source;
-        log(&format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
+        log(Level::Info, &format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
         let (mut db, payload, n8n) = sources::sqlite::snapshot(src, spool.path())?;
         if let Some(v) = &loc.volume {
             db.volume = Some(v.clone());
@@ -247,7 +255,10 @@ pub fn create(
         if let Some(d) = n8n {
             n8n_data = Some((d, db.entry.clone(), "sqlite"));
         }
-        log(&format!("  {} tables, {} rows", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>()));
+        log(
+            Level::Info,
+            &format!("  {} tables, {} rows", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>()),
+        );
         sqlite.push(db);
         payloads.push(payload);
     }
@@ -258,7 +269,7 @@ pub fn create(
     for (i, cs) in cfg.compose.iter().enumerate() {
         let section = format!("[[compose]] #{}", i + 1);
         let c = sources::docker::project(&cs.compose(), &section)?;
-        log(&format!("reading compose project {} ({}) ...", c.project, c.directory.display()));
+        log(Level::Info, &format!("reading compose project {} ({}) ...", c.project, c.directory.display()));
         let containers = sources::docker::project_containers(&c, &section)?;
         let project = sources::docker::describe(&c, &containers, &section)?;
         let (binds, host_binds) = sources::docker::bind_sources(&c, &containers);
@@ -283,7 +294,7 @@ pub fn create(
                 ));
             }
         }
-        log(&format!("  {} services", project.services.len()));
+        log(Level::Info, &format!("  {} services", project.services.len()));
         docker.compose.push(project);
     }
     for db in &postgres {
@@ -294,7 +305,7 @@ pub fn create(
                     "[[postgres]] {}: its container belongs to compose project {p}, which no [[compose]] section captures: the restore cannot start it; add [[compose]] with the project's file",
                     db.name
                 );
-                log(&format!("warning: {w}"));
+                log(Level::Warning, &w.to_string());
                 warnings.push(w);
             }
         }
@@ -302,7 +313,7 @@ pub fn create(
     let databases: std::collections::BTreeMap<String, String> =
         postgres.iter().filter_map(|d| Some((d.container.as_ref()?.name.clone(), d.name.clone()))).collect();
     if !cfg.volumes.is_empty() || !sqlite_volumes.is_empty() {
-        log("reading Docker volumes ...");
+        log(Level::Info, "reading Docker volumes ...");
         let mut paths = Vec::new();
         for v in sources::docker::volumes(cfg, &databases, &sqlite_volumes)? {
             match v.skip {
@@ -314,7 +325,7 @@ pub fn create(
         if !paths.is_empty() {
             file_sources.push(crate::config::FilesSource { kind: layout::FileKind::Data, paths });
         }
-        log(&format!("  {} volumes", docker.volumes.len()));
+        log(Level::Info, &format!("  {} volumes", docker.volumes.len()));
     }
     let mut images = Vec::new();
     if cfg.docker.include_images {
@@ -325,26 +336,29 @@ pub fn create(
         ids.sort();
         ids.dedup();
         for id in ids {
-            log(&format!("saving image {id} ..."));
+            log(Level::Info, &format!("saving image {id} ..."));
             let (saved, path) = sources::docker::save_image(id, &dir).context("[docker] include_images")?;
             images.push((saved.entry.clone(), path));
             docker.images.push(saved);
         }
     }
 
-    log("reading files ...");
+    log(Level::Info, "reading files ...");
     let sqlite_sources: Vec<_> = locations.into_iter().map(|l| l.source).collect();
     let excluded = sources::files::Exclusions::new(&sqlite_sources, out_dir);
-    let mut captured = sources::files::capture(&file_sources, &excluded, |_| {})?;
+    progress.begin("reading files", None);
+    let captured = sources::files::capture(&file_sources, &excluded, |p| progress.item(&p.to_string_lossy()));
+    progress.end();
+    let mut captured = captured?;
     captured.notes.extend(docker_notes);
-    log(&format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
+    log(Level::Info, &format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
     // Each warning is logged once, when it arises (the sources' own are logged here).
     for w in &captured.warnings {
-        log(&format!("warning: {w}"));
+        log(Level::Warning, &w.to_string());
     }
     warnings.extend(captured.warnings.iter().cloned());
     for n in &captured.notes {
-        log(&format!("note: {n}"));
+        log(Level::Info, &format!("note: {n}"));
     }
 
     let info = system_info::collect();
@@ -401,7 +415,7 @@ pub fn create(
         let keys: u64 = tables.filter(|t| t.name == "user_api_keys").map(|t| t.rows).sum();
         if keys == 0 {
             let w = format!("[services] n8n_url {url}: n8n's database holds no API key, so the restore cannot ask n8n for its workflows (create one under Settings > n8n API, or set N8N_API_KEY when restoring)");
-            log(&format!("warning: {w}"));
+            log(Level::Warning, &w.to_string());
             warnings.push(w);
         }
     }
@@ -445,7 +459,10 @@ pub fn create(
     ordered.extend(payloads);
     ordered.extend(captured.payloads);
 
-    log(&format!("writing {} (read back and checked before it is published) ...", out_dir.join(&file_name).display()));
+    log(
+        Level::Info,
+        &format!("writing {} (read back and checked before it is published) ...", out_dir.join(&file_name).display()),
+    );
     let written = writer::write_bundle(
         out_dir,
         &file_name,

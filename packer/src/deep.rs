@@ -19,9 +19,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use restorer::container;
 use restorer::docker::{ComposeService, DbContainer, SavedImage};
+use restorer::log::Level;
 use restorer::manifest::{Manifest, PostgresDb, TableCount};
 use restorer::n8n::{N8nInfo, WorkflowSummary};
 use restorer::pg::{quote_ident, table_counts, PgTarget};
+use restorer::progress::Progress;
 use restorer::steps::validate::{compare_counts, Check};
 
 use crate::pg_cluster::Cluster;
@@ -160,9 +162,9 @@ fn host_major(bin: &Path) -> Result<u32> {
 }
 
 /// The throwaway host cluster, started on first use.
-fn host_cluster<'c>(cluster: &'c mut Option<Cluster>, log: &mut dyn FnMut(&str)) -> Result<&'c Cluster> {
+fn host_cluster<'c>(cluster: &'c mut Option<Cluster>, log: &mut dyn FnMut(Level, &str)) -> Result<&'c Cluster> {
     if cluster.is_none() {
-        log("starting a throwaway PostgreSQL cluster ...");
+        log(Level::Info, "starting a throwaway PostgreSQL cluster ...");
         *cluster = Some(Cluster::start()?);
     }
     Ok(cluster.as_ref().expect("just started"))
@@ -173,7 +175,7 @@ fn host_cluster<'c>(cluster: &'c mut Option<Cluster>, log: &mut dyn FnMut(&str))
 fn fallback_cluster<'c>(
     cluster: &'c mut Option<Cluster>,
     db: &PostgresDb,
-    log: &mut dyn FnMut(&str),
+    log: &mut dyn FnMut(Level, &str),
 ) -> Result<&'c Cluster> {
     let bin: PathBuf = match cluster {
         Some(c) => c.bin().to_path_buf(),
@@ -260,7 +262,12 @@ fn into_container(
 }
 
 /// Runs the deep checks of `bundle` (whose digests were verified by the caller).
-pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> Result<Vec<Check>> {
+pub fn verify(
+    bundle: &Path,
+    manifest: &Manifest,
+    log: &mut dyn FnMut(Level, &str),
+    progress: &dyn Progress,
+) -> Result<Vec<Check>> {
     // Ctrl-C or SIGTERM must not kill us before the throwaway servers are removed: the flag
     // stops us between steps (and while a container starts); a running pg_restore (or the
     // `docker exec` running one) gets the terminal's signal itself and fails.
@@ -294,13 +301,19 @@ pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> 
         .tempdir_in(parent)
         .with_context(|| format!("creating a work directory in {}", parent.display()))?;
     let dir = work.path().join("x");
-    log(&match image_entries.len() {
-        0 => "extracting the databases ...".to_string(),
-        n => format!("extracting the databases and {n} saved image(s) ..."),
-    });
-    restorer::unpack::unpack_only(bundle, &dir, |n| {
-        n.starts_with("databases/") || image_entries.iter().any(|e| e == n)
-    })?;
+    log(
+        Level::Info,
+        &match image_entries.len() {
+            0 => "extracting the databases ...".to_string(),
+            n => format!("extracting the databases and {n} saved image(s) ..."),
+        },
+    );
+    restorer::unpack::unpack_only(
+        bundle,
+        &dir,
+        |n| n.starts_with("databases/") || image_entries.iter().any(|e| e == n),
+        progress,
+    )?;
     let mut out = Vec::new();
     let n8n = manifest.n8n.as_ref();
 
@@ -315,21 +328,21 @@ pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> 
         match server {
             Server::Host => {
                 let cluster = host_cluster(&mut cluster, log)?;
-                log(&format!("restoring {} into the throwaway cluster ...", db.entry));
+                log(Level::Info, &format!("restoring {} into the throwaway cluster ...", db.entry));
                 into_cluster(&mut out, cluster, db, &dir, n8n)?;
             }
             Server::Container { run, shown, load } => {
                 if !containers.contains_key(run) {
                     let started = (|| -> Result<PgContainer> {
                         if let Some(i) = load {
-                            log(&format!("loading image {shown} from the bundle ..."));
+                            log(Level::Info, &format!("loading image {shown} from the bundle ..."));
                             let tar = dir.join(&i.entry);
                             let image = LoadedImage::load(&tar, &i.references, &i.id);
                             // The engine holds it now (or it failed): its tar is not needed again.
                             let _ = std::fs::remove_file(&tar);
                             loaded.push(image?);
                         }
-                        log(&format!("starting a throwaway container of image {shown} ..."));
+                        log(Level::Info, &format!("starting a throwaway container of image {shown} ..."));
                         PgContainer::start(run, &stop)
                     })();
                     containers.insert(run.clone(), started.map_err(|e| crate::error_text::chain(&e)));
@@ -339,7 +352,7 @@ pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> 
                 match &containers[run] {
                     Ok(c) => {
                         check(&mut out, format!("{what} ({})", c.name), Ok(()));
-                        log(&format!("restoring {} into container {} ...", db.entry, c.name));
+                        log(Level::Info, &format!("restoring {} into container {} ...", db.entry, c.name));
                         into_container(&mut out, c, db, &dir, n8n)?;
                     }
                     Err(e) => check(&mut out, what, Err(anyhow::anyhow!("{e}"))),
@@ -353,7 +366,7 @@ pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> 
                             "{prefix}: restored in the host's PostgreSQL ({}) instead of a container of image {image}: {why}",
                             cluster.bin().display()
                         );
-                        log(&format!("warning: {what}"));
+                        log(Level::Warning, &what.to_string());
                         check(&mut out, what, Ok(()));
                         into_cluster(&mut out, cluster, db, &dir, n8n)?;
                     }

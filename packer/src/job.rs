@@ -16,14 +16,16 @@ use crate::lock::Lock;
 use crate::notify::{self, Event, Kind};
 use crate::retention::{self, Decision, Source};
 use crate::{space, units};
+use restorer::log::Level;
+use restorer::progress::Progress;
 
-/// Logs a line (stderr, unless quiet) and keeps it for the caller.
-pub type Log<'a> = &'a mut dyn FnMut(&str);
+/// Where a job's log lines go, each with its level (the binary's edge decides what is shown).
+pub type Log<'a> = &'a mut dyn FnMut(Level, &str);
 
 /// Sends an event; failed notifications become warnings in the log, never errors.
 pub fn notify_and_log(cfg: &Config, event: &Event, log: Log<'_>) {
     for f in notify::send(&cfg.notify, event) {
-        log(&format!("warning: notification failed: {f}"));
+        log(Level::Warning, &format!("notification failed: {f}"));
     }
 }
 
@@ -38,17 +40,14 @@ pub fn open(cfg: &Config, command: &str, log: Log<'_>) -> Result<(Lock, Catalog)
         .with_context(|| format!("[bundle] output_dir {}", dir.display()))?;
     let (lock, stale) = Lock::acquire(dir, command)?;
     if let Some(w) = stale {
-        log(&format!("warning: {w}"));
+        log(Level::Warning, &w.to_string());
         let mut e = Event::new(Kind::StaleLockTakenOver, w);
         e.what_to_do = Some("check why the previous run died (its log, dmesg for the OOM killer, a power cut)".into());
         notify_and_log(cfg, &e, log);
     }
     let (catalog, events) = Catalog::open(dir)?;
-    for e in events {
-        log(&format!("warning: {e}"));
-    }
-    for e in catalog.housekeeping()? {
-        log(&e);
+    for (level, e) in events.into_iter().chain(catalog.housekeeping()?) {
+        log(level, &e);
     }
     Ok((lock, catalog))
 }
@@ -83,7 +82,7 @@ pub fn delete_bundle(cfg: &Config, catalog: &Catalog, row: &BundleRow) -> Result
 fn preflight(cfg: &Config, catalog: &Catalog, log: Log<'_>) -> Result<()> {
     let dir = &cfg.bundle.output_dir;
     let Some(disk) = space::disk_of(dir) else {
-        log("warning: cannot tell the free space of the output directory; skipping the space check");
+        log(Level::Warning, "cannot tell the free space of the output directory; skipping the space check");
         return Ok(());
     };
     let need = space::estimate(cfg)?;
@@ -121,7 +120,10 @@ fn preflight(cfg: &Config, catalog: &Catalog, log: Log<'_>) -> Result<()> {
                 delete_bundle(cfg, catalog, row)?;
                 free += row.size;
                 deleted.push(row.file_name.clone());
-                log(&format!("critical space: deleted {} ({})", row.file_name, units::human_size(row.size)));
+                log(
+                    Level::Warning,
+                    &format!("critical space: deleted {} ({})", row.file_name, units::human_size(row.size)),
+                );
             }
             let mut e = Event::new(
                 Kind::CriticalSpace,
@@ -164,7 +166,7 @@ pub fn backup(
     restorer: Option<&Path>,
     source: Source,
     log: Log<'_>,
-    progress: &mut dyn FnMut(&str, u64),
+    progress: &dyn Progress,
 ) -> Result<Backup> {
     let started = Utc::now();
     // Configuration mistakes fail here, before the output directory is touched.
@@ -277,7 +279,7 @@ pub fn prune(
                 }
                 "delete" => {
                     delete_bundle(cfg, catalog, &row)?;
-                    log(&format!("deleted {} ({})", row.file_name, decision.reasons.join("; ")));
+                    log(Level::Notice, &format!("deleted {} ({})", row.file_name, decision.reasons.join("; ")));
                     deleted.push(row.file_name.clone());
                 }
                 _ => {}

@@ -1,12 +1,14 @@
-//! Shipping bundles off the machine with the system's ssh and scp, so the operator's ssh config,
+//! Shipping bundles off the machine with the system's ssh, so the operator's ssh config,
 //! agent and known_hosts apply. Host keys are checked as ssh checks them: nothing here turns
 //! checking off. The remote copy is verified with `sha256sum -c` against the sidecar before the
 //! ship counts as done.
 
+use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+use restorer::progress::{Counting, Progress, Silent};
 
 /// `user@host:/path`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,25 +96,15 @@ pub fn remote(d: &Destination, o: &SshOptions, command: &str) -> Result<String> 
 }
 
 /// Copies the bundle and its sidecar, then checks the remote copy with `sha256sum -c`.
-pub fn ship(bundle: &Path, d: &Destination, o: &SshOptions) -> Result<()> {
+pub fn ship(bundle: &Path, d: &Destination, o: &SshOptions, progress: &dyn Progress) -> Result<()> {
     let name = bundle.file_name().and_then(|n| n.to_str()).context("bundle has no file name")?;
     let sidecar = bundle.with_file_name(format!("{name}.sha256"));
     if !sidecar.is_file() {
         bail!("{} is missing: the remote copy could not be checked", sidecar.display());
     }
     remote(d, o, &format!("mkdir -p -- {}", sh_quote(&d.path)))?;
-    let out = Command::new("scp")
-        .arg("-p")
-        .args(common(o, "-P"))
-        .arg(bundle)
-        .arg(&sidecar)
-        .arg(format!("{}:{}/", d.host, d.path))
-        .stdin(Stdio::null())
-        .output()
-        .context("running scp (install openssh-client)")?;
-    if !out.status.success() {
-        bail!("scp to {}:{} failed: {}", d.host, d.path, explain(&String::from_utf8_lossy(&out.stderr)));
-    }
+    upload(bundle, d, o, name, progress)?;
+    upload(&sidecar, d, o, &format!("{name}.sha256"), &Silent)?;
     let check = remote(
         d,
         o,
@@ -122,6 +114,37 @@ pub fn ship(bundle: &Path, d: &Destination, o: &SshOptions) -> Result<()> {
     if !check.contains(": OK") {
         bail!("the copy on {} does not match: {check}", d.host);
     }
+    Ok(())
+}
+
+/// Streams `file` to `DIR/NAME` on the destination through ssh (`cat` into a hidden `.partial`,
+/// renamed when complete): the bytes pass through here, so the bar shows them, and a broken
+/// connection never leaves a file under the final name that looks like a bundle. `umask 077`:
+/// the copy is 0600 like the original.
+fn upload(file: &Path, d: &Destination, o: &SshOptions, name: &str, progress: &dyn Progress) -> Result<()> {
+    let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let dir = d.path.trim_end_matches('/');
+    let partial = sh_quote(&format!("{dir}/.{name}.partial"));
+    let target = sh_quote(&format!("{dir}/{name}"));
+    let mut child = Command::new("ssh")
+        .args(common(o, "-p"))
+        .arg(&d.host)
+        .arg(format!("umask 077 && cat > {partial} && mv -f -- {partial} {target}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running ssh (install openssh-client)")?;
+    progress.begin(&format!("shipping to {}", d.host), f.metadata().ok().map(|m| m.len()));
+    let mut stdin = child.stdin.take().context("ssh stdin")?;
+    let copied = std::io::copy(&mut Counting::new(f, progress), &mut stdin);
+    drop(stdin);
+    progress.end();
+    let out = child.wait_with_output().context("waiting for ssh")?;
+    if !out.status.success() {
+        bail!("copying {name} to {}:{} failed: {}", d.host, d.path, explain(&String::from_utf8_lossy(&out.stderr)));
+    }
+    copied.with_context(|| format!("sending {} to {}", file.display(), d.host))?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use restorer::digest::{Checksums, HashingReader, HashingWriter};
 use restorer::layout;
+use restorer::progress::{Counting, Progress};
 
 use crate::pgzip::ParallelGz;
 use crate::sources::Payload;
@@ -58,6 +59,46 @@ fn header(size: u64, mode: u32, mtime: i64) -> tar::Header {
     h
 }
 
+/// Appends each payload, re-hashing it as it streams and comparing with the inventory.
+fn append_payloads<W: Write>(
+    tar: &mut tar::Builder<W>,
+    payloads: &[Payload],
+    sums: &mut Checksums,
+    payload_bytes: &mut u64,
+    progress: &dyn Progress,
+) -> Result<()> {
+    for p in payloads {
+        // The entry-name contract holds when writing as well as reading: a name a reader would
+        // refuse never makes it into a bundle.
+        layout::check_entry_name(&p.entry).with_context(|| format!("packing {}", p.source.display()))?;
+        if sums.0.contains_key(&p.entry) || p.entry == layout::CHECKSUMS {
+            bail!("two sources map to the bundle entry {} (the second is {})", p.entry, p.source.display());
+        }
+        progress.item(&p.entry);
+        let f = File::open(&p.source).with_context(|| format!("opening {}", p.source.display()))?;
+        let now_len = f.metadata().with_context(|| format!("reading {}", p.source.display()))?.len();
+        if now_len != p.size {
+            bail!("{} changed while the bundle was written (size {} when inventoried, {now_len} now); nothing was kept, run again", p.source.display(), p.size);
+        }
+        let mode = if p.entry == layout::RESTORE_BIN { layout::RESTORE_BIN_MODE } else { layout::ENTRY_MODE };
+        let mut h = header(p.size, mode, p.mtime);
+        let mut reader = HashingReader::new(Counting::new(f.take(p.size), progress));
+        tar.append_data(&mut h, &p.entry, &mut reader)
+            .with_context(|| format!("writing {} ({})", p.entry, p.source.display()))?;
+        let (digest, len) = reader.finish();
+        if digest != p.sha256 || len != p.size {
+            bail!(
+                "{} changed while the bundle was written (sha256 {} when inventoried, {digest} while packing); nothing was kept, run again",
+                p.source.display(),
+                p.sha256
+            );
+        }
+        sums.0.insert(p.entry.clone(), digest);
+        *payload_bytes += len;
+    }
+    Ok(())
+}
+
 /// Writes `manifest.json` first, then each payload in order, then `checksums.sha256`.
 pub fn write_bundle(
     dir: &Path,
@@ -65,7 +106,7 @@ pub fn write_bundle(
     manifest_json: &str,
     payloads: &[Payload],
     level: u32,
-    mut progress: impl FnMut(&str, u64),
+    progress: &dyn Progress,
 ) -> Result<Written> {
     let final_path = dir.join(file_name);
     if final_path.exists() {
@@ -95,35 +136,11 @@ pub fn write_bundle(
     sums.0.insert(layout::MANIFEST.to_string(), digest);
 
     let mut payload_bytes = manifest_bytes.len() as u64;
-    for p in payloads {
-        // The entry-name contract holds when writing as well as reading: a name a reader would
-        // refuse never makes it into a bundle.
-        layout::check_entry_name(&p.entry).with_context(|| format!("packing {}", p.source.display()))?;
-        if sums.0.contains_key(&p.entry) || p.entry == layout::CHECKSUMS {
-            bail!("two sources map to the bundle entry {} (the second is {})", p.entry, p.source.display());
-        }
-        progress(&p.entry, p.size);
-        let f = File::open(&p.source).with_context(|| format!("opening {}", p.source.display()))?;
-        let now_len = f.metadata().with_context(|| format!("reading {}", p.source.display()))?.len();
-        if now_len != p.size {
-            bail!("{} changed while the bundle was written (size {} when inventoried, {now_len} now); nothing was kept, run again", p.source.display(), p.size);
-        }
-        let mode = if p.entry == layout::RESTORE_BIN { layout::RESTORE_BIN_MODE } else { layout::ENTRY_MODE };
-        let mut h = header(p.size, mode, p.mtime);
-        let mut reader = HashingReader::new(f.take(p.size));
-        tar.append_data(&mut h, &p.entry, &mut reader)
-            .with_context(|| format!("writing {} ({})", p.entry, p.source.display()))?;
-        let (digest, len) = reader.finish();
-        if digest != p.sha256 || len != p.size {
-            bail!(
-                "{} changed while the bundle was written (sha256 {} when inventoried, {digest} while packing); nothing was kept, run again",
-                p.source.display(),
-                p.sha256
-            );
-        }
-        sums.0.insert(p.entry.clone(), digest);
-        payload_bytes += len;
-    }
+    // One bar over every byte packed: the payloads' sizes are known before the first is read.
+    progress.begin("writing", Some(payloads.iter().map(|p| p.size).sum()));
+    let packed = append_payloads(&mut tar, payloads, &mut sums, &mut payload_bytes, progress);
+    progress.end();
+    packed?;
 
     let text = sums.to_text();
     let mut h = header(text.len() as u64, layout::ENTRY_MODE, now);
@@ -137,7 +154,7 @@ pub fn write_bundle(
 
     // Read back through the restore's own reader before publishing: a bundle that this
     // restorer would refuse (a name, a size, a digest, the gzip trailer) is never published.
-    let read = restorer::unpack::read_archive(&partial, restorer::unpack::Sink::Discard, |_, _| {})
+    let read = restorer::unpack::read_archive(&partial, restorer::unpack::Sink::Discard, "checking", progress)
         .with_context(|| format!("reading back {} before publishing it; nothing was published", partial.display()))?;
     if !read.report.ok() {
         bail!(
@@ -176,6 +193,7 @@ pub fn write_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use restorer::progress::Silent;
 
     fn payload(dir: &Path, content: &[u8]) -> Payload {
         let source = dir.join("f.conf");
@@ -193,14 +211,14 @@ mod tests {
         fs::create_dir(&out).unwrap();
         let p = payload(t.path(), b"version one\n");
         fs::write(&p.source, b"version two\n").unwrap();
-        let e = write_bundle(&out, "b.tar.gz", "{}", &[p], 1, |_, _| {}).unwrap_err();
+        let e = write_bundle(&out, "b.tar.gz", "{}", &[p], 1, &Silent).unwrap_err();
         assert!(format!("{e:#}").contains("f.conf changed while the bundle was written"), "{e:#}");
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
 
         // Grown since the inventory: caught by its size.
         let p = payload(t.path(), b"short\n");
         fs::write(&p.source, b"much longer now\n").unwrap();
-        assert!(write_bundle(&out, "b.tar.gz", "{}", &[p], 1, |_, _| {}).is_err());
+        assert!(write_bundle(&out, "b.tar.gz", "{}", &[p], 1, &Silent).is_err());
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
     }
 
@@ -210,7 +228,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         fs::write(t.path().join("b.tar.gz"), b"earlier bundle").unwrap();
         let p = payload(t.path(), b"x");
-        assert!(write_bundle(t.path(), "b.tar.gz", "{}", &[p], 1, |_, _| {}).is_err());
+        assert!(write_bundle(t.path(), "b.tar.gz", "{}", &[p], 1, &Silent).is_err());
         assert_eq!(fs::read(t.path().join("b.tar.gz")).unwrap(), b"earlier bundle");
     }
 }

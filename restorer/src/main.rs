@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use restorer::checkpoint::Checkpoint;
+use restorer::log::{Level, Threshold};
 use restorer::pg::PgTarget;
 use restorer::plan::Action;
+use restorer::progress::Terminal;
 use restorer::report::Outcome;
 use restorer::restore::{self, Options};
 use restorer::{exit, unpack, verify, Error};
@@ -39,6 +41,12 @@ struct Cli {
     /// the --dry-run plan, verify, list, workflow --to-n8n (file and rollback print text).
     #[arg(long, global = true)]
     json: bool,
+    /// No progress bars; only warnings, errors and what changed on stderr.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More detail on stderr (commands run, timings).
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -203,8 +211,11 @@ enum Command {
 fn main() -> ExitCode {
     restorer::broken_pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
+    // A restore is attended and its narrative is its record (often `| tee restore.log`): the
+    // lines stay on whether stderr is a terminal or not; -q leaves what changed and what is wrong.
+    let term = Terminal::new(Threshold::new(cli.quiet, cli.verbose, true), cli.quiet || cli.json);
     let mut unpacked = None;
-    let code = match run(cli, &mut unpacked) {
+    let code = match run(cli, &term, &mut unpacked) {
         Ok(code) => code,
         Err(e) if restorer::broken_pipe::is_broken_pipe(&e) => exit::OK,
         Err(e) => {
@@ -239,7 +250,7 @@ fn archive_stem(from: &Path) -> restorer::Result<Option<PathBuf>> {
 /// itself; an `X/` already there is used only when it holds the very same bundle (same
 /// checksum list), so a stale or foreign directory beside a truncated archive is never trusted.
 /// A directory this call unpacks is put in `unpacked`.
-fn bundle_dir(from: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::Result<PathBuf> {
+fn bundle_dir(from: Option<&Path>, term: &Terminal, unpacked: &mut Option<PathBuf>) -> restorer::Result<PathBuf> {
     let Some(from) = from else {
         return Ok(restore::default_bundle_dir());
     };
@@ -247,8 +258,8 @@ fn bundle_dir(from: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::
         return Ok(from.to_path_buf());
     };
     if std::fs::symlink_metadata(&dest).is_ok() {
-        eprintln!("verifying {} ...", from.display());
-        let read = unpack::read_archive(from, unpack::Sink::Discard, progress)?;
+        term.log(Level::Info, &format!("verifying {} ...", from.display()));
+        let read = unpack::read_archive(from, unpack::Sink::Discard, "verifying", term)?;
         if !read.report.ok() {
             return Err(read.report.into_error());
         }
@@ -262,22 +273,19 @@ fn bundle_dir(from: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::
                 dest.display()
             )));
         }
-        eprintln!("using {} (already unpacked, same bundle)", dest.display());
+        term.log(Level::Info, &format!("using {} (already unpacked, same bundle)", dest.display()));
     } else {
-        eprintln!("unpacking {} into {} (verified as it streams)", from.display(), dest.display());
-        unpack::unpack(from, &dest)?;
+        term.log(
+            Level::Info,
+            &format!("unpacking {} into {} (verified as it streams)", from.display(), dest.display()),
+        );
+        unpack::unpack(from, &dest, term)?;
         *unpacked = Some(dest.clone());
     }
     Ok(dest)
 }
 
-fn progress(entry: &str, size: u64) {
-    if size > 16 * 1024 * 1024 {
-        eprintln!("  hashing {entry} ({} MiB)", size / (1024 * 1024));
-    }
-}
-
-fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
+fn run(cli: Cli, term: &Terminal, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
     use clap::CommandFactory;
     // The documentation commands need no bundle.
     match &cli.command {
@@ -305,13 +313,13 @@ fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
         (Some(a), _) => a.clone(),
         // A rollback works from its checkpoint: a --from archive is not unpacked for it.
         (None, Some(Command::Rollback { .. })) => PathBuf::new(),
-        (None, _) => bundle_dir(cli.from.as_deref(), unpacked)?,
+        (None, _) => bundle_dir(cli.from.as_deref(), term, unpacked)?,
     };
     match cli.command {
         Some(Command::Verify) => {
             let (manifest, report) = match &archive {
-                Some(a) => verify::verify_archive(a, progress)?,
-                None => verify::verify_dir(&dir, progress)?,
+                Some(a) => verify::verify_archive(a, term)?,
+                None => verify::verify_dir(&dir, term)?,
             };
             if cli.json {
                 println!(
@@ -343,7 +351,7 @@ fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
                 Ok(exit::OK)
             } else {
                 for f in &failures {
-                    eprintln!("could not undo: {f}");
+                    term.log(Level::Warning, &format!("could not undo: {f}"));
                 }
                 Ok(exit::FAILED)
             }
@@ -471,12 +479,12 @@ fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
             }
             Ok(exit::OK)
         }
-        None => restore_run(cli.run, dir, cli.json),
+        None => restore_run(cli.run, dir, cli.json, term),
         Some(Command::Man { .. } | Command::Completions { .. }) => unreachable!("handled above"),
     }
 }
 
-fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
+fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restorer::Result<i32> {
     let mut opts = Options {
         bundle_dir: dir.clone(),
         root: a.root.clone(),
@@ -498,7 +506,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
     // before the plan can look at the server (the full prerequisites step then finds nothing).
     let local_pg = opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::steps::is_root();
     if local_pg && !a.dry_run && opts.installs() {
-        let (m, report) = verify::verify_dir(&dir, progress)?;
+        let (m, report) = verify::verify_dir(&dir, term)?;
         let m = match m {
             Some(m) if report.ok() => m,
             _ => return Err(report.into_error()),
@@ -519,7 +527,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
                 .filter_map(|p| restorer::layout::target_path(&opts.root, &p).ok())
                 .collect();
             let before: Vec<bool> = targets.iter().map(|t| t.symlink_metadata().is_ok()).collect();
-            eprintln!("installing prerequisites: {}", missing.join(" "));
+            term.log(Level::Info, &format!("installing prerequisites: {}", missing.join(" ")));
             restorer::steps::system::install(&missing)?;
             // What the packages just put at our targets is theirs, not the operator's data.
             opts.installed_defaults = targets
@@ -539,7 +547,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
             if a.dry_run || !opts.starts_services() {
                 return Err(e);
             }
-            eprintln!("the local PostgreSQL does not answer ({e}); starting it");
+            term.log(Level::Notice, &format!("the local PostgreSQL does not answer ({e}); starting it"));
             restorer::steps::system::start_postgres().and_then(|_| {
                 std::thread::sleep(std::time::Duration::from_secs(2));
                 attempt()
@@ -572,12 +580,12 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
             }
         } else {
             for line in restore::roll_back_interrupted(&opts)? {
-                eprintln!("{line}");
+                term.log(Level::Notice, &line);
             }
         }
     }
-    eprintln!("verifying {} ...", dir.display());
-    let prepared = restore::prepare(&opts, progress)?;
+    term.log(Level::Info, &format!("verifying {} ...", dir.display()));
+    let prepared = restore::prepare(&opts, term)?;
     let m = &prepared.manifest;
     if a.dry_run {
         if json {
@@ -609,7 +617,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
             m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         ))?;
     }
-    let report = restore::execute(&prepared, &opts, |s| eprintln!("{s}"))?;
+    let report = restore::execute(&prepared, &opts, |s| term.log(Level::Info, s), term)?;
     let report_path = a.report.unwrap_or_else(|| dir.join("restore-report.json"));
     let text = serde_json::to_string_pretty(&report).expect("report serialises");
     write_private(&report_path, &text)?;

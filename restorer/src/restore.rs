@@ -10,6 +10,7 @@ use crate::checkpoint::Checkpoint;
 use crate::manifest::Manifest;
 use crate::pg::PgTarget;
 use crate::plan::{self, Action, ItemKind, Observed, Plan, PlanOptions};
+use crate::progress::Progress;
 use crate::report::{Outcome, Report, StepResult};
 use crate::select::Rename;
 use crate::steps::{self, files::FileWriter};
@@ -230,7 +231,7 @@ fn locate(m: &Manifest, renames: &[Rename]) -> Result<(Vec<Located>, Vec<plan::D
 
 /// Verifies the bundle (refusing on any mismatch), observes the target and builds the plan.
 /// Changes nothing.
-pub fn prepare(opts: &Options, progress: impl FnMut(&str, u64)) -> Result<Prepared> {
+pub fn prepare(opts: &Options, progress: &dyn Progress) -> Result<Prepared> {
     let t = Instant::now();
     let (manifest, verify) = verify_dir(&opts.bundle_dir, progress)?;
     let verify_ms = t.elapsed().as_millis();
@@ -391,15 +392,19 @@ pub fn check_refusals(plan: &Plan, manifest: &Manifest) -> Result<()> {
     Err(Error::Refused(format!("{}. Nothing was changed", parts.join(". "))))
 }
 
-struct Steps {
+struct Steps<'p> {
     list: Vec<StepResult>,
+    /// A spinner per step (its time so far) on a terminal.
+    progress: &'p dyn Progress,
 }
 
-impl Steps {
+impl Steps<'_> {
     fn run<T>(&mut self, name: &str, log: &mut impl FnMut(&str), f: impl FnOnce() -> Result<(T, String)>) -> Result<T> {
         log(&format!("{name}..."));
         let t = Instant::now();
+        self.progress.begin(name, None);
         let r = f();
+        self.progress.end();
         let (result, detail) = match &r {
             Ok((_, d)) => ("ok", d.clone()),
             Err(e) => ("failed", e.to_string()),
@@ -419,7 +424,7 @@ impl Steps {
 
 /// Carries out a prepared plan. Returns the report in every case where a report can be written;
 /// `Err` only when the restore could not even start (checkpoint not creatable, refusals).
-pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Result<Report> {
+pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str), progress: &dyn Progress) -> Result<Report> {
     check_blockers(p)?;
     check_refusals(&p.plan, &p.manifest)?;
     let started_at = Utc::now();
@@ -443,7 +448,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str)) -> Resul
         })?;
     }
     let mut cp = Checkpoint::create(&cp_dir, &opts.root, &opts.bundle_dir.display().to_string())?;
-    let mut steps = Steps { list: Vec::new() };
+    let mut steps = Steps { list: Vec::new(), progress };
     steps.list.push(StepResult {
         step: "verify".into(),
         result: "ok".into(),

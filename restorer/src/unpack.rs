@@ -24,6 +24,7 @@ use tar::{Archive, EntryType};
 use crate::digest::HashingReader;
 use crate::error::IoContext;
 use crate::manifest::Manifest;
+use crate::progress::{Counting, Progress};
 use crate::verify::{self, VerifyReport};
 use crate::{layout, Error, Result};
 
@@ -131,9 +132,19 @@ pub struct ArchiveRead {
 /// Reads the whole archive once, judging every entry as it streams (see the module comment).
 /// `Err` for anything that stops the reading (damage, an entry a bundle must not hold); `Ok`
 /// with a report listing digest problems otherwise. With [`Sink::Dir`] the caller removes what
-/// was written unless the result is `Ok` with an empty report.
-pub fn read_archive(bundle: &Path, sink: Sink, mut progress: impl FnMut(&str, u64)) -> Result<ArchiveRead> {
-    let mut archive = open(bundle)?;
+/// was written unless the result is `Ok` with an empty report. `progress` sees one step,
+/// `what`, measured in bytes of the bundle file read (the size known ahead), and each entry.
+pub fn read_archive(bundle: &Path, sink: Sink, what: &str, progress: &dyn Progress) -> Result<ArchiveRead> {
+    let f = File::open(bundle).ctx("opening bundle", bundle)?;
+    progress.begin(what, f.metadata().ok().map(|m| m.len()));
+    let result = read_archive_from(bundle, f, sink, progress);
+    progress.end();
+    result
+}
+
+fn read_archive_from(bundle: &Path, f: File, sink: Sink, progress: &dyn Progress) -> Result<ArchiveRead> {
+    let counted = Counting::new(f, progress);
+    let mut archive = Archive::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, counted)));
     let mut computed: BTreeMap<String, (String, u64)> = BTreeMap::new();
     let mut sums_text = None;
     let manifest_text;
@@ -197,7 +208,7 @@ pub fn read_archive(bundle: &Path, sink: Sink, mut progress: impl FnMut(&str, u6
                         layout::MANIFEST
                     )));
                 }
-                progress(&name, size);
+                progress.item(&name);
                 let mut hashing = HashingReader::new((&mut entry).take(want_size));
                 copy_entry(&sink, &name, &mut hashing).map_err(|e| match e {
                     CopyError::Read(e) => damaged(bundle, &format!(" in entry {name}"), e),
@@ -296,13 +307,18 @@ fn copy_entry(sink: &Sink, name: &str, from: &mut impl Read) -> std::result::Res
 /// Unpacks `bundle` into `dest`, which must not exist yet (it is created 0700), verifying every
 /// entry as it streams. On any refusal or digest problem the partly written `dest` is removed,
 /// so a refused bundle leaves nothing behind.
-pub fn unpack(bundle: &Path, dest: &Path) -> Result<ArchiveRead> {
-    unpack_only(bundle, dest, |_| true)
+pub fn unpack(bundle: &Path, dest: &Path, progress: &dyn Progress) -> Result<ArchiveRead> {
+    unpack_only(bundle, dest, |_| true, progress)
 }
 
 /// Like [`unpack`], writing only the entries `want` accepts (every entry is still read and
 /// judged). `manifest.json` and `checksums.sha256` are always written.
-pub fn unpack_only(bundle: &Path, dest: &Path, want: impl Fn(&str) -> bool) -> Result<ArchiveRead> {
+pub fn unpack_only(
+    bundle: &Path,
+    dest: &Path,
+    want: impl Fn(&str) -> bool,
+    progress: &dyn Progress,
+) -> Result<ArchiveRead> {
     if fs::symlink_metadata(dest).is_ok() {
         return Err(Error::Refused(format!("{} already exists; unpack needs a new directory", dest.display())));
     }
@@ -311,7 +327,7 @@ pub fn unpack_only(bundle: &Path, dest: &Path, want: impl Fn(&str) -> bool) -> R
     }
     fs::DirBuilder::new().mode(0o700).create(dest).ctx("creating", dest)?;
     let want = |n: &str| n == layout::MANIFEST || n == layout::CHECKSUMS || want(n);
-    let result = read_archive(bundle, Sink::Dir { dest, want: &want }, |_, _| {});
+    let result = read_archive(bundle, Sink::Dir { dest, want: &want }, "unpacking", progress);
     match result {
         Ok(read) if read.report.ok() => Ok(read),
         Ok(read) => {

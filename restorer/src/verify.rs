@@ -7,9 +7,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::digest::{sha256_file, Checksums};
+use crate::digest::{sha256_file, sha256_reader, Checksums};
 use crate::error::IoContext;
 use crate::manifest::Manifest;
+use crate::progress::{Counting, Progress};
 use crate::{layout, Error, Result};
 
 /// One thing wrong with one entry.
@@ -153,7 +154,7 @@ pub fn judge(
 /// read at all; otherwise a report listing every problem found, and the manifest unless its own
 /// digest was wrong (an unverified manifest is never returned). The rules are [`judge`]'s, as
 /// for an archive; other files in `dir` (a report the restore wrote, say) are not bundle entries.
-pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
+pub fn verify_dir(dir: &Path, progress: &dyn Progress) -> Result<(Option<Manifest>, VerifyReport)> {
     let read = |name: &str| -> Result<String> {
         let path = dir.join(name);
         match fs::read_to_string(&path) {
@@ -170,6 +171,7 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Op
     let manifest_text = read(layout::MANIFEST)?;
     let mut computed = BTreeMap::new();
     let mut odd = Vec::new();
+    let mut found = Vec::new();
     for entry in sums.0.keys() {
         let path = dir.join(entry);
         let meta = match fs::symlink_metadata(&path) {
@@ -186,9 +188,18 @@ pub fn verify_dir(dir: &Path, mut progress: impl FnMut(&str, u64)) -> Result<(Op
             });
             continue;
         }
-        progress(entry, meta.len());
-        computed.insert(entry.clone(), sha256_file(&path)?);
+        found.push((entry, path, meta.len()));
     }
+    // One bar over every byte hashed: the sizes are known before the first is read.
+    progress.begin("verifying", Some(found.iter().map(|f| f.2).sum()));
+    let hashed: Result<()> = found.into_iter().try_for_each(|(entry, path, _)| {
+        progress.item(entry);
+        let f = fs::File::open(&path).ctx("opening", &path)?;
+        computed.insert(entry.clone(), sha256_reader(Counting::new(f, progress)).ctx("reading", &path)?);
+        Ok(())
+    });
+    progress.end();
+    hashed?;
     let (manifest, mut report) = judge(&manifest_text, &sums_text, &computed)?;
     // "missing" for a non-regular entry says less than what it is.
     report.problems.retain(|p| !odd.iter().any(|o| o.entry == p.entry));
@@ -262,7 +273,7 @@ fn cross_check(manifest: &Manifest, sums: &Checksums, report: &mut VerifyReport)
 /// Verifies a bundle file without extracting it: every entry is hashed as the archive streams
 /// past (no disk space needed) through the one reader ([`crate::unpack::read_archive`]), with
 /// the same rules as [`verify_dir`].
-pub fn verify_archive(bundle: &Path, progress: impl FnMut(&str, u64)) -> Result<(Option<Manifest>, VerifyReport)> {
-    let read = crate::unpack::read_archive(bundle, crate::unpack::Sink::Discard, progress)?;
+pub fn verify_archive(bundle: &Path, progress: &dyn Progress) -> Result<(Option<Manifest>, VerifyReport)> {
+    let read = crate::unpack::read_archive(bundle, crate::unpack::Sink::Discard, "verifying", progress)?;
     Ok((read.manifest, read.report))
 }

@@ -24,7 +24,7 @@ pub fn run(cmd: CatalogCmd, config: &Path) -> Result<i32> {
             let (_lock, mut catalog) = crate::job::open(&cfg, "catalog rebuild", &mut log)?;
             let (n, problems) = catalog.rebuild()?;
             for p in &problems {
-                eprintln!("warning: not indexed: {p}");
+                log(restorer::log::Level::Warning, &format!("not indexed: {p}"));
             }
             println!("catalog rebuilt: {n} bundle(s) indexed");
             Ok(if problems.is_empty() { 0 } else { 1 })

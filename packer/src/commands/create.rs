@@ -17,31 +17,26 @@ pub struct Args {
     /// Print one JSON object (id, path, size, sha256, counts) instead of the path.
     #[arg(long)]
     pub json: bool,
-    /// No progress messages on stderr (warnings still go there).
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 /// Runs the command.
 pub fn run(args: Args, config: &Path) -> Result<i32> {
     let cfg = Config::load(config)?;
-    let mut log = super::logger(args.quiet);
-    let mut bar = super::Progress::new(args.quiet || args.json);
-    let b = crate::job::backup(&cfg, args.restorer.as_deref(), Source::Manual, &mut log, &mut |e, s| bar.step(e, s));
-    bar.done();
-    let b = b?;
+    let term = super::terminal(args.json);
+    let b = crate::job::backup(&cfg, args.restorer.as_deref(), Source::Manual, &mut |l, s| term.log(l, s), &term)?;
     if args.json {
         println!("{}", serde_json::to_string(&b)?);
     } else {
-        if !args.quiet {
-            eprintln!(
+        term.log(
+            restorer::log::Level::Info,
+            &format!(
                 "bundle {} (id {}): {} bytes, sha256 {}",
                 b.created.written.path.display(),
                 b.id,
                 b.created.written.size,
                 b.created.written.sha256
-            );
-        }
+            ),
+        );
         println!("{}", b.created.written.path.display());
     }
     Ok(0)

@@ -19,6 +19,8 @@ use crate::config::Config;
 use crate::retention::Source;
 use crate::schedule::Cron;
 use crate::units::parse_duration;
+use restorer::log::Level;
+use restorer::progress::{Silent, Terminal};
 
 /// `packer daemon`.
 #[derive(clap::Args, Debug)]
@@ -32,24 +34,31 @@ pub struct Args {
     pub restorer: Option<PathBuf>,
 }
 
+fn stamp() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The service's stderr (the journal): every line stamped, never a bar; the same threshold as
+/// any run off a terminal (what changed, warnings, errors), `-v` for the narrative.
+fn service() -> Terminal {
+    Terminal::service(super::verbose(), stamp)
+}
+
+/// The daemon's own lines (a cycle began, ended, failed): the record.
 fn log(line: &str) {
-    eprintln!("{} {line}", Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    service().log(Level::Notice, line);
+}
+
+fn failed(line: &str) {
+    service().log(Level::Error, line);
 }
 
 /// One scheduled cycle. Returns whether the backup succeeded.
 pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
     log("backup starting");
-    let mut sink = |l: &str| {
-        if l.starts_with("warning")
-            || l.starts_with("critical")
-            || l.starts_with("deleted")
-            || l.starts_with("removed")
-            || l.starts_with("indexed")
-        {
-            log(l)
-        }
-    };
-    let ok = match crate::job::backup(cfg, restorer, Source::Scheduled, &mut sink, &mut |_, _| {}) {
+    let term = service();
+    let mut sink = |level: Level, l: &str| term.log(level, l);
+    let ok = match crate::job::backup(cfg, restorer, Source::Scheduled, &mut sink, &Silent) {
         Ok(b) => {
             log(&format!(
                 "backup ok: {} ({} bytes, id {})",
@@ -61,14 +70,14 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
             true
         }
         Err(e) => {
-            log(&format!("backup FAILED: {}", crate::error_text::chain(&e)));
+            failed(&format!("backup FAILED: {}", crate::error_text::chain(&e)));
             false
         }
     };
     if ok {
         if let Some(n) = cfg.schedule.verify_every.filter(|n| *n > 0) {
             if let Err(e) = verify_if_due(cfg, n) {
-                log(&format!("verification FAILED to run: {}", crate::error_text::chain(&e)));
+                failed(&format!("verification FAILED to run: {}", crate::error_text::chain(&e)));
             }
         }
     }
@@ -82,7 +91,7 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
             lines.iter().filter(|l| l.action == "keep").count(),
             lines.iter().filter(|l| l.action == "delete").count()
         )),
-        Err(e) => log(&format!("prune FAILED: {}", crate::error_text::chain(&e))),
+        Err(e) => failed(&format!("prune FAILED: {}", crate::error_text::chain(&e))),
     }
     ok
 }
@@ -97,18 +106,18 @@ fn ship_all(cfg: &Config, bundle: &Path) {
     };
     for dest in &cfg.ship.destinations {
         let started = Utc::now();
-        let result = crate::ship::Destination::parse(dest).and_then(|d| crate::ship::ship(bundle, &d, &opts));
+        let result = crate::ship::Destination::parse(dest).and_then(|d| crate::ship::ship(bundle, &d, &opts, &Silent));
         match &result {
             Ok(()) => log(&format!("shipped to {dest} (verified)")),
             Err(e) => {
-                log(&format!("ship to {dest} FAILED: {}", crate::error_text::chain(e)));
+                failed(&format!("ship to {dest} FAILED: {}", crate::error_text::chain(e)));
                 let mut ev =
                     crate::notify::Event::new(crate::notify::Kind::ShipFailed, format!("bundle not shipped to {dest}"));
                 ev.bundle = Some(bundle.display().to_string());
                 ev.error = Some(crate::error_text::chain(e));
                 ev.what_to_do =
                     Some("check ssh access to the destination (keys, known_hosts, disk space there)".into());
-                crate::job::notify_and_log(cfg, &ev, &mut log);
+                crate::job::notify_and_log(cfg, &ev, &mut |level, l| service().log(level, l));
             }
         }
         crate::job::record_ship(cfg, started, bundle, dest, &result);
@@ -126,7 +135,7 @@ fn verify_if_due(cfg: &Config, n: u32) -> Result<()> {
         return Ok(());
     }
     let deep = cfg.schedule.verify_depth.as_deref() == Some("deep");
-    let o = super::verify::verify_row(cfg, &catalog, newest, deep, |_, _| {}, &mut log)?;
+    let o = super::verify::verify_row(cfg, &catalog, newest, deep, &mut |level, l| service().log(level, l), &Silent)?;
     log(&format!("verification of {}: {}", newest.file_name, if o.ok { "ok" } else { "FAILED" }));
     Ok(())
 }

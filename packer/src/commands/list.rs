@@ -20,8 +20,9 @@ pub struct Args {
 pub fn run(args: Args, config: &Path) -> Result<i32> {
     let cfg = Config::load(config)?;
     let (catalog, events) = Catalog::open(&cfg.bundle.output_dir)?;
-    for e in events.into_iter().chain(catalog.reconcile()?) {
-        eprintln!("warning: {e}");
+    let mut log = super::logger(false);
+    for (level, e) in events.into_iter().chain(catalog.reconcile()?) {
+        log(level, &e);
     }
     let rows = catalog.list()?;
     if args.json {

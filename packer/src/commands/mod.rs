@@ -12,11 +12,13 @@ pub mod show;
 pub mod status;
 pub mod verify;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use restorer::log::{Level, Threshold};
+use restorer::progress::Terminal;
 
 /// Builds bare-metal recovery bundles for self-hosted servers (n8n and any app whose state is
 /// PostgreSQL and/or SQLite databases plus config, SSL and data files), keeps them on a
@@ -36,6 +38,13 @@ pub struct Cli {
     /// run as root (where the Debian package puts it), ./packer.toml otherwise.
     #[arg(long, short, global = true, value_name = "FILE", env = "PACKER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// No progress bars and no narrative on stderr: only warnings, errors and what changed
+    /// (deleted, removed, indexed). Off a terminal this is the default.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr (also off a terminal, e.g. in the timer's journal).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -90,7 +99,7 @@ pub enum Command {
     /// the catalog; exits 1 and notifies on any mismatch. --deep also restores every database
     /// into a throwaway server and compares row counts and n8n workflows.
     Verify(verify::Args),
-    /// Copy a bundle and its sidecar to another machine with scp (your ssh config, agent and
+    /// Copy a bundle and its sidecar to another machine over ssh (your ssh config, agent and
     /// known_hosts apply; host keys are always checked), verify the copy there with
     /// `sha256sum -c`, optionally unpack it (--extract) and run `./restore ARGS` (--restore -- ARGS).
     Ship(ship::Args),
@@ -137,52 +146,31 @@ pub fn config_path(given: Option<PathBuf>, root: bool) -> PathBuf {
     given.unwrap_or_else(|| PathBuf::from(if root { SYSTEM_CONFIG } else { "packer.toml" }))
 }
 
-/// Progress and log lines: on stderr when it is a terminal, otherwise only warnings and errors,
-/// so logs and pipes stay quiet. `quiet` silences progress, never a warning.
-pub fn logger(quiet: bool) -> impl FnMut(&str) {
-    let tty = std::io::stderr().is_terminal();
-    move |line: &str| {
-        let important = line.starts_with("warning") || line.starts_with("critical") || line.starts_with("deleted");
-        if important || (!quiet && tty) {
-            eprintln!("{line}");
-        }
-    }
+/// `-q` and `-v`, set once from the command line before any command runs.
+static VERBOSITY: OnceLock<(bool, bool)> = OnceLock::new();
+
+/// stderr for one command: log lines filtered by the one rule of [`Threshold::new`] (`-q`, `-v`,
+/// a terminal or not) and progress bars on a terminal. `quiet` adds the command's own reason
+/// to be quiet (JSON on stdout): the narrative and the bars go, warnings and changes stay.
+pub fn terminal(quiet: bool) -> Terminal {
+    let (q, v) = VERBOSITY.get().copied().unwrap_or_default();
+    Terminal::new(Threshold::new(quiet || q, v, Terminal::is_terminal()), quiet || q)
 }
 
-/// A one-line progress display on a terminal (entry, bytes so far); silent otherwise or when
-/// `quiet` (JSON output, logs).
-pub struct Progress {
-    on: bool,
-    bytes: u64,
-    shown: bool,
+/// Whether `-v` was given.
+pub fn verbose() -> bool {
+    VERBOSITY.get().is_some_and(|v| v.1)
 }
 
-impl Progress {
-    /// A new display.
-    pub fn new(quiet: bool) -> Progress {
-        Progress { on: !quiet && std::io::stderr().is_terminal(), bytes: 0, shown: false }
-    }
-
-    /// Another entry of `size` bytes begins.
-    pub fn step(&mut self, entry: &str, size: u64) {
-        self.bytes += size;
-        if self.on {
-            let short: String = entry.chars().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
-            eprint!("\r\x1b[K  {:>10}  {short}", crate::units::human_size(self.bytes));
-            self.shown = true;
-        }
-    }
-
-    /// Clears the line.
-    pub fn done(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-        }
-    }
+/// A log sink over its own [`terminal`], for commands that show no bar.
+pub fn logger(quiet: bool) -> impl FnMut(Level, &str) {
+    let term = terminal(quiet);
+    move |level, line| term.log(level, line)
 }
 
 /// Dispatches.
 pub fn run(cli: Cli) -> Result<i32> {
+    let _ = VERBOSITY.set((cli.quiet, cli.verbose));
     let defaulted = cli.config.is_none();
     let cfg = &config_path(cli.config, rustix::process::geteuid().is_root());
     let result = dispatch(cli.command, cfg);

@@ -61,7 +61,9 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         batch: !std::io::stdin().is_terminal(),
     };
     let started = Utc::now();
-    let result = ship::ship(&bundle, &dest, &opts);
+    let term = super::terminal(false);
+    let result = ship::ship(&bundle, &dest, &opts, &term);
+    drop(term);
     if let Some(cfg) = &cfg {
         crate::job::record_ship(cfg, started, &bundle, &args.destination, &result);
     }

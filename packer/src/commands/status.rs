@@ -82,9 +82,10 @@ pub fn gather(cfg: &Config) -> Result<Status> {
     } else {
         anyhow::bail!("{} does not exist: no backup has run yet", dir.display())
     };
-    alerts.extend(events);
-    for e in catalog.reconcile()? {
-        eprintln!("{e}");
+    alerts.extend(events.into_iter().map(|(_, e)| e));
+    let mut log = super::logger(false);
+    for (level, e) in catalog.reconcile()? {
+        log(level, &e);
     }
     let rows = catalog.list()?;
     let info = |t: DateTime<Utc>| (t, (now - t).num_seconds());

@@ -5,11 +5,13 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use restorer::progress::{Counting, Progress};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::job::Log;
 use crate::notify::{Event, Kind};
 
 /// `packer verify`.
@@ -50,14 +52,24 @@ pub struct Outcome {
     pub deep: Option<Vec<restorer::steps::validate::Check>>,
 }
 
+/// The sha256 of the whole bundle file (to compare with its sidecar or the catalog).
+fn file_sha256(path: &Path, progress: &dyn Progress) -> Result<String> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    progress.begin("file digest", f.metadata().ok().map(|m| m.len()));
+    let digest = restorer::digest::sha256_reader(Counting::new(f, progress));
+    progress.end();
+    Ok(digest.with_context(|| format!("reading {}", path.display()))?.0)
+}
+
 /// Verifies one bundle file (no catalog involved).
 pub fn verify_file(
     path: &Path,
     expected_sha: Option<&str>,
     deep: bool,
-    mut progress: impl FnMut(&str, u64),
+    log: Log<'_>,
+    progress: &dyn Progress,
 ) -> Result<Outcome> {
-    let (manifest, report) = match restorer::verify::verify_archive(path, &mut progress) {
+    let (manifest, report) = match restorer::verify::verify_archive(path, progress) {
         Ok(r) => r,
         // A damaged or unsafe archive is a verification result, not an error of the command.
         Err(e @ (restorer::Error::Corrupt(_) | restorer::Error::Unsafe(_) | restorer::Error::Manifest(_))) => {
@@ -76,15 +88,12 @@ pub fn verify_file(
         .map(str::to_string)
         .or_else(|| sidecar.and_then(|s| s.split_whitespace().next().map(str::to_string)));
     let file_digest = match expected {
-        Some(e) if e.len() == 64 => Some(restorer::digest::sha256_file(path)?.0 == e),
+        Some(e) if e.len() == 64 => Some(file_sha256(path, progress)? == e),
         _ => None,
     };
     let ok = report.ok() && manifest.is_some() && file_digest != Some(false);
     let deep = match (deep, ok, &manifest) {
-        (true, true, Some(m)) => {
-            let mut log = super::logger(false);
-            Some(crate::deep::verify(path, m, &mut log)?)
-        }
+        (true, true, Some(m)) => Some(crate::deep::verify(path, m, log, progress)?),
         _ => None,
     };
     let ok = ok && deep.as_ref().is_none_or(|d| d.iter().all(|c| c.ok));
@@ -97,12 +106,12 @@ pub fn verify_row(
     catalog: &Catalog,
     row: &crate::catalog::BundleRow,
     deep: bool,
-    progress: impl FnMut(&str, u64),
-    log: &mut dyn FnMut(&str),
+    log: Log<'_>,
+    progress: &dyn Progress,
 ) -> Result<Outcome> {
     let path = cfg.bundle.output_dir.join(&row.file_name);
     let sha = (row.sha256.len() == 64 && row.sha256 != "0".repeat(64)).then_some(row.sha256.as_str());
-    let o = verify_file(&path, sha, deep, progress)?;
+    let o = verify_file(&path, sha, deep, &mut *log, progress)?;
     let failed_deep = o.deep.iter().flatten().filter(|c| !c.ok).count();
     let detail = if o.ok {
         if deep { "every digest matches; restored and compared" } else { "every digest matches" }.to_string()
@@ -137,16 +146,16 @@ pub fn verify_row(
 /// Runs the command.
 pub fn run(args: Args, config: &Path) -> Result<i32> {
     let p = Path::new(&args.bundle);
-    let mut bar = super::Progress::new(args.json);
+    let term = super::terminal(args.json);
+    let mut log = |level, line: &str| term.log(level, line);
     let outcome = if p.is_file() {
-        verify_file(p, None, args.deep, |e, s| bar.step(e, s))?
+        verify_file(p, None, args.deep, &mut log, &term)?
     } else {
         let cfg = Config::load(config)?;
         let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
         let row = crate::job::find(&catalog, &args.bundle)?;
-        verify_row(&cfg, &catalog, &row, args.deep, |e, s| bar.step(e, s), &mut |l| eprintln!("{l}"))?
+        verify_row(&cfg, &catalog, &row, args.deep, &mut log, &term)?
     };
-    bar.done();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
