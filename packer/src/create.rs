@@ -181,9 +181,19 @@ pub fn create(
     for src in &cfg.postgres {
         log(Level::Info, &format!("dumping PostgreSQL database {} ...", src.name));
         progress.begin(&format!("dumping {}", src.name), None);
+        let t = std::time::Instant::now();
         let dumped = sources::postgres::dump(src, spool.path());
         progress.end();
         let (mut db, payload, n8n) = dumped?;
+        log(
+            Level::Debug,
+            &format!(
+                "  pg_dump of {} took {:.1} s, {} bytes spooled",
+                src.name,
+                t.elapsed().as_secs_f64(),
+                payload.size
+            ),
+        );
         // Roles once per server (the databases of one server share them).
         let server = match (&db.container, &src.url) {
             (Some(c), _) => format!("container {}", c.name),
@@ -463,6 +473,7 @@ pub fn create(
         Level::Info,
         &format!("writing {} (read back and checked before it is published) ...", out_dir.join(&file_name).display()),
     );
+    let t = std::time::Instant::now();
     let written = writer::write_bundle(
         out_dir,
         &file_name,
@@ -471,6 +482,17 @@ pub fn create(
         cfg.bundle.compression_level,
         progress,
     )?;
+    log(
+        Level::Debug,
+        &format!(
+            "  {} entries, {} bytes packed into {} bytes (gzip level {}) in {:.1} s, read back included",
+            ordered.len() + 2,
+            written.payload_bytes,
+            written.size,
+            cfg.bundle.compression_level,
+            t.elapsed().as_secs_f64()
+        ),
+    );
     drop(spool);
     Ok(Created {
         written,

@@ -91,6 +91,7 @@ fn bars_on_a_terminal_and_nothing_of_them_elsewhere() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("reading files"), "-v off a terminal: {stderr}");
+    assert!(stderr.contains("bytes packed into"), "-v without the detail: {stderr}");
     assert!(!stderr.contains('\u{1b}'), "-v drew a bar in a log: {stderr:?}");
 
     // packer verify and the restore's own verify: a bar over the bundle file's bytes.
