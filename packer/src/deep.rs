@@ -157,7 +157,7 @@ fn host_major(bin: &Path) -> Result<u32> {
     }
     let out = Command::new(&exe).arg("--version").output().with_context(|| format!("running {}", exe.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    restorer::steps::postgres::parse_major(&text)
+    restorer::sys::parse_major(&text)
         .with_context(|| format!("{} --version printed no version ({})", exe.display(), text.trim()))
 }
 
@@ -241,7 +241,7 @@ fn into_cluster(
         cmd.args(["--exit-on-error", "--no-owner", "--no-privileges", "--dbname", &db.database])
             .arg(dir.join(&db.entry))
             .envs(target.libpq_env());
-        restorer::steps::run(&mut cmd)?;
+        restorer::sys::run(&mut cmd)?;
         Ok(())
     })
 }

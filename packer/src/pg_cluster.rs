@@ -57,7 +57,7 @@ impl Cluster {
 
     fn start_with(tls: Option<(&Path, &Path)>) -> Result<Cluster> {
         let bin = server_bin()?;
-        let as_postgres = restorer::steps::is_root();
+        let as_postgres = restorer::sys::is_root();
         let dir = tempfile::Builder::new().prefix("pgcluster-").tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
         let data = dir.path().join("data");

@@ -65,7 +65,7 @@ impl PgContainer {
             .stdin(Stdio::null());
         // The container may exist even when `docker run` failed late: removed on every path.
         let removed = Removed(name.clone());
-        restorer::steps::run(&mut run).with_context(|| format!("starting a container of image {image}"))?;
+        restorer::sys::run(&mut run).with_context(|| format!("starting a container of image {image}"))?;
         let since = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -113,7 +113,7 @@ impl PgContainer {
             ],
         );
         cmd.stdin(f);
-        restorer::steps::run(&mut cmd)?;
+        restorer::sys::run(&mut cmd)?;
         Ok(())
     }
 }
@@ -143,7 +143,7 @@ impl LoadedImage {
     pub fn load(tar: &std::path::Path, references: &[String], id: &str) -> Result<LoadedImage> {
         let names = if references.is_empty() { vec![id.to_string()] } else { references.to_vec() };
         let loaded = LoadedImage { names };
-        restorer::steps::run(Command::new("docker").args(["load", "--quiet", "--input"]).arg(tar).stdin(Stdio::null()))
+        restorer::sys::run(Command::new("docker").args(["load", "--quiet", "--input"]).arg(tar).stdin(Stdio::null()))
             .with_context(|| format!("docker load of the bundle's image {id}"))?;
         if container::image_id(id).is_none() {
             bail!("docker load of {} did not bring image {id}", tar.display());

@@ -436,7 +436,7 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
                 if facts.volumes.iter().all(|(v, _)| created_volumes.contains(v)) {
                     return Ok(());
                 }
-                crate::steps::run(std::process::Command::new("docker").args(["start", "--"]).arg(container))?;
+                crate::sys::run(std::process::Command::new("docker").args(["start", "--"]).arg(container))?;
                 let target = crate::container::wait_for_server(container, STOPPED_SERVER_TRIES)?;
                 return undo(inner, Some(&target), created_volumes);
             }
@@ -446,7 +446,7 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
             if crate::container::volume_mountpoint(name)?.is_none() {
                 return Ok(());
             }
-            crate::steps::run(std::process::Command::new("docker").args(["volume", "rm", "--"]).arg(name)).map(|_| ())
+            crate::sys::run(std::process::Command::new("docker").args(["volume", "rm", "--"]).arg(name)).map(|_| ())
         }
         Change::ComposeUp { program, project, directory, files, kept, kept_networks } => {
             let compose = crate::container::Compose {
@@ -456,7 +456,7 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
                 files: files.clone(),
             };
             if kept.is_empty() {
-                return crate::steps::run(&mut compose.command(&["down"])).map(|_| ());
+                return crate::sys::run(&mut compose.command(&["down"])).map(|_| ());
             }
             // The project ran before the restore: `down` would remove its containers, which a
             // rollback must start again on their old data (they are the deployment, with their
@@ -466,7 +466,7 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
             // `ComposeStopped` entry, older, is undone later and starts those that ran before,
             // once the files (project files, volume contents) are back.
             let docker = |args: &[&str], ids: &[String]| {
-                crate::steps::run(std::process::Command::new("docker").args(args).arg("--").args(ids)).map(|_| ())
+                crate::sys::run(std::process::Command::new("docker").args(args).arg("--").args(ids)).map(|_| ())
             };
             let (old, new): (Vec<String>, Vec<String>) =
                 compose.containers()?.into_iter().partition(|c| kept.contains(c));
@@ -502,7 +502,7 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
                 }
             }
             if !start.is_empty() {
-                crate::steps::run(std::process::Command::new("docker").args(["start", "--"]).args(&start))?;
+                crate::sys::run(std::process::Command::new("docker").args(["start", "--"]).args(&start))?;
             }
             // A container compose replaced during the restore (the bundle's configuration
             // differed) is gone: made again from the project's files, which the rollback has put
@@ -513,7 +513,7 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
                 if !services.is_empty() {
                     let mut all: Vec<&str> = args.to_vec();
                     all.extend(services);
-                    crate::steps::run(&mut compose.command(&all)).map_err(|e| {
+                    crate::sys::run(&mut compose.command(&all)).map_err(|e| {
                         Error::Other(format!(
                             "project {project}: containers replaced during the restore could not be made again from its files in {} ({e}); run `docker-compose -p {project} up -d` there",
                             directory.display()
@@ -540,7 +540,7 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
         },
         Change::DirAttrs { path, mode, uid, gid } => {
             fs::set_permissions(path, fs::Permissions::from_mode(*mode)).ctx("setting mode of", path)?;
-            if crate::steps::is_root() {
+            if crate::sys::is_root() {
                 std::os::unix::fs::lchown(path, Some(*uid), Some(*gid)).ctx("changing owner of", path)?;
             }
             Ok(())
@@ -551,9 +551,9 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
             c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database)))
                 .map_err(|source| Error::Postgres { context: format!("dropping database {database}"), source })
         }
-        Change::UserCreated { user } => crate::steps::run(std::process::Command::new("userdel").arg(user)).map(|_| ()),
+        Change::UserCreated { user } => crate::sys::run(std::process::Command::new("userdel").arg(user)).map(|_| ()),
         Change::GroupCreated { group } => {
-            crate::steps::run(std::process::Command::new("groupdel").arg(group)).map(|_| ())
+            crate::sys::run(std::process::Command::new("groupdel").arg(group)).map(|_| ())
         }
         Change::RoleCreated { role } => {
             let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::pg::PgTarget;
-use crate::steps::run;
+use crate::sys::run;
 use crate::{Error, Result};
 
 /// How to run compose on this host: `docker compose` (plugin) or `docker-compose` (v1).
@@ -21,7 +21,7 @@ pub fn compose_program() -> Option<Vec<String>> {
     if matches!(plugin, Ok(o) if o.status.success()) {
         return Some(vec!["docker".into(), "compose".into()]);
     }
-    crate::steps::which("docker-compose").map(|_| vec!["docker-compose".into()])
+    crate::sys::which("docker-compose").map(|_| vec!["docker-compose".into()])
 }
 
 /// A compose project on this host: its name, directory and files.

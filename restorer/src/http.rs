@@ -337,7 +337,7 @@ pub fn curl_request(
     timeout: Duration,
 ) -> Result<Response, HttpError> {
     use std::process::{Command, Stdio};
-    if crate::steps::which("curl").is_none() {
+    if crate::sys::which("curl").is_none() {
         return Err(HttpError::NoCurl { url: url.to_string() });
     }
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");

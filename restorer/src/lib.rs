@@ -38,6 +38,7 @@ pub mod select;
 pub mod space;
 pub mod sqlite;
 pub mod steps;
+pub mod sys;
 pub mod unpack;
 pub mod verify;
 

@@ -504,7 +504,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restore
     };
     // A bare host has no PostgreSQL to reach yet: verify the bundle, then install what it needs
     // before the plan can look at the server (the full prerequisites step then finds nothing).
-    let local_pg = opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::steps::is_root();
+    let local_pg = opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::sys::is_root();
     if local_pg && !a.dry_run && opts.installs() {
         let (m, report) = verify::verify_dir(&dir, term)?;
         let m = match m {

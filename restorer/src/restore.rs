@@ -287,7 +287,7 @@ pub fn prepare(opts: &Options, progress: &dyn Progress) -> Result<Prepared> {
             })
             .collect();
         let need = host_only.iter().map(|d| d.server_version_num / 10000).max().unwrap_or(0);
-        (Some(pg), Some(steps::postgres::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
+        (Some(pg), Some(crate::sys::find_pg_tool("pg_restore", opts.pg_bin.as_deref(), need)?))
     };
     let located = if opts.databases_only() {
         let (located, states) = locate(&manifest, &opts.databases)?;
@@ -621,7 +621,7 @@ fn apply_all(
     let (users, groups) = steps::accounts::missing(m, &crate::owners::Accounts::system());
     if !users.is_empty() || !groups.is_empty() {
         let what = format!("users [{}], groups [{}]", users.join(", "), groups.join(", "));
-        if opts.root == Path::new("/") && steps::is_root() {
+        if opts.root == Path::new("/") && crate::sys::is_root() {
             steps.run("system accounts", log, || {
                 steps::accounts::create(cp, &users, &groups)?;
                 Ok(((), format!("created {what}")))

@@ -97,7 +97,7 @@ pub fn project_containers(c: &Compose, section: &str) -> Result<Vec<ContainerFac
 /// `compose config`) and, when a container of it exists, the image id it ran and that image's
 /// repository digests.
 pub fn describe(c: &Compose, containers: &[ContainerFacts], section: &str) -> Result<ComposeProject> {
-    let config = restorer::steps::run(&mut c.command(&["config"]))
+    let config = restorer::sys::run(&mut c.command(&["config"]))
         .with_context(|| format!("{section}: reading project {} with `compose config`", c.project))?;
     let mut services: Vec<ComposeService> = services_from_config(&config)
         .into_iter()
@@ -363,7 +363,7 @@ pub fn save_image(id: &str, dir: &Path) -> Result<(SavedImage, PathBuf)> {
     } else {
         c.args(&references);
     }
-    restorer::steps::run(c.stdin(Stdio::null())).with_context(|| format!("docker save of image {id}"))?;
+    restorer::sys::run(c.stdin(Stdio::null())).with_context(|| format!("docker save of image {id}"))?;
     Ok((SavedImage { references, id: id.to_string(), entry }, path))
 }
 

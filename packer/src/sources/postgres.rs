@@ -20,7 +20,7 @@ use restorer::docker::DbContainer;
 use restorer::layout;
 use restorer::manifest::PostgresDb;
 use restorer::pg::{table_counts, PgTarget};
-use restorer::steps::postgres::find_pg_tool;
+use restorer::sys::find_pg_tool;
 
 use super::Payload;
 use crate::config::PostgresSource;

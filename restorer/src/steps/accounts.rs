@@ -37,7 +37,7 @@ pub fn missing(manifest: &Manifest, accounts: &Accounts) -> (Vec<String>, Vec<St
 pub fn create(cp: &mut Checkpoint, users: &[String], groups: &[String]) -> Result<()> {
     for g in groups {
         cp.record(Change::GroupCreated { group: g.clone() })?;
-        super::run(Command::new("groupadd").args(["--system", "--", g]))?;
+        crate::sys::run(Command::new("groupadd").args(["--system", "--", g]))?;
     }
     let now = Accounts::system();
     for u in users {
@@ -49,7 +49,7 @@ pub fn create(cp: &mut Checkpoint, users: &[String], groups: &[String]) -> Resul
         } else {
             c.arg("--no-user-group");
         }
-        super::run(c.arg("--").arg(u))?;
+        crate::sys::run(c.arg("--").arg(u))?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::container::{self, Compose, ContainerFacts};
 use crate::manifest::{Manifest, PostgresDb};
 use crate::pg::PgTarget;
 use crate::plan::ComposeState;
-use crate::steps::run;
+use crate::sys::run;
 use crate::{Error, Result};
 
 /// True when the bundle needs Docker on the new host.
@@ -31,7 +31,7 @@ pub fn host_databases(m: &Manifest) -> impl Iterator<Item = &PostgresDb> {
 /// Starts the Docker engine when it does not answer: systemd, else the init script, else
 /// `dockerd` itself in its own process group (containers, rescue systems). Waits until it answers.
 pub fn ensure_engine() -> Result<String> {
-    if super::which("docker").is_none() {
+    if crate::sys::which("docker").is_none() {
         return Err(Error::Refused(
             "docker is not installed: the bundle's requirements name docker.io (run without --no-install, or install it)"
                 .into(),

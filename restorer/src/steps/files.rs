@@ -136,7 +136,7 @@ impl<'a> FileWriter<'a> {
     pub fn new(bundle_dir: &'a Path, root: &Path) -> Result<FileWriter<'a>> {
         fs::create_dir_all(root).ctx("creating restore root", root)?;
         let canonical_root = fs::canonicalize(root).ctx("resolving", root)?;
-        let as_root = super::is_root();
+        let as_root = crate::sys::is_root();
         let mut warnings = Vec::new();
         if !as_root {
             warnings.push("not running as root: file owners were not restored (modes and times were)".into());

@@ -22,8 +22,8 @@ pub struct TempSuperuser {
 }
 
 fn psql(socket_dir: &Path, port: u16, sql: &str) -> Result<String> {
-    let psql = super::postgres::find_pg_tool("psql", None, 0)?;
-    super::run(
+    let psql = crate::sys::find_pg_tool("psql", None, 0)?;
+    crate::sys::run(
         Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(psql)

@@ -1,7 +1,7 @@
 //! PostgreSQL databases back from their `pg_dump -Fc` entries: each under its original name,
 //! any existing database of that name renamed aside first (so rollback is a rename).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::checkpoint::{Change, Checkpoint};
@@ -40,53 +40,6 @@ pub fn observe(pg: &PgTarget, dbs: &[&PostgresDb]) -> Result<Vec<DbState>> {
         });
     }
     Ok(out)
-}
-
-/// Major version of a `pg_restore`/`pg_dump` binary (`pg_restore (PostgreSQL) 15.18` -> 15).
-pub fn tool_major(bin: &Path) -> Option<u32> {
-    let out = Command::new(bin).arg("--version").output().ok()?;
-    parse_major(&String::from_utf8_lossy(&out.stdout))
-}
-
-/// Parses the major version out of `--version` output.
-pub fn parse_major(text: &str) -> Option<u32> {
-    let v = text.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
-    v.split('.').next()?.parse().ok()
-}
-
-/// Finds a PostgreSQL client tool (`pg_dump`, `pg_restore`) at least as new as the server it
-/// works with: in `pg_bin` when given, else Debian's versioned directories (newest first), then
-/// PATH. An older tool cannot read (pg_restore) or write (pg_dump) a newer server's format.
-pub fn find_pg_tool(tool: &str, pg_bin: Option<&Path>, need_major: u32) -> Result<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = pg_bin {
-        candidates.push(dir.join(tool));
-    } else {
-        let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin").join(tool))))
-            .collect();
-        versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
-        candidates.extend(versioned.into_iter().map(|v| v.1));
-        candidates.extend(super::which(tool));
-    }
-    let mut seen = Vec::new();
-    for c in candidates {
-        if !c.is_file() {
-            continue;
-        }
-        match tool_major(&c) {
-            Some(m) if m >= need_major => return Ok(c),
-            Some(m) => seen.push(format!("{} is {m}", c.display())),
-            None => seen.push(format!("{} did not report a version", c.display())),
-        }
-    }
-    Err(Error::Refused(format!(
-        "no {tool} of PostgreSQL {need_major} or newer found ({}); install postgresql-client-{need_major} or name the directory holding it (--pg-bin)",
-        if seen.is_empty() { "none on this host".to_string() } else { seen.join(", ") }
-    )))
 }
 
 /// Where and with what databases are restored.
@@ -211,17 +164,5 @@ pub fn apply(
         ));
         cmd.args(["--no-owner", "--no-privileges"]);
     }
-    super::run(&mut cmd).map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_tool_versions() {
-        assert_eq!(parse_major("pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
-        assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
-        assert_eq!(parse_major("nothing"), None);
-    }
+    crate::sys::run(&mut cmd).map(|_| ())
 }

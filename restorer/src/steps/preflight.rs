@@ -175,7 +175,7 @@ fn policy_rc_d_denies() -> bool {
 /// Gathers the facts and the needs for `manifest` restored under `root`.
 pub fn gather(manifest: &Manifest, root: &Path, services: bool, server_major: Option<u32>) -> (HostFacts, Needs) {
     let facts = HostFacts {
-        is_root: super::is_root(),
+        is_root: crate::sys::is_root(),
         real_root: root == Path::new("/"),
         free_bytes: crate::space::of(root).map(|s| s.free),
         systemd: Path::new("/run/systemd/system").is_dir(),

@@ -9,7 +9,7 @@ use crate::{Error, Result};
 /// Packages from the list that dpkg does not report as installed. `None` when this host has no
 /// dpkg (the caller says which packages to install by hand).
 pub fn missing_packages(packages: &[String]) -> Option<Vec<String>> {
-    super::which("dpkg-query")?;
+    crate::sys::which("dpkg-query")?;
     Some(
         packages
             .iter()
@@ -68,30 +68,30 @@ pub fn install(packages: &[String]) -> Result<()> {
     if packages.is_empty() {
         return Ok(());
     }
-    if super::which("apt-get").is_none() {
-        if super::which("dnf").is_some() && super::is_root() {
+    if crate::sys::which("apt-get").is_none() {
+        if crate::sys::which("dnf").is_some() && crate::sys::is_root() {
             let names: Vec<String> = packages.iter().map(|p| dnf_name(p)).collect();
-            return super::run(Command::new("dnf").args(["install", "-y", "--"]).args(&names)).map(|_| ());
+            return crate::sys::run(Command::new("dnf").args(["install", "-y", "--"]).args(&names)).map(|_| ());
         }
         return Err(Error::Refused(format!(
             "no apt-get or dnf on this host: install these yourself, then run again with --no-install: {}",
             packages.join(" ")
         )));
     }
-    if !super::is_root() {
+    if !crate::sys::is_root() {
         return Err(Error::Refused(format!(
             "installing packages needs root: run as root, or install them and use --no-install: {}",
             packages.join(" ")
         )));
     }
     // The package lists of a fresh host are often empty or stale.
-    let _ = super::run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").arg("update"));
+    let _ = crate::sys::run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").arg("update"));
     let packages = resolve_versions(packages, apt_has);
     let mut cmd = Command::new("apt-get");
     cmd.env("DEBIAN_FRONTEND", "noninteractive")
         .args(["install", "-y", "--no-install-recommends", "--"])
         .args(&packages);
-    super::run(&mut cmd).map(|_| ())
+    crate::sys::run(&mut cmd).map(|_| ())
 }
 
 /// Starts the local PostgreSQL (a fresh install may leave it stopped): systemctl with systemd,
@@ -106,7 +106,7 @@ pub fn start_postgres() -> Result<()> {
         c.args(["postgresql", "start"]);
         c
     };
-    super::run(&mut cmd).map(|_| ())
+    crate::sys::run(&mut cmd).map(|_| ())
 }
 
 #[cfg(test)]
@@ -138,15 +138,15 @@ mod tests {
 /// a compose file (`/opt/n8n/docker-compose.yaml`) is brought up with `docker compose up -d`.
 pub fn start_service(name: &str) -> Result<()> {
     if name.ends_with(".yaml") || name.ends_with(".yml") {
-        if super::which("docker").is_none() {
+        if crate::sys::which("docker").is_none() {
             return Err(Error::Refused(format!(
                 "{name}: docker is not installed (add docker.io and docker-compose to [requirements])"
             )));
         }
         // `docker compose` (v2 plugin), else Debian's `docker-compose` (v1).
         // The name is an absolute path (crate::names::check): never read as an option.
-        return super::run(Command::new("docker").args(["compose", "-f", name, "up", "-d"]))
-            .or_else(|_| super::run(Command::new("docker-compose").args(["-f", name, "up", "-d"])))
+        return crate::sys::run(Command::new("docker").args(["compose", "-f", name, "up", "-d"]))
+            .or_else(|_| crate::sys::run(Command::new("docker-compose").args(["-f", name, "up", "-d"])))
             .map(|_| ());
     }
     let mut cmd = if Path::new("/run/systemd/system").is_dir() {
@@ -159,7 +159,7 @@ pub fn start_service(name: &str) -> Result<()> {
         c.args([name, "restart"]);
         c
     };
-    super::run(&mut cmd).map(|_| ())
+    crate::sys::run(&mut cmd).map(|_| ())
 }
 
 /// One health check's outcome.

@@ -1,0 +1,105 @@
+//! Host plumbing both binaries use: who we run as, running a program with an error that says
+//! what failed, finding programs (PATH, PostgreSQL's versioned directories). One home, so the
+//! restore's steps, the checkpoint and packer all point here and nowhere at each other.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{Error, Result};
+
+/// True when the process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Runs a command to completion; on failure the error names the command, its exit status and
+/// the last lines of its stderr.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let name = format!("{:?}", cmd.get_program()).trim_matches('"').to_string();
+    let first_arg = cmd.get_args().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let out =
+        cmd.output().map_err(|e| Error::Command { command: format!("{name} {first_arg}"), detail: e.to_string() })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The server's own words first (pg_restore: "... ERROR:  relation ... already exists"),
+        // which a tail of the output often cuts off; then the last lines.
+        let errors: Vec<&str> =
+            stderr.lines().filter(|l| l.contains("ERROR:") || l.contains("FATAL:")).take(3).collect();
+        let tail: Vec<&str> = stderr.lines().rev().filter(|l| !errors.contains(l)).take(8).collect();
+        let tail: Vec<&str> = errors.into_iter().chain(tail.into_iter().rev()).collect();
+        Err(Error::Command {
+            command: format!("{name} {first_arg}"),
+            detail: format!("{} : {}", out.status, tail.join(" | ")),
+        })
+    }
+}
+
+/// Finds a program on PATH (in-process: `which` is not on every host).
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Major version of a `pg_restore`/`pg_dump` binary (`pg_restore (PostgreSQL) 15.18` -> 15).
+pub fn tool_major(bin: &Path) -> Option<u32> {
+    let out = Command::new(bin).arg("--version").output().ok()?;
+    parse_major(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses the major version out of `--version` output.
+pub fn parse_major(text: &str) -> Option<u32> {
+    let v = text.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    v.split('.').next()?.parse().ok()
+}
+
+/// Finds a PostgreSQL client tool (`pg_dump`, `pg_restore`) at least as new as the server it
+/// works with: in `pg_bin` when given, else Debian's versioned directories (newest first), then
+/// PATH. An older tool cannot read (pg_restore) or write (pg_dump) a newer server's format.
+pub fn find_pg_tool(tool: &str, pg_bin: Option<&Path>, need_major: u32) -> Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = pg_bin {
+        candidates.push(dir.join(tool));
+    } else {
+        let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin").join(tool))))
+            .collect();
+        versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
+        candidates.extend(versioned.into_iter().map(|v| v.1));
+        candidates.extend(which(tool));
+    }
+    let mut seen = Vec::new();
+    for c in candidates {
+        if !c.is_file() {
+            continue;
+        }
+        match tool_major(&c) {
+            Some(m) if m >= need_major => return Ok(c),
+            Some(m) => seen.push(format!("{} is {m}", c.display())),
+            None => seen.push(format!("{} did not report a version", c.display())),
+        }
+    }
+    Err(Error::Refused(format!(
+        "no {tool} of PostgreSQL {need_major} or newer found ({}); install postgresql-client-{need_major} or name the directory holding it (--pg-bin)",
+        if seen.is_empty() { "none on this host".to_string() } else { seen.join(", ") }
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tool_versions() {
+        assert_eq!(parse_major("pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
+        assert_eq!(parse_major("nothing"), None);
+    }
+}
