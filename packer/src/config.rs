@@ -179,7 +179,7 @@ pub struct ScheduleSection {
     /// `"digest"` (default: every entry's sha256) or `"deep"` (restore into a throwaway
     /// PostgreSQL and compare counts and workflow checksums; needs PostgreSQL server binaries).
     #[serde(default)]
-    pub verify_depth: Option<String>,
+    pub verify_depth: Option<crate::catalog::VerifyDepth>,
 }
 
 /// `[notify]`.
@@ -658,11 +658,6 @@ impl Config {
         if let Some(cron) = &c.schedule.cron {
             crate::schedule::Cron::parse(cron).context("[schedule] cron")?;
         }
-        if let Some(d) = &c.schedule.verify_depth {
-            if d != "digest" && d != "deep" {
-                bail!("[schedule] verify_depth = {d:?}: use \"digest\" or \"deep\"");
-            }
-        }
         for (key, v) in [("[schedule] jitter", &c.schedule.jitter), ("[schedule] alert_after", &c.schedule.alert_after)]
         {
             if let Some(v) = v {
@@ -745,6 +740,22 @@ mod tests {
     fn unknown_key_is_named() {
         let e = Config::parse("[bundle]\noutput_dir = \"/x\"\nnmae = \"a\"\n", Path::new("/"), "p.toml").unwrap_err();
         assert!(format!("{e:#}").contains("nmae"), "{e:#}");
+    }
+
+    /// `verify_depth` takes only its words; another is an error naming the key and the words.
+    #[test]
+    fn verify_depth_is_a_word() {
+        let parse = |d: &str| {
+            Config::parse(
+                &format!("[bundle]\noutput_dir = \"/x\"\n[schedule]\nverify_depth = \"{d}\"\n"),
+                Path::new("/"),
+                "p",
+            )
+        };
+        assert_eq!(parse("deep").unwrap().schedule.verify_depth, Some(crate::catalog::VerifyDepth::Deep));
+        assert_eq!(parse("digest").unwrap().schedule.verify_depth, Some(crate::catalog::VerifyDepth::Digest));
+        let e = format!("{:#}", parse("quick").unwrap_err());
+        assert!(e.contains("verify_depth") && e.contains("quick") && e.contains("digest") && e.contains("deep"), "{e}");
     }
 
     /// Relative paths resolve against the configuration's directory, `..` lexically.

@@ -22,4 +22,5 @@ pub mod sources;
 pub mod space;
 pub mod system_info;
 pub mod units;
+pub mod words;
 pub mod writer;

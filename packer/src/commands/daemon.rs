@@ -79,8 +79,8 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
     match pruned {
         Ok(lines) => log(&format!(
             "prune ok: {} kept, {} deleted",
-            lines.iter().filter(|l| l.action == "keep").count(),
-            lines.iter().filter(|l| l.action == "delete").count()
+            lines.iter().filter(|l| l.action == crate::job::PruneAction::Keep).count(),
+            lines.iter().filter(|l| l.action == crate::job::PruneAction::Delete).count()
         )),
         Err(e) => log(&format!("prune FAILED: {}", crate::error_text::chain(&e))),
     }
@@ -118,14 +118,15 @@ fn ship_all(cfg: &Config, bundle: &Path) {
 /// Verifies the newest bundle when `n` bundles were made since the last verification.
 fn verify_if_due(cfg: &Config, n: u32) -> Result<()> {
     let (catalog, _) = crate::catalog::Catalog::open(&cfg.bundle.output_dir)?;
-    let rows: Vec<_> = catalog.list()?.into_iter().filter(|r| r.status != "missing").collect();
+    let rows: Vec<_> =
+        catalog.list()?.into_iter().filter(|r| r.status != crate::catalog::BundleStatus::Missing).collect();
     let last = rows.iter().filter_map(|r| r.verified_at).max();
     let since = rows.iter().filter(|r| last.is_none_or(|t| r.created > t)).count();
     let Some(newest) = rows.first() else { return Ok(()) };
     if since < n as usize {
         return Ok(());
     }
-    let deep = cfg.schedule.verify_depth.as_deref() == Some("deep");
+    let deep = cfg.schedule.verify_depth == Some(crate::catalog::VerifyDepth::Deep);
     let o = super::verify::verify_row(cfg, &catalog, newest, deep, |_, _| {}, &mut log)?;
     log(&format!("verification of {}: {}", newest.file_name, if o.ok { "ok" } else { "FAILED" }));
     Ok(())

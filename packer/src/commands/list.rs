@@ -52,7 +52,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     println!(
         "{} bundle(s), {}",
         rows.len(),
-        human_size(rows.iter().filter(|r| r.status != "missing").map(|r| r.size).sum())
+        human_size(rows.iter().filter(|r| r.status != crate::catalog::BundleStatus::Missing).map(|r| r.size).sum())
     );
     Ok(0)
 }

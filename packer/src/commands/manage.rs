@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+use crate::catalog::BundleStatus;
 use crate::config::Config;
 
 /// A bundle by catalog id or file name.
@@ -41,7 +42,8 @@ pub fn keep(args: IdArgs, config: &Path) -> Result<i32> {
     let mut log = super::logger(false);
     let (_lock, catalog) = crate::job::open(&cfg, "keep", &mut log)?;
     let row = crate::job::find(&catalog, &args.id)?;
-    catalog.set_status(row.id, if row.status == "missing" { "missing" } else { "ok" }, None)?;
+    let status = if row.status == BundleStatus::Missing { BundleStatus::Missing } else { BundleStatus::Ok };
+    catalog.set_status(row.id, status, None)?;
     catalog.set_protected(row.id, true)?;
     println!(
         "kept {} (id {}): protected from retention; `packer unprotect {}` hands it back",

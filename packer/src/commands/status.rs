@@ -8,7 +8,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::catalog::{BundleStatus, Catalog, RunKind};
 use crate::config::Config;
 use crate::units::{human_duration, human_size, parse_duration, parse_size};
 
@@ -88,12 +88,12 @@ pub fn gather(cfg: &Config) -> Result<Status> {
     }
     let rows = catalog.list()?;
     let info = |t: DateTime<Utc>| (t, (now - t).num_seconds());
-    let last_success = catalog.last_run("create", true)?.map(|r| {
+    let last_success = catalog.last_run(RunKind::Create, true)?.map(|r| {
         let (time, age) = info(r.finished);
         let bundle = r.bundle_id.and_then(|id| rows.iter().find(|b| b.id == id)).map(|b| b.file_name.clone());
         RunInfo { time, age_seconds: age, bundle, error: None }
     });
-    let last_failure = catalog.last_run("create", false)?.map(|r| {
+    let last_failure = catalog.last_run(RunKind::Create, false)?.map(|r| {
         let (time, age) = info(r.finished);
         RunInfo { time, age_seconds: age, bundle: None, error: r.error }
     });
@@ -115,8 +115,9 @@ pub fn gather(cfg: &Config) -> Result<Status> {
     } else if let (Some(f), None) = (&last_failure, &last_success) {
         alerts.push(format!("the last backup failed: {}", f.error.clone().unwrap_or_default()));
     }
-    let present: Vec<_> = rows.iter().filter(|r| r.status != "missing").collect();
-    let missing: Vec<String> = rows.iter().filter(|r| r.status == "missing").map(|r| r.file_name.clone()).collect();
+    let present: Vec<_> = rows.iter().filter(|r| r.status != BundleStatus::Missing).collect();
+    let missing: Vec<String> =
+        rows.iter().filter(|r| r.status == BundleStatus::Missing).map(|r| r.file_name.clone()).collect();
     if !missing.is_empty() {
         alerts.push(format!("{} bundle(s) missing from disk", missing.len()));
     }
@@ -135,12 +136,12 @@ pub fn gather(cfg: &Config) -> Result<Status> {
             alerts.push(format!("the last verification failed ({})", v.bundle.clone().unwrap_or_default()));
         }
     }
-    let last_shipped = catalog.last_run("ship", true)?.map(|r| {
+    let last_shipped = catalog.last_run(RunKind::Ship, true)?.map(|r| {
         let (time, age) = info(r.finished);
         RunInfo { time, age_seconds: age, bundle: r.error, error: None }
     });
     let last_ship_failure = catalog
-        .last_run("ship", false)?
+        .last_run(RunKind::Ship, false)?
         .filter(|f| last_shipped.as_ref().is_none_or(|s| f.finished > s.time))
         .map(|r| {
             let (time, age) = info(r.finished);
@@ -173,7 +174,7 @@ pub fn gather(cfg: &Config) -> Result<Status> {
         disk_size: disk.map(|d| d.total),
         pending_deletions: rows
             .iter()
-            .filter(|r| r.status == "pending-deletion")
+            .filter(|r| r.status == BundleStatus::PendingDeletion)
             .map(|r| r.file_name.clone())
             .collect(),
         missing,

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, VerifyDepth};
 use crate::config::Config;
 use crate::notify::{Event, Kind};
 
@@ -109,7 +109,8 @@ pub fn verify_row(
     } else {
         format!("{} problem(s), {failed_deep} failed deep check(s)", o.report.problems.len())
     };
-    catalog.record_verification(row.id, if deep { "deep" } else { "digest" }, o.ok, &detail)?;
+    let depth = if deep { VerifyDepth::Deep } else { VerifyDepth::Digest };
+    catalog.record_verification(row.id, depth, o.ok, &detail)?;
     if !o.ok {
         let mut e = Event::new(Kind::VerificationFailed, format!("bundle {} failed verification", o.bundle));
         e.bundle = Some(o.bundle.clone());
