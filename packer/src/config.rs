@@ -527,9 +527,27 @@ fn resolve(base: &Path, p: &Path, key: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// A configuration that cannot be used: missing, unreadable or invalid (the text names the
+/// file, the key and what to do). Its own type, so that packer exits with
+/// [`crate::exit::CONFIG`] however much context is added above it.
+#[derive(Debug)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
 impl Config {
-    /// Parses TOML text; `base` resolves relative paths.
+    /// Parses TOML text; `base` resolves relative paths. Any error is an [`Invalid`].
     pub fn parse(text: &str, base: &Path, origin: &str) -> Result<Config> {
+        Config::parse_unmarked(text, base, origin).map_err(|e| Invalid(crate::error_text::chain(&e)).into())
+    }
+
+    fn parse_unmarked(text: &str, base: &Path, origin: &str) -> Result<Config> {
         let mut c: Config =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
         c.bundle.output_dir = resolve(base, &c.bundle.output_dir, "[bundle] output_dir")?;
@@ -667,9 +685,11 @@ impl Config {
         Ok(c)
     }
 
-    /// Reads and parses a configuration file.
+    /// Reads and parses a configuration file. Any error is an [`Invalid`].
     pub fn load(path: &Path) -> Result<Config> {
-        let text = fs::read_to_string(path).with_context(|| format!("reading configuration {}", path.display()))?;
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("reading configuration {}", path.display()))
+            .map_err(|e| Invalid(crate::error_text::chain(&e)))?;
         let base = fs::canonicalize(path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))

@@ -8,6 +8,7 @@ pub mod create;
 pub mod deep;
 pub mod detect;
 pub mod error_text;
+pub mod exit;
 pub mod job;
 pub mod lock;
 pub mod notify;

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 
 use crate::config::Config;
+use crate::exit;
 use crate::retention::Source;
 use crate::schedule::Cron;
 use crate::units::parse_duration;
@@ -136,7 +137,7 @@ fn verify_if_due(cfg: &Config, n: u32) -> Result<()> {
 pub fn run(args: Args, config: &Path) -> Result<i32> {
     let cfg = Config::load(config)?;
     if args.once {
-        return Ok(if cycle(&cfg, args.restorer.as_deref()) { 0 } else { 1 });
+        return Ok(if cycle(&cfg, args.restorer.as_deref()) { exit::OK } else { exit::FAILED });
     }
     let expr =
         cfg.schedule.cron.clone().context(
@@ -147,7 +148,8 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // Second signal while the flag is set: exit now.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register_conditional_shutdown(sig, exit::FAILED, stop.clone())
+            .context("installing signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     log(&format!("daemon started: cron {expr:?} (UTC), jitter {}s, config {}", jitter.num_seconds(), config.display()));
@@ -163,14 +165,14 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         while Utc::now() < next {
             if stop.load(Ordering::Relaxed) {
                 log("stopping on signal");
-                return Ok(0);
+                return Ok(exit::OK);
             }
             std::thread::sleep(StdDuration::from_millis(200));
         }
         cycle(&cfg, args.restorer.as_deref());
         if stop.load(Ordering::Relaxed) {
             log("stopping on signal (the bundle in progress was finished)");
-            return Ok(0);
+            return Ok(exit::OK);
         }
     }
 }

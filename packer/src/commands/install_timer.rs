@@ -133,7 +133,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         (args.unit_dir.join(format!("{}.service", args.name)), args.unit_dir.join(format!("{}.timer", args.name)));
     if args.dry_run {
         println!("# {}\n{service}\n# {}\n{timer}", svc_path.display(), timer_path.display());
-        return Ok(0);
+        return Ok(crate::exit::OK);
     }
     for (p, text) in [(&svc_path, &service), (&timer_path, &timer)] {
         std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
@@ -141,7 +141,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     }
     println!("enable it with:  systemctl daemon-reload && systemctl enable --now {}.timer", args.name);
     println!("check it with:   systemctl list-timers {}.timer; packer status", args.name);
-    Ok(0)
+    Ok(crate::exit::OK)
 }
 
 #[cfg(test)]

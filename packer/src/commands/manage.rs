@@ -33,7 +33,7 @@ pub fn protect(args: IdArgs, config: &Path, on: bool) -> Result<i32> {
     let row = crate::job::find(&catalog, &args.id)?;
     catalog.set_protected(row.id, on)?;
     println!("{} {} (id {})", if on { "protected" } else { "unprotected" }, row.file_name, row.id);
-    Ok(0)
+    Ok(crate::exit::OK)
 }
 
 /// Cancels a pending deletion by protecting the bundle.
@@ -49,7 +49,7 @@ pub fn keep(args: IdArgs, config: &Path) -> Result<i32> {
         "kept {} (id {}): protected from retention; `packer unprotect {}` hands it back",
         row.file_name, row.id, row.id
     );
-    Ok(0)
+    Ok(crate::exit::OK)
 }
 
 /// Deletes one bundle.
@@ -80,5 +80,5 @@ pub fn delete(args: DeleteArgs, config: &Path) -> Result<i32> {
     }
     crate::job::delete_bundle(&cfg, &catalog, &row)?;
     println!("deleted {} (id {})", row.file_name, row.id);
-    Ok(0)
+    Ok(crate::exit::OK)
 }

@@ -39,7 +39,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     let lines = crate::job::prune(&cfg, &catalog, at, args.dry_run, &mut log)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
-        return Ok(0);
+        return Ok(crate::exit::OK);
     }
     let verb = if args.dry_run { "would" } else { "will" };
     println!(
@@ -71,5 +71,5 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         gone,
         if args.dry_run { "would be deleted" } else { "deleted" }
     );
-    Ok(0)
+    Ok(crate::exit::OK)
 }

@@ -50,6 +50,19 @@ pub struct Outcome {
     pub deep: Option<Vec<restorer::steps::validate::Check>>,
 }
 
+impl Outcome {
+    /// [`crate::exit::OK`] when every check passed; [`crate::exit::CORRUPT`] when the bundle
+    /// itself is bad (a digest, an entry, the archive, the sidecar); [`crate::exit::FAILED`]
+    /// when it is intact but a deep check failed (deep checks run only on an intact bundle).
+    pub fn exit_code(&self) -> i32 {
+        match (self.ok, &self.deep) {
+            (true, _) => crate::exit::OK,
+            (false, Some(_)) => crate::exit::FAILED,
+            (false, None) => crate::exit::CORRUPT,
+        }
+    }
+}
+
 /// Verifies one bundle file (no catalog involved).
 pub fn verify_file(
     path: &Path,
@@ -180,5 +193,5 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
             }
         );
     }
-    Ok(if outcome.ok { 0 } else { 1 })
+    Ok(outcome.exit_code())
 }
