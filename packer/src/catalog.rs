@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use restorer::layout;
 use restorer::log::Level;
 use restorer::manifest::Manifest;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -51,6 +52,58 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 ";
 
+crate::words! {
+    /// A bundle's state in the catalog (`bundles.status`, `--json`'s `status`).
+    pub enum BundleStatus("bundle status") {
+        /// The file is in the output directory.
+        Ok = "ok",
+        /// The catalog knows it but the file is gone (`status` alerts).
+        Missing = "missing",
+        /// Retention marked it; deleted once `notify_before_hours` have passed.
+        PendingDeletion = "pending-deletion",
+    }
+}
+
+crate::words! {
+    /// What a run recorded in the catalog did (`runs.kind`).
+    pub enum RunKind("run kind") {
+        /// A backup (`packer create`, the daemon's cycle).
+        Create = "create",
+        /// Retention applied.
+        Prune = "prune",
+        /// A bundle copied to another machine.
+        Ship = "ship",
+    }
+}
+
+crate::words! {
+    /// How far a verification went (`[schedule] verify_depth`, `bundles.verify_depth`).
+    pub enum VerifyDepth("verify_depth") {
+        /// Every entry's sha256 against the checksum list and the manifest.
+        Digest = "digest",
+        /// Also every database restored into a throwaway server and compared.
+        Deep = "deep",
+    }
+}
+
+/// Stored as their words, read back strictly: an unknown word fails the read with the column's
+/// name and the words known, instead of becoming some default.
+macro_rules! sql_words {
+    ($($t:ty),+) => {$(
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                v.as_str()?.parse().map_err(|e: crate::words::UnknownWord| FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )+};
+}
+sql_words!(BundleStatus, RunKind, VerifyDepth, Source);
+
 /// One bundle as the catalog knows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BundleRow {
@@ -67,7 +120,7 @@ pub struct BundleRow {
     /// manual, scheduled or checkpoint.
     pub source: Source,
     /// ok, missing or pending-deletion.
-    pub status: String,
+    pub status: BundleStatus,
     /// Never removed automatically.
     pub protected: bool,
     /// When it was marked for deletion.
@@ -77,7 +130,7 @@ pub struct BundleRow {
     /// Last verification: when.
     pub verified_at: Option<DateTime<Utc>>,
     /// Last verification: digest or deep.
-    pub verify_depth: Option<String>,
+    pub verify_depth: Option<VerifyDepth>,
     /// Last verification: passed.
     pub verify_ok: Option<bool>,
 }
@@ -104,8 +157,8 @@ pub struct RunRow {
     pub started: DateTime<Utc>,
     /// End.
     pub finished: DateTime<Utc>,
-    /// create, prune, ...
-    pub kind: String,
+    /// create, prune or ship.
+    pub kind: RunKind,
     /// Succeeded.
     pub ok: bool,
     /// The bundle it made.
@@ -118,22 +171,6 @@ pub struct RunRow {
 pub struct Catalog {
     conn: Connection,
     dir: PathBuf,
-}
-
-fn source_str(s: Source) -> &'static str {
-    match s {
-        Source::Manual => "manual",
-        Source::Scheduled => "scheduled",
-        Source::Checkpoint => "checkpoint",
-    }
-}
-
-fn parse_source(s: &str) -> Source {
-    match s {
-        "scheduled" => Source::Scheduled,
-        "checkpoint" => Source::Checkpoint,
-        _ => Source::Manual,
-    }
 }
 
 fn parse_time(s: Option<String>) -> Option<DateTime<Utc>> {
@@ -244,9 +281,9 @@ impl Catalog {
     /// Adds a bundle file (its manifest read from the head).
     pub fn insert(&self, file_name: &str, manifest: &Manifest, size: u64, sha256: &str, source: Source) -> Result<i64> {
         self.conn.execute(
-            "INSERT INTO bundles (file_name, created, size, sha256, source, status, manifest) VALUES (?1, ?2, ?3, ?4, ?5, 'ok', ?6)
-             ON CONFLICT(file_name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, status = 'ok', manifest = excluded.manifest",
-            params![file_name, manifest.created_at.to_rfc3339(), size as i64, sha256, source_str(source), manifest.to_json()],
+            "INSERT INTO bundles (file_name, created, size, sha256, source, status, manifest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(file_name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, status = excluded.status, manifest = excluded.manifest",
+            params![file_name, manifest.created_at.to_rfc3339(), size as i64, sha256, source, BundleStatus::Ok, manifest.to_json()],
         )?;
         Ok(self.conn.query_row("SELECT id FROM bundles WHERE file_name = ?1", [file_name], |r| r.get(0))?)
     }
@@ -264,7 +301,7 @@ impl Catalog {
                 created: parse_time(r.get(2)?).unwrap_or_default(),
                 size: r.get::<_, i64>(3)? as u64,
                 sha256: r.get(4)?,
-                source: parse_source(&r.get::<_, String>(5)?),
+                source: r.get(5)?,
                 status: r.get(6)?,
                 protected: r.get(7)?,
                 pending_since: parse_time(r.get(8)?),
@@ -274,7 +311,8 @@ impl Catalog {
                 verify_ok: r.get(12)?,
             })
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.collect::<Result<_, _>>()
+            .with_context(|| format!("reading the bundles of {}", self.dir.join(FILE).display()))
     }
 
     /// Finds a bundle by id or file name (or full path).
@@ -290,7 +328,7 @@ impl Catalog {
     }
 
     /// Sets a bundle's status.
-    pub fn set_status(&self, id: i64, status: &str, pending_since: Option<DateTime<Utc>>) -> Result<()> {
+    pub fn set_status(&self, id: i64, status: BundleStatus, pending_since: Option<DateTime<Utc>>) -> Result<()> {
         self.conn.execute(
             "UPDATE bundles SET status = ?2, pending_since = ?3 WHERE id = ?1",
             params![id, status, pending_since.map(|t| t.to_rfc3339())],
@@ -305,7 +343,7 @@ impl Catalog {
     }
 
     /// Records a verification result.
-    pub fn record_verification(&self, id: i64, depth: &str, ok: bool, detail: &str) -> Result<()> {
+    pub fn record_verification(&self, id: i64, depth: VerifyDepth, ok: bool, detail: &str) -> Result<()> {
         self.conn.execute(
             "UPDATE bundles SET verified_at = ?2, verify_depth = ?3, verify_ok = ?4, verify_detail = ?5 WHERE id = ?1",
             params![id, Utc::now().to_rfc3339(), depth, ok, detail],
@@ -329,7 +367,7 @@ impl Catalog {
     }
 
     /// The newest run of `kind` that succeeded (`ok = true`) or failed.
-    pub fn last_run(&self, kind: &str, ok: bool) -> Result<Option<RunRow>> {
+    pub fn last_run(&self, kind: RunKind, ok: bool) -> Result<Option<RunRow>> {
         Ok(self
             .conn
             .query_row(
@@ -391,14 +429,14 @@ impl Catalog {
         }
         for r in rows {
             let exists = self.dir.join(&r.file_name).exists();
-            if !exists && r.status != "missing" {
-                self.set_status(r.id, "missing", None)?;
+            if !exists && r.status != BundleStatus::Missing {
+                self.set_status(r.id, BundleStatus::Missing, None)?;
                 events.push((
                     Level::Warning,
                     format!("bundle {} (id {}) is missing from {}", r.file_name, r.id, self.dir.display()),
                 ));
-            } else if exists && r.status == "missing" {
-                self.set_status(r.id, "ok", None)?;
+            } else if exists && r.status == BundleStatus::Missing {
+                self.set_status(r.id, BundleStatus::Ok, None)?;
             }
         }
         Ok(events)
@@ -449,6 +487,67 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Rows as catalogs have always stored them (plain words) read back as the enums, and the
+    /// enums are written as those same words; a word no variant has fails the read with the
+    /// word and the known ones instead of becoming a default (as an unknown source once became
+    /// "manual").
+    #[test]
+    fn stored_words_read_back_and_unknown_words_are_errors() {
+        let t = tempfile::tempdir().unwrap();
+        let (c, _) = Catalog::open(t.path()).unwrap();
+        let row = |name: &str, source: &str, status: &str, depth: &str| {
+            c.conn
+                .execute(
+                    "INSERT INTO bundles (file_name, created, size, sha256, source, status, verify_depth, manifest)
+                     VALUES (?1, '2027-01-01T00:00:00+00:00', 1, '', ?2, ?3, ?4, '{}')",
+                    params![name, source, status, depth],
+                )
+                .unwrap();
+        };
+        row("a", "scheduled", "pending-deletion", "deep");
+        row("b", "checkpoint", "missing", "digest");
+        let rows = c.list().unwrap();
+        let got: Vec<_> = rows.iter().map(|r| (r.source, r.status, r.verify_depth)).collect();
+        assert!(got.contains(&(Source::Scheduled, BundleStatus::PendingDeletion, Some(VerifyDepth::Deep))), "{got:?}");
+        assert!(got.contains(&(Source::Checkpoint, BundleStatus::Missing, Some(VerifyDepth::Digest))), "{got:?}");
+        let a = rows.iter().find(|r| r.file_name == "a").unwrap();
+        c.set_status(a.id, BundleStatus::Ok, None).unwrap();
+        c.record_verification(a.id, VerifyDepth::Digest, true, "").unwrap();
+        let words: (String, String) = c
+            .conn
+            .query_row("SELECT status, verify_depth FROM bundles WHERE id = ?1", [a.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(words, ("ok".to_string(), "digest".to_string()));
+        let json = serde_json::to_value(c.find("a").unwrap().unwrap()).unwrap();
+        assert_eq!(
+            (&json["status"], &json["source"], &json["verify_depth"]),
+            (&"ok".into(), &"scheduled".into(), &"digest".into())
+        );
+
+        let now = Utc::now();
+        for kind in [RunKind::Create, RunKind::Prune, RunKind::Ship] {
+            c.record_run(&RunRow { started: now, finished: now, kind, ok: true, bundle_id: None, error: None })
+                .unwrap();
+            assert_eq!(c.last_run(kind, true).unwrap().unwrap().kind, kind);
+        }
+        let stored: Vec<String> = c
+            .conn
+            .prepare("SELECT kind FROM runs ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(stored, ["create", "prune", "ship"]);
+
+        row("c", "nightly", "ok", "digest");
+        let e = crate::error_text::chain(&c.list().unwrap_err());
+        assert!(e.contains("bundle source \"nightly\" is not one of manual, scheduled, checkpoint"), "{e}");
+        c.conn.execute("UPDATE bundles SET source = 'manual', status = 'gone' WHERE file_name = 'c'", []).unwrap();
+        let e = crate::error_text::chain(&c.list().unwrap_err());
+        assert!(e.contains("bundle status \"gone\" is not one of ok, missing, pending-deletion"), "{e}");
     }
 
     /// Regression (issue 8): catalog.sqlite and its -wal/-shm are 0600 in a world-writable

@@ -179,7 +179,7 @@ pub struct ScheduleSection {
     /// `"digest"` (default: every entry's sha256) or `"deep"` (restore into a throwaway
     /// PostgreSQL and compare counts and workflow checksums; needs PostgreSQL server binaries).
     #[serde(default)]
-    pub verify_depth: Option<String>,
+    pub verify_depth: Option<crate::catalog::VerifyDepth>,
 }
 
 /// `[notify]`.
@@ -527,9 +527,27 @@ fn resolve(base: &Path, p: &Path, key: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// A configuration that cannot be used: missing, unreadable or invalid (the text names the
+/// file, the key and what to do). Its own type, so that packer exits with
+/// [`crate::exit::CONFIG`] however much context is added above it.
+#[derive(Debug)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
 impl Config {
-    /// Parses TOML text; `base` resolves relative paths.
+    /// Parses TOML text; `base` resolves relative paths. Any error is an [`Invalid`].
     pub fn parse(text: &str, base: &Path, origin: &str) -> Result<Config> {
+        Config::parse_unmarked(text, base, origin).map_err(|e| Invalid(crate::error_text::chain(&e)).into())
+    }
+
+    fn parse_unmarked(text: &str, base: &Path, origin: &str) -> Result<Config> {
         let mut c: Config =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
         c.bundle.output_dir = resolve(base, &c.bundle.output_dir, "[bundle] output_dir")?;
@@ -658,11 +676,6 @@ impl Config {
         if let Some(cron) = &c.schedule.cron {
             crate::schedule::Cron::parse(cron).context("[schedule] cron")?;
         }
-        if let Some(d) = &c.schedule.verify_depth {
-            if d != "digest" && d != "deep" {
-                bail!("[schedule] verify_depth = {d:?}: use \"digest\" or \"deep\"");
-            }
-        }
         for (key, v) in [("[schedule] jitter", &c.schedule.jitter), ("[schedule] alert_after", &c.schedule.alert_after)]
         {
             if let Some(v) = v {
@@ -672,9 +685,11 @@ impl Config {
         Ok(c)
     }
 
-    /// Reads and parses a configuration file.
+    /// Reads and parses a configuration file. Any error is an [`Invalid`].
     pub fn load(path: &Path) -> Result<Config> {
-        let text = fs::read_to_string(path).with_context(|| format!("reading configuration {}", path.display()))?;
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("reading configuration {}", path.display()))
+            .map_err(|e| Invalid(crate::error_text::chain(&e)))?;
         let base = fs::canonicalize(path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -745,6 +760,22 @@ mod tests {
     fn unknown_key_is_named() {
         let e = Config::parse("[bundle]\noutput_dir = \"/x\"\nnmae = \"a\"\n", Path::new("/"), "p.toml").unwrap_err();
         assert!(format!("{e:#}").contains("nmae"), "{e:#}");
+    }
+
+    /// `verify_depth` takes only its words; another is an error naming the key and the words.
+    #[test]
+    fn verify_depth_is_a_word() {
+        let parse = |d: &str| {
+            Config::parse(
+                &format!("[bundle]\noutput_dir = \"/x\"\n[schedule]\nverify_depth = \"{d}\"\n"),
+                Path::new("/"),
+                "p",
+            )
+        };
+        assert_eq!(parse("deep").unwrap().schedule.verify_depth, Some(crate::catalog::VerifyDepth::Deep));
+        assert_eq!(parse("digest").unwrap().schedule.verify_depth, Some(crate::catalog::VerifyDepth::Digest));
+        let e = format!("{:#}", parse("quick").unwrap_err());
+        assert!(e.contains("verify_depth") && e.contains("quick") && e.contains("digest") && e.contains("deep"), "{e}");
     }
 
     /// Relative paths resolve against the configuration's directory, `..` lexically.

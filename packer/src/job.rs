@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::{BundleRow, Catalog, RunRow};
+use crate::catalog::{BundleRow, BundleStatus, Catalog, RunKind, RunRow};
 use crate::config::{Config, CriticalPolicy};
 use crate::create::{self, Created};
 use crate::lock::Lock;
@@ -57,7 +57,7 @@ use std::os::unix::fs::DirBuilderExt;
 /// The newest bundles retention must never remove (newest, newest verified, protected,
 /// unconfirmed checkpoints), by id.
 fn safe_ids(rows: &[BundleRow]) -> Vec<i64> {
-    let cands: Vec<_> = rows.iter().filter(|r| r.status != "missing").map(BundleRow::candidate).collect();
+    let cands: Vec<_> = rows.iter().filter(|r| r.status != BundleStatus::Missing).map(BundleRow::candidate).collect();
     retention::evaluate(&Default::default(), &cands, Utc::now(), None)
         .into_iter()
         .filter(|d| d.safe)
@@ -113,7 +113,7 @@ fn preflight(cfg: &Config, catalog: &Catalog, log: Log<'_>) -> Result<()> {
             let safe = safe_ids(&rows);
             let mut free = disk.free;
             let mut deleted = Vec::new();
-            for row in rows.iter().rev().filter(|r| !safe.contains(&r.id) && r.status != "missing") {
+            for row in rows.iter().rev().filter(|r| !safe.contains(&r.id) && r.status != BundleStatus::Missing) {
                 if fits(free) {
                     break;
                 }
@@ -180,7 +180,7 @@ pub fn backup(
                     let run = RunRow {
                         started,
                         finished: Utc::now(),
-                        kind: "create".into(),
+                        kind: RunKind::Create,
                         ok: false,
                         bundle_id: None,
                         error: Some(crate::error_text::chain(&e)),
@@ -207,7 +207,7 @@ pub fn backup(
             catalog.record_run(&RunRow {
                 started,
                 finished,
-                kind: "create".into(),
+                kind: RunKind::Create,
                 ok: true,
                 bundle_id: Some(b.id),
                 error: None,
@@ -222,7 +222,7 @@ pub fn backup(
             let run = RunRow {
                 started,
                 finished,
-                kind: "create".into(),
+                kind: RunKind::Create,
                 ok: false,
                 bundle_id: None,
                 error: Some(crate::error_text::chain(err)),
@@ -234,6 +234,20 @@ pub fn backup(
     result
 }
 
+crate::words! {
+    /// What prune does to one bundle (`packer prune --json`'s `action`).
+    pub enum PruneAction("prune action") {
+        /// A rule keeps it.
+        Keep = "keep",
+        /// No rule keeps it: deleted (or, with --dry-run, would be).
+        Delete = "delete",
+        /// No rule keeps it: marked pending deletion, deleted after `notify_before_hours`.
+        Mark = "mark",
+        /// Already marked; the notice period has not passed.
+        Wait = "wait",
+    }
+}
+
 /// One bundle's line in a prune plan.
 #[derive(Debug, Serialize)]
 pub struct PruneLine {
@@ -242,7 +256,7 @@ pub struct PruneLine {
     /// The decision and its reasons.
     pub decision: Decision,
     /// What prune does: keep, delete, mark (pending-deletion window), wait (already marked).
-    pub action: String,
+    pub action: PruneAction,
 }
 
 /// Evaluates retention at `at` and, unless `dry_run`, applies it.
@@ -254,7 +268,7 @@ pub fn prune(
     log: Log<'_>,
 ) -> Result<Vec<PruneLine>> {
     let policy = cfg.retention.policy()?;
-    let rows: Vec<BundleRow> = catalog.list()?.into_iter().filter(|r| r.status != "missing").collect();
+    let rows: Vec<BundleRow> = catalog.list()?.into_iter().filter(|r| r.status != BundleStatus::Missing).collect();
     let cands: Vec<_> = rows.iter().map(BundleRow::candidate).collect();
     let disk = space::disk_of(&cfg.bundle.output_dir);
     let decisions = retention::evaluate(&policy, &cands, at, disk);
@@ -264,28 +278,30 @@ pub fn prune(
     let mut deleted = Vec::new();
     for (row, decision) in rows.into_iter().zip(decisions) {
         let action = match (decision.keep, window, row.pending_since) {
-            (true, _, _) => "keep",
-            (false, None, _) => "delete",
-            (false, Some(_), None) => "mark",
-            (false, Some(w), Some(since)) if at - since >= w => "delete",
-            (false, Some(_), Some(_)) => "wait",
+            (true, _, _) => PruneAction::Keep,
+            (false, None, _) => PruneAction::Delete,
+            (false, Some(_), None) => PruneAction::Mark,
+            (false, Some(w), Some(since)) if at - since >= w => PruneAction::Delete,
+            (false, Some(_), Some(_)) => PruneAction::Wait,
         };
         if !dry_run {
             match action {
-                "keep" if row.status == "pending-deletion" => catalog.set_status(row.id, "ok", None)?,
-                "mark" => {
-                    catalog.set_status(row.id, "pending-deletion", Some(at))?;
+                PruneAction::Keep if row.status == BundleStatus::PendingDeletion => {
+                    catalog.set_status(row.id, BundleStatus::Ok, None)?
+                }
+                PruneAction::Mark => {
+                    catalog.set_status(row.id, BundleStatus::PendingDeletion, Some(at))?;
                     marked.push(row.file_name.clone());
                 }
-                "delete" => {
+                PruneAction::Delete => {
                     delete_bundle(cfg, catalog, &row)?;
                     log(Level::Notice, &format!("deleted {} ({})", row.file_name, decision.reasons.join("; ")));
                     deleted.push(row.file_name.clone());
                 }
-                _ => {}
+                PruneAction::Keep | PruneAction::Wait => {}
             }
         }
-        lines.push(PruneLine { bundle: row, decision, action: action.into() });
+        lines.push(PruneLine { bundle: row, decision, action });
     }
     if !marked.is_empty() {
         let hours = cfg.retention.notify_before_hours.unwrap_or(0);
@@ -307,7 +323,7 @@ pub fn prune(
         catalog.record_run(&RunRow {
             started: Utc::now(),
             finished: Utc::now(),
-            kind: "prune".into(),
+            kind: RunKind::Prune,
             ok: true,
             bundle_id: None,
             error: None,
@@ -331,7 +347,7 @@ pub fn record_ship(cfg: &Config, started: DateTime<Utc>, bundle: &Path, dest: &s
         let run = RunRow {
             started,
             finished: Utc::now(),
-            kind: "ship".into(),
+            kind: RunKind::Ship,
             ok: result.is_ok(),
             bundle_id: None,
             error: Some(text),

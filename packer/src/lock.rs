@@ -24,6 +24,19 @@ struct Owner {
     command: String,
 }
 
+/// Another run holds the lock (the text names it and the lock file): its own type, so packer
+/// exits with [`crate::exit::LOCKED`].
+#[derive(Debug)]
+pub struct Held(pub String);
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Held {}
+
 /// A held lock; released on drop (the file is removed while still locked, then closed).
 #[derive(Debug)]
 pub struct Lock {
@@ -69,7 +82,7 @@ impl Lock {
                     let mut text = String::new();
                     let _ = file.read_to_string(&mut text);
                     let who = describe(&text).unwrap_or_else(|| "another packer".into());
-                    bail!("{who} holds {}; wait for it to finish", path.display());
+                    return Err(Held(format!("{who} holds {}; wait for it to finish", path.display())).into());
                 }
                 Err(TryLockError::Error(e)) => {
                     return Err(e).with_context(|| format!("locking {}", path.display()));

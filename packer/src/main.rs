@@ -1,5 +1,5 @@
 //! `packer`: parses the command line and hands it to [`packer::commands`]; prints the whole
-//! error chain on failure.
+//! error chain on failure and exits with its code from [`packer::exit`].
 
 use std::process::ExitCode;
 
@@ -9,10 +9,10 @@ fn main() -> ExitCode {
     restorer::broken_pipe::exit_quietly_on_broken_pipe();
     match packer::commands::run(packer::commands::Cli::parse()) {
         Ok(code) => ExitCode::from(code as u8),
-        Err(e) if restorer::broken_pipe::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
+        Err(e) if restorer::broken_pipe::is_broken_pipe(e.as_ref()) => ExitCode::from(packer::exit::OK as u8),
         Err(e) => {
             eprintln!("packer: error: {}", packer::error_text::chain(&e));
-            ExitCode::FAILURE
+            ExitCode::from(packer::exit::code_of(&e) as u8)
         }
     }
 }

@@ -18,18 +18,18 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// Where a bundle came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// `packer create` by hand.
-    Manual,
-    /// The daemon or timer.
-    Scheduled,
-    /// Taken before a restore.
-    Checkpoint,
+crate::words! {
+    /// Where a bundle came from (the catalog's `source` column, `--json`'s `source`).
+    pub enum Source("bundle source") {
+        /// `packer create` by hand.
+        Manual = "manual",
+        /// The daemon or timer.
+        Scheduled = "scheduled",
+        /// Taken before a restore.
+        Checkpoint = "checkpoint",
+    }
 }
 
 /// What retention needs to know of one bundle.

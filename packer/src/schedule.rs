@@ -57,7 +57,45 @@ fn field(text: &str, min: u32, max: u32, names: &[&str], offset: u32, what: &str
     Ok((bits, text != "*"))
 }
 
+/// What a parsed expression allows, field by field, for rendering the same schedule in another
+/// syntax (systemd's `OnCalendar`): each list ascending, weekdays 0 = Sunday (cron's 7 folded
+/// into 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields {
+    /// Minutes, 0-59.
+    pub minutes: Vec<u32>,
+    /// Hours, 0-23.
+    pub hours: Vec<u32>,
+    /// Days of the month, 1-31.
+    pub days_of_month: Vec<u32>,
+    /// Months, 1-12.
+    pub months: Vec<u32>,
+    /// Weekdays, 0-6 (Sunday is 0).
+    pub weekdays: Vec<u32>,
+    /// The day-of-month field was not `*`.
+    pub days_of_month_restricted: bool,
+    /// The day-of-week field was not `*` (both restricted: a day matching either runs).
+    pub weekdays_restricted: bool,
+}
+
+fn values(bits: u64, min: u32, max: u32) -> Vec<u32> {
+    (min..=max).filter(|v| bits & (1 << v) != 0).collect()
+}
+
 impl Cron {
+    /// The values every field allows.
+    pub fn fields(&self) -> Fields {
+        Fields {
+            minutes: values(self.minutes, 0, 59),
+            hours: values(self.hours, 0, 23),
+            days_of_month: values(self.dom, 1, 31),
+            months: values(self.months, 1, 12),
+            weekdays: values(self.dow, 0, 6),
+            days_of_month_restricted: self.dom_restricted,
+            weekdays_restricted: self.dow_restricted,
+        }
+    }
+
     /// Parses `"0 2 * * *"`.
     pub fn parse(text: &str) -> Result<Cron> {
         let f: Vec<&str> = text.split_whitespace().collect();

@@ -178,7 +178,8 @@ pub fn run_restore(d: &Destination, o: &SshOptions, dir: &str, args: &[String]) 
         .arg(format!("cd -- {} && ./restore {}", sh_quote(dir), words.join(" ")))
         .status()
         .context("running ssh")?;
-    Ok(status.code().unwrap_or(1))
+    // Killed by a signal: no code to pass on.
+    Ok(status.code().unwrap_or(crate::exit::FAILED))
 }
 
 #[cfg(test)]

@@ -223,26 +223,30 @@ fn existing_data_needs_overwrite_and_can_be_rolled_back() {
     assert_eq!(fs::read_to_string(&env).unwrap(), "CHANGED ON THE TARGET\n");
 }
 
-/// Configuration mistakes: one line naming the key, path or host; non-zero; nothing written.
+/// Configuration mistakes: one line naming the key, path or host; nothing written. A file
+/// packer cannot read as a configuration exits with packer's exit::CONFIG; a source it names
+/// that is missing or unreachable is a failed backup (exit::FAILED).
 #[test]
 fn configuration_errors_name_the_culprit() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("out");
-    let cases: Vec<(String, &str)> = vec![
-        ("[bundle\noutput_dir = 1".into(), "packer.toml"),
-        (format!("[bundle]\noutput_dir = \"{}\"\ncompresion = 3\n", out.display()), "compresion"),
-        (format!("[bundle]\noutput_dir = \"{}\"\n[[files]]\nkind = \"config\"\npaths = [\"/nonexistent/.env\"]\n", out.display()), "/nonexistent/.env"),
-        (format!("[bundle]\noutput_dir = \"{}\"\n[[files]]\nkind = \"cfg\"\npaths = []\n", out.display()), "cfg"),
-        (format!("[bundle]\noutput_dir = \"{}\"\n[[sqlite]]\nname = \"a\"\npath = \"/nonexistent.db\"\n", out.display()), "/nonexistent.db"),
+    let cases: Vec<(String, &str, i32)> = vec![
+        ("[bundle\noutput_dir = 1".into(), "packer.toml", packer::exit::CONFIG),
+        (format!("[bundle]\noutput_dir = \"{}\"\ncompresion = 3\n", out.display()), "compresion", packer::exit::CONFIG),
+        (format!("[bundle]\noutput_dir = \"{}\"\n[[files]]\nkind = \"config\"\npaths = [\"/nonexistent/.env\"]\n", out.display()), "/nonexistent/.env", packer::exit::FAILED),
+        (format!("[bundle]\noutput_dir = \"{}\"\n[[files]]\nkind = \"cfg\"\npaths = []\n", out.display()), "cfg", packer::exit::CONFIG),
+        (format!("[bundle]\noutput_dir = \"{}\"\n[[sqlite]]\nname = \"a\"\npath = \"/nonexistent.db\"\n", out.display()), "/nonexistent.db", packer::exit::FAILED),
         (
             format!("[bundle]\noutput_dir = \"{}\"\n[[postgres]]\nname = \"db\"\nurl = \"postgresql://u:p@127.0.0.1:1/db\"\n", out.display()),
             "127.0.0.1:1",
+            packer::exit::FAILED,
         ),
+        (format!("[bundle]\noutput_dir = \"{}\"\n[schedule]\nverify_depth = \"quick\"\n", out.display()), "verify_depth", packer::exit::CONFIG),
     ];
-    for (text, needle) in cases {
+    for (text, needle, code) in cases {
         let cfg = t.path().join("packer.toml");
         fs::write(&cfg, &text).unwrap();
-        packer().args(["create", "--config"]).arg(&cfg).assert().failure().stderr(predicate::str::contains(needle));
+        packer().args(["create", "--config"]).arg(&cfg).assert().code(code).stderr(predicate::str::contains(needle));
         assert!(tree(&out).is_empty(), "nothing written for {needle}");
     }
 }

@@ -117,6 +117,7 @@ fn without_config_root_reads_etc_packer_and_others_the_current_directory() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains(&t.path().join("packer.toml").display().to_string()), "{stderr}");
+    assert_eq!(out.status.code(), Some(packer::exit::CONFIG), "{stderr}");
     assert!(!stderr.contains("/etc/packer"), "{stderr}");
 }
 

@@ -322,7 +322,9 @@ fn deep_verification_catches_altered_bundles() {
     seed(&c, "n8n");
     let (cfg, _) = deployment(t.path(), &c, Some(KEY));
     let bundle = create(&cfg);
-    let verify = |b: &Path| packer().arg("--config").arg(&cfg).args(["verify", "--deep"]).arg(b).assert().code(1);
+    // A deep check failing on an intact bundle is a failure (exit 1); bad digests are corruption (3).
+    let verify =
+        |b: &Path, code: i32| packer().arg("--config").arg(&cfg).args(["verify", "--deep"]).arg(b).assert().code(code);
 
     // A table the manifest claims but the dump does not hold.
     let missing = tamper(&bundle, t.path(), |m| {
@@ -331,12 +333,13 @@ fn deep_verification_catches_altered_bundles() {
             .unwrap()
             .push(serde_json::json!({"schema": "public", "name": "ghost_table", "rows": 5}));
     });
-    verify(&missing).stdout(predicate::str::contains("FAIL  postgres n8n: public.ghost_table rows"));
+    verify(&missing, packer::exit::FAILED)
+        .stdout(predicate::str::contains("FAIL  postgres n8n: public.ghost_table rows"));
     // A workflow whose nodes were altered after the manifest was written.
     let altered = tamper(&bundle, t.path(), |m| {
         m["n8n"]["workflows"][0]["checksum"] = Value::String("0".repeat(64));
     });
-    verify(&altered).stdout(predicate::str::contains("FAIL  n8n workflow"));
+    verify(&altered, packer::exit::FAILED).stdout(predicate::str::contains("FAIL  n8n workflow"));
     // A damaged byte in the dump: the digest names it before any restore is tried.
     let dir = extract(&bundle, &t.path().join("dmg"));
     let dump = dir.join("databases/n8n.dump");
@@ -345,7 +348,7 @@ fn deep_verification_catches_altered_bundles() {
     bytes[mid] ^= 1;
     fs::write(&dump, bytes).unwrap();
     let damaged = repack(&bundle, &dir, &t.path().join("damaged.n8n_backup.tar.gz"));
-    verify(&damaged).stdout(predicate::str::contains("BAD  databases/n8n.dump"));
+    verify(&damaged, packer::exit::CORRUPT).stdout(predicate::str::contains("BAD  databases/n8n.dump"));
 }
 
 /// n8n's SQLite fixture and its key's .env in `dir`; returns the database and a configuration

@@ -124,7 +124,14 @@ fn ship_verify_extract_restore() {
         .failure()
         .stderr(predicate::str::contains("Host key verification failed"));
     assert!(!t.path().join("elsewhere").exists());
-    packer().arg("--config").arg(&cfg).arg("status").assert().stdout(predicate::str::contains("the last ship failed"));
+    // Backups succeed; only the offsite copy failed: a warning for monitoring, not a failure.
+    packer()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("status")
+        .assert()
+        .code(packer::exit::WARNING)
+        .stdout(predicate::str::contains("the last ship failed"));
 }
 
 /// The daemon ships each new bundle to the [ship] destinations; status shows the last copy.

@@ -15,6 +15,7 @@ use assert_cmd::prelude::*;
 use chrono::{DateTime, Utc};
 use common::*;
 use packer::catalog::Catalog;
+use packer::exit;
 use packer::retention::Source;
 use predicates::prelude::*;
 
@@ -98,7 +99,7 @@ fn catalog_follows_the_bundles() {
     fs::remove_file(&first).unwrap();
     let listed = json(packer_cfg(&cfg).args(["list", "--json"]));
     assert!(listed.as_array().unwrap().iter().any(|b| b["status"] == "missing"));
-    packer_cfg(&cfg).arg("status").assert().code(1).stdout(predicate::str::contains("missing"));
+    packer_cfg(&cfg).arg("status").assert().code(exit::FAILED).stdout(predicate::str::contains("missing"));
 }
 
 /// prune --dry-run explains every bundle and changes nothing; --at simulates another time;
@@ -267,6 +268,7 @@ fn status_for_monitoring() {
     create(&cfg);
     let s = json(packer_cfg(&cfg).args(["status", "--json"]));
     assert_eq!(s["healthy"], true, "{s}");
+    assert_eq!(s["severity"], "ok", "{s}");
     assert_eq!(s["bundles"], 1);
     assert!(s["next_run"].as_str().unwrap().contains("T02:00:00"));
     assert!(s["free_space"].as_u64().unwrap() > 0);
@@ -277,7 +279,7 @@ fn status_for_monitoring() {
     packer_cfg(&cfg)
         .arg("status")
         .assert()
-        .code(1)
+        .code(exit::FAILED)
         .stdout(predicate::str::contains("ATTENTION"))
         .stdout(predicate::str::contains("alert_after"));
 }
@@ -303,8 +305,9 @@ fn locks() {
     packer_cfg(&cfg)
         .arg("create")
         .assert()
-        .failure()
+        .code(exit::LOCKED)
         .stderr(predicate::str::contains(format!("pid {}", std::process::id())));
+    packer_cfg(&cfg).args(["prune", "--dry-run"]).assert().code(exit::LOCKED);
     drop(held);
     // A dead holder: its record stays, its flock went with it (even a live pid does not matter).
     fs::write(out.join(".packer.lock"), lock(1)).unwrap();
@@ -416,8 +419,8 @@ fn verify_streams_and_records() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x20;
     fs::write(&bundle, bytes).unwrap();
-    packer_cfg(&cfg).args(["verify", &id]).assert().code(1).stdout(predicate::str::contains("BAD"));
+    packer_cfg(&cfg).args(["verify", &id]).assert().code(exit::CORRUPT).stdout(predicate::str::contains("BAD"));
     assert_eq!(json(packer_cfg(&cfg).args(["list", "--json"]))[0]["verify_ok"], false);
     assert!(fs::read_to_string(&events).unwrap().contains("verification_failed"));
-    packer_cfg(&cfg).arg("status").assert().code(1).stdout(predicate::str::contains("verification failed"));
+    packer_cfg(&cfg).arg("status").assert().code(exit::FAILED).stdout(predicate::str::contains("verification failed"));
 }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::steps::validate::Check;
 
@@ -22,13 +22,44 @@ pub enum Outcome {
     FailedRollbackIncomplete,
 }
 
+/// How one step ended: `"ok"`, `"failed"` or `"skipped"` in `restore-report.json` and the
+/// summary (the words the report always had).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// It did what it was for.
+    Ok,
+    /// It failed (the detail says why); the restore rolled back.
+    Failed,
+    /// Not run (the detail says why: a flag, nothing to do).
+    Skipped,
+}
+
+impl StepStatus {
+    /// The word in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so the summary's column widths apply.
+        f.pad(self.as_str())
+    }
+}
+
 /// One step's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
     /// Step name (`verify`, `files`, `postgres n8n`, ...).
     pub step: String,
     /// ok, failed or skipped.
-    pub result: String,
+    pub result: StepStatus,
     /// Wall time in milliseconds.
     pub duration_ms: u128,
     /// What it did or why it failed.
@@ -131,5 +162,22 @@ impl Report {
             let _ = writeln!(s, "To undo: {}", self.undo);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The report keeps its words (scripts read `steps[].result`), and the summary its columns.
+    #[test]
+    fn step_status_words_and_columns() {
+        for (s, w) in [(StepStatus::Ok, "ok"), (StepStatus::Failed, "failed"), (StepStatus::Skipped, "skipped")] {
+            assert_eq!(serde_json::to_value(s).unwrap(), w);
+            assert_eq!(serde_json::from_value::<StepStatus>(w.into()).unwrap(), s);
+            assert_eq!(s.to_string(), w);
+        }
+        assert_eq!(format!("[{:<8}]", StepStatus::Ok), "[ok      ]");
+        assert!(serde_json::from_value::<StepStatus>("OK".into()).is_err());
     }
 }

@@ -11,7 +11,7 @@ use crate::manifest::Manifest;
 use crate::pg::PgTarget;
 use crate::plan::{self, Action, ItemKind, Observed, Plan, PlanOptions};
 use crate::progress::Progress;
-use crate::report::{Outcome, Report, StepResult};
+use crate::report::{Outcome, Report, StepResult, StepStatus};
 use crate::select::Rename;
 use crate::steps::{self, files::FileWriter};
 use crate::verify::{verify_dir, VerifyReport};
@@ -406,19 +406,19 @@ impl Steps<'_> {
         let r = f();
         self.progress.end();
         let (result, detail) = match &r {
-            Ok((_, d)) => ("ok", d.clone()),
-            Err(e) => ("failed", e.to_string()),
+            Ok((_, d)) => (StepStatus::Ok, d.clone()),
+            Err(e) => (StepStatus::Failed, e.to_string()),
         };
-        self.list.push(StepResult {
-            step: name.into(),
-            result: result.into(),
-            duration_ms: t.elapsed().as_millis(),
-            detail,
-        });
+        self.list.push(StepResult { step: name.into(), result, duration_ms: t.elapsed().as_millis(), detail });
         r.map(|(v, _)| v)
     }
     fn skip(&mut self, name: &str, why: &str) {
-        self.list.push(StepResult { step: name.into(), result: "skipped".into(), duration_ms: 0, detail: why.into() });
+        self.list.push(StepResult {
+            step: name.into(),
+            result: StepStatus::Skipped,
+            duration_ms: 0,
+            detail: why.into(),
+        });
     }
 }
 
@@ -451,7 +451,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str), progress
     let mut steps = Steps { list: Vec::new(), progress };
     steps.list.push(StepResult {
         step: "verify".into(),
-        result: "ok".into(),
+        result: StepStatus::Ok,
         duration_ms: p.verify_ms,
         detail: format!("{} entries, {} bytes, every digest matches", p.verify.entries_checked, p.verify.bytes_checked),
     });
@@ -541,7 +541,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str), progress
             let failures = cp.rollback(p.pg.as_ref());
             steps.list.push(StepResult {
                 step: "rollback".into(),
-                result: if failures.is_empty() { "ok" } else { "failed" }.into(),
+                result: if failures.is_empty() { StepStatus::Ok } else { StepStatus::Failed },
                 duration_ms: t.elapsed().as_millis(),
                 detail: if failures.is_empty() {
                     format!("{} change(s) undone", cp.changes.len())

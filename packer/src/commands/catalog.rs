@@ -27,7 +27,7 @@ pub fn run(cmd: CatalogCmd, config: &Path) -> Result<i32> {
                 log(restorer::log::Level::Warning, &format!("not indexed: {p}"));
             }
             println!("catalog rebuilt: {n} bundle(s) indexed");
-            Ok(if problems.is_empty() { 0 } else { 1 })
+            Ok(if problems.is_empty() { crate::exit::OK } else { crate::exit::FAILED })
         }
     }
 }

@@ -39,5 +39,5 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         );
         println!("{}", b.created.written.path.display());
     }
-    Ok(0)
+    Ok(crate::exit::OK)
 }

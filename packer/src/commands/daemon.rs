@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 
 use crate::config::Config;
+use crate::exit;
 use crate::retention::Source;
 use crate::schedule::Cron;
 use crate::units::parse_duration;
@@ -88,8 +89,8 @@ pub fn cycle(cfg: &Config, restorer: Option<&Path>) -> bool {
     match pruned {
         Ok(lines) => log(&format!(
             "prune ok: {} kept, {} deleted",
-            lines.iter().filter(|l| l.action == "keep").count(),
-            lines.iter().filter(|l| l.action == "delete").count()
+            lines.iter().filter(|l| l.action == crate::job::PruneAction::Keep).count(),
+            lines.iter().filter(|l| l.action == crate::job::PruneAction::Delete).count()
         )),
         Err(e) => failed(&format!("prune FAILED: {}", crate::error_text::chain(&e))),
     }
@@ -127,14 +128,15 @@ fn ship_all(cfg: &Config, bundle: &Path) {
 /// Verifies the newest bundle when `n` bundles were made since the last verification.
 fn verify_if_due(cfg: &Config, n: u32) -> Result<()> {
     let (catalog, _) = crate::catalog::Catalog::open(&cfg.bundle.output_dir)?;
-    let rows: Vec<_> = catalog.list()?.into_iter().filter(|r| r.status != "missing").collect();
+    let rows: Vec<_> =
+        catalog.list()?.into_iter().filter(|r| r.status != crate::catalog::BundleStatus::Missing).collect();
     let last = rows.iter().filter_map(|r| r.verified_at).max();
     let since = rows.iter().filter(|r| last.is_none_or(|t| r.created > t)).count();
     let Some(newest) = rows.first() else { return Ok(()) };
     if since < n as usize {
         return Ok(());
     }
-    let deep = cfg.schedule.verify_depth.as_deref() == Some("deep");
+    let deep = cfg.schedule.verify_depth == Some(crate::catalog::VerifyDepth::Deep);
     let o = super::verify::verify_row(cfg, &catalog, newest, deep, &mut |level, l| service().log(level, l), &Silent)?;
     log(&format!("verification of {}: {}", newest.file_name, if o.ok { "ok" } else { "FAILED" }));
     Ok(())
@@ -144,7 +146,7 @@ fn verify_if_due(cfg: &Config, n: u32) -> Result<()> {
 pub fn run(args: Args, config: &Path) -> Result<i32> {
     let cfg = Config::load(config)?;
     if args.once {
-        return Ok(if cycle(&cfg, args.restorer.as_deref()) { 0 } else { 1 });
+        return Ok(if cycle(&cfg, args.restorer.as_deref()) { exit::OK } else { exit::FAILED });
     }
     let expr =
         cfg.schedule.cron.clone().context(
@@ -155,7 +157,8 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // Second signal while the flag is set: exit now.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register_conditional_shutdown(sig, exit::FAILED, stop.clone())
+            .context("installing signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     log(&format!("daemon started: cron {expr:?} (UTC), jitter {}s, config {}", jitter.num_seconds(), config.display()));
@@ -171,14 +174,14 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         while Utc::now() < next {
             if stop.load(Ordering::Relaxed) {
                 log("stopping on signal");
-                return Ok(0);
+                return Ok(exit::OK);
             }
             std::thread::sleep(StdDuration::from_millis(200));
         }
         cycle(&cfg, args.restorer.as_deref());
         if stop.load(Ordering::Relaxed) {
             log("stopping on signal (the bundle in progress was finished)");
-            return Ok(0);
+            return Ok(exit::OK);
         }
     }
 }

@@ -15,7 +15,9 @@ pub struct Args {
     /// Where to write them.
     #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
     pub unit_dir: PathBuf,
-    /// systemd OnCalendar= value [default: converted from [schedule] cron].
+    /// systemd OnCalendar= value [default: converted from [schedule] cron; a cron that
+    /// restricts both the day of month and the day of week (cron runs on either) has no
+    /// OnCalendar form and needs this].
     #[arg(long, value_name = "SPEC")]
     pub on_calendar: Option<String>,
     /// Base name of the units.
@@ -29,61 +31,60 @@ pub struct Args {
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
-fn field(f: &str, what: &str, start: u32) -> Result<String> {
-    let conv = |part: &str| -> Result<String> {
-        if part == "*" {
-            return Ok("*".into());
+/// One OnCalendar component from the values cron allows (ascending, within `min..=max`): `*`
+/// for all; `a/s` for every `s`th (s > 1) value from `a` to the end (systemd's repetition), unless
+/// `repeat` is off (weekdays have no repetition); else runs `a..b` and single values, by comma.
+fn component(values: &[u32], min: u32, max: u32, repeat: bool, name: impl Fn(u32) -> String) -> String {
+    if values.len() as u32 == max - min + 1 {
+        return "*".into();
+    }
+    if let [a, b, c, ..] = values {
+        let step = b - a;
+        let progression = step > 1 && c - b == step && values.windows(2).all(|w| w[1] - w[0] == step);
+        if repeat && progression && values[values.len() - 1] + step > max {
+            return format!("{a}/{step}");
         }
-        if let Some(step) = part.strip_prefix("*/") {
-            return Ok(format!("{start}/{step}"));
+    }
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &v in values {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == v => *end = v,
+            _ => runs.push((v, v)),
         }
-        if part.contains('/') {
-            bail!("{what}: {part:?} (a range with a step) has no OnCalendar equivalent");
-        }
-        Ok(part.replace('-', ".."))
-    };
-    Ok(f.split(',').map(conv).collect::<Result<Vec<_>>>()?.join(","))
+    }
+    let runs: Vec<String> =
+        runs.into_iter().map(|(a, b)| if a == b { name(a) } else { format!("{}..{}", name(a), name(b)) }).collect();
+    runs.join(",")
 }
 
-/// Converts a 5-field cron expression to systemd's OnCalendar (UTC). Cron's "day of month OR
-/// day of week" when both are set has no equivalent: that is an error asking for --on-calendar.
-pub fn on_calendar(cron: &str) -> Result<String> {
-    crate::schedule::Cron::parse(cron)?;
-    let f: Vec<&str> = cron.split_whitespace().collect();
-    if f[2] != "*" && f[4] != "*" {
-        bail!("{cron:?} restricts both day of month and day of week (cron runs on either): pass --on-calendar");
+/// systemd's `OnCalendar` (UTC) for a parsed cron schedule: the same minutes, from
+/// [`crate::schedule::Cron`], the one cron parser. Cron's "day of month OR day of week" when
+/// both are restricted has no OnCalendar form (systemd requires both), and neither has a
+/// schedule that never fires: errors asking for --on-calendar.
+pub fn on_calendar(cron: &crate::schedule::Cron, text: &str) -> Result<String> {
+    let f = cron.fields();
+    if f.days_of_month_restricted && f.weekdays_restricted {
+        bail!(
+            "{text:?} restricts both day of month and day of week (cron runs on either; OnCalendar needs both): pass --on-calendar"
+        );
     }
-    if f.iter().any(|p| p.chars().any(|c| c.is_ascii_alphabetic()))
-        && f[4].chars().all(|c| !c.is_ascii_digit())
-        && f[3] != "*"
-    {
-        bail!("{cron:?}: month names are not converted: pass --on-calendar");
+    // Any five years hold every date a schedule can name (29 February included).
+    let reference = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    if cron.next_after(reference).is_none() {
+        bail!("{text:?} never fires (no month has that day): fix [schedule] cron or pass --on-calendar");
     }
-    let dow = if f[4] == "*" {
-        String::new()
+    let num = |v: u32| v.to_string();
+    let dow = if f.weekdays_restricted {
+        format!("{} ", component(&f.weekdays, 0, 6, false, |d| DAYS[d as usize].to_string()))
     } else {
-        let conv = |p: &str| -> Result<String> {
-            let one = |v: &str| -> Result<&str> {
-                let n: usize =
-                    v.parse().or_else(|_| DAYS.iter().position(|d| d.eq_ignore_ascii_case(v)).context("day"))?;
-                Ok(DAYS[n % 7])
-            };
-            match p.split_once('-') {
-                Some((a, b)) => Ok(format!("{}..{}", one(a)?, one(b)?)),
-                None => Ok(one(p)?.to_string()),
-            }
-        };
-        format!(
-            "{} ",
-            f[4].split(',').map(conv).collect::<Result<Vec<_>>>().context("day of week: pass --on-calendar")?.join(",")
-        )
+        String::new()
     };
     Ok(format!(
         "{dow}*-{}-{} {}:{}:00 UTC",
-        field(f[3], "month", 1)?,
-        field(f[2], "day of month", 1)?,
-        field(f[1], "hour", 0)?,
-        field(f[0], "minute", 0)?
+        component(&f.months, 1, 12, true, num),
+        component(&f.days_of_month, 1, 31, true, num),
+        component(&f.hours, 0, 23, true, num),
+        component(&f.minutes, 0, 59, true, num)
     ))
 }
 
@@ -117,7 +118,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     };
     let spec = match (&args.on_calendar, &cfg.schedule.cron) {
         (Some(s), _) => s.clone(),
-        (None, Some(c)) => on_calendar(c)?,
+        (None, Some(c)) => on_calendar(&crate::schedule::Cron::parse(c).context("[schedule] cron")?, c)?,
         (None, None) => bail!("[schedule] cron is not set; set it or pass --on-calendar"),
     };
     let jitter = cfg
@@ -133,7 +134,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         (args.unit_dir.join(format!("{}.service", args.name)), args.unit_dir.join(format!("{}.timer", args.name)));
     if args.dry_run {
         println!("# {}\n{service}\n# {}\n{timer}", svc_path.display(), timer_path.display());
-        return Ok(0);
+        return Ok(crate::exit::OK);
     }
     for (p, text) in [(&svc_path, &service), (&timer_path, &timer)] {
         std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
@@ -141,21 +142,99 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     }
     println!("enable it with:  systemctl daemon-reload && systemctl enable --now {}.timer", args.name);
     println!("check it with:   systemctl list-timers {}.timer; packer status", args.name);
-    Ok(0)
+    Ok(crate::exit::OK)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedule::Cron;
+    use chrono::{DateTime, Utc};
+
+    fn convert(expr: &str) -> Result<String> {
+        on_calendar(&Cron::parse(expr)?, expr)
+    }
+
+    /// Cron expressions and the OnCalendar each becomes (the first ones as install-timer has
+    /// always written them: the Debian package's units and scripts/test-deb.sh pin that text).
+    const TABLE: &[(&str, &str)] = &[
+        ("0 2 * * *", "*-*-* 2:0:00 UTC"),
+        ("30 3 * * *", "*-*-* 3:30:00 UTC"),
+        ("*/15 * * * *", "*-*-* *:0/15:00 UTC"),
+        ("30 4 1 * *", "*-*-1 4:30:00 UTC"),
+        ("0 3 * * mon-fri", "Mon..Fri *-*-* 3:0:00 UTC"),
+        ("0 3 * * 0,6", "Sun,Sat *-*-* 3:0:00 UTC"),
+        ("0 3 * * 7", "Sun *-*-* 3:0:00 UTC"),
+        ("0 3 * * 5-7", "Sun,Fri..Sat *-*-* 3:0:00 UTC"),
+        ("0 1-10/2 * * *", "*-*-* 1,3,5,7,9:0:00 UTC"),
+        ("5-59/20 * * * *", "*-*-* *:5/20:00 UTC"),
+        ("0,30 8-18 * * *", "*-*-* 8..18:0,30:00 UTC"),
+        ("0 12 * feb mon-fri", "Mon..Fri *-2-* 12:0:00 UTC"),
+        ("0 0 */2 jan-mar,dec *", "*-1..3,12-1/2 0:0:00 UTC"),
+        ("0 0 29 2 *", "*-2-29 0:0:00 UTC"),
+        ("15 14 1,15 * *", "*-*-1,15 14:15:00 UTC"),
+        ("* * * * *", "*-*-* *:*:00 UTC"),
+    ];
 
     #[test]
-    fn cron_to_on_calendar() {
-        assert_eq!(on_calendar("0 2 * * *").unwrap(), "*-*-* 2:0:00 UTC");
-        assert_eq!(on_calendar("*/15 * * * *").unwrap(), "*-*-* *:0/15:00 UTC");
-        assert_eq!(on_calendar("30 4 1 * *").unwrap(), "*-*-1 4:30:00 UTC");
-        assert_eq!(on_calendar("0 3 * * mon-fri").unwrap(), "Mon..Fri *-*-* 3:0:00 UTC");
-        assert_eq!(on_calendar("0 3 * * 0,6").unwrap(), "Sun,Sat *-*-* 3:0:00 UTC");
-        assert!(on_calendar("0 3 15 * fri").is_err());
-        assert!(on_calendar("0 1-10/2 * * *").is_err());
+    fn cron_to_on_calendar_table() {
+        for (expr, want) in TABLE {
+            assert_eq!(convert(expr).unwrap(), *want, "{expr}");
+        }
+    }
+
+    /// What OnCalendar cannot say is an error naming the expression and what to do.
+    #[test]
+    fn inexpressible_cron_is_a_clear_error() {
+        for (expr, needle) in [
+            ("0 3 15 * fri", "both day of month and day of week"),
+            ("0 6 1-7 * mon", "both day of month and day of week"),
+            ("0 0 31 2 *", "never fires"),
+            ("0 0 30 feb *", "never fires"),
+        ] {
+            let e = format!("{:#}", convert(expr).unwrap_err());
+            assert!(e.contains(needle) && e.contains(expr) && e.contains("--on-calendar"), "{expr}: {e}");
+        }
+        // Not cron at all: the parser's own error.
+        assert!(format!("{:#}", convert("0 2 * *").unwrap_err()).contains("5 fields"));
+    }
+
+    /// systemd itself (`systemd-analyze calendar`, when installed) fires every converted
+    /// expression at the very minutes the cron parser's `next_after` gives.
+    #[test]
+    fn systemd_agrees_with_the_cron_parser() {
+        if restorer::sys::which("systemd-analyze").is_none() {
+            eprintln!("systemd-analyze not installed: comparison with systemd skipped");
+            return;
+        }
+        let base = "2027-03-01T00:00:30Z";
+        for (expr, spec) in TABLE {
+            let out = std::process::Command::new("systemd-analyze")
+                .args(["calendar", "--iterations=6", "--base-time=2027-03-01 00:00:30 UTC", spec])
+                .env("TZ", "UTC")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{spec}: {text}{}", String::from_utf8_lossy(&out.stderr));
+            let systemd: Vec<DateTime<Utc>> = text
+                .lines()
+                .filter(|l| l.contains("Next elapse:") || l.contains("Iter. #"))
+                .map(|l| {
+                    let t = l.split_once(": ").unwrap().1.trim();
+                    // "Mon 2027-03-01 03:00:00 UTC"
+                    let t = t.split_once(' ').unwrap().1.trim_end_matches(" UTC");
+                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").unwrap().and_utc()
+                })
+                .collect();
+            let cron = Cron::parse(expr).unwrap();
+            let mut at = DateTime::parse_from_rfc3339(base).unwrap().with_timezone(&Utc);
+            let mut ours = Vec::new();
+            for _ in 0..systemd.len() {
+                at = cron.next_after(at).unwrap();
+                ours.push(at);
+            }
+            assert_eq!(systemd.len(), 6, "{spec}: {text}");
+            assert_eq!(ours, systemd, "{expr} as {spec}");
+        }
     }
 }

@@ -27,7 +27,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     let rows = catalog.list()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(0);
+        return Ok(crate::exit::OK);
     }
     println!(
         "{:>4}  {:<20} {:>10}  {:<9} {:<16} {:<4} {:<22}  FILE",
@@ -53,7 +53,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     println!(
         "{} bundle(s), {}",
         rows.len(),
-        human_size(rows.iter().filter(|r| r.status != "missing").map(|r| r.size).sum())
+        human_size(rows.iter().filter(|r| r.status != crate::catalog::BundleStatus::Missing).map(|r| r.size).sum())
     );
-    Ok(0)
+    Ok(crate::exit::OK)
 }

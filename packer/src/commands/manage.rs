@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+use crate::catalog::BundleStatus;
 use crate::config::Config;
 
 /// A bundle by catalog id or file name.
@@ -32,7 +33,7 @@ pub fn protect(args: IdArgs, config: &Path, on: bool) -> Result<i32> {
     let row = crate::job::find(&catalog, &args.id)?;
     catalog.set_protected(row.id, on)?;
     println!("{} {} (id {})", if on { "protected" } else { "unprotected" }, row.file_name, row.id);
-    Ok(0)
+    Ok(crate::exit::OK)
 }
 
 /// Cancels a pending deletion by protecting the bundle.
@@ -41,13 +42,14 @@ pub fn keep(args: IdArgs, config: &Path) -> Result<i32> {
     let mut log = super::logger(false);
     let (_lock, catalog) = crate::job::open(&cfg, "keep", &mut log)?;
     let row = crate::job::find(&catalog, &args.id)?;
-    catalog.set_status(row.id, if row.status == "missing" { "missing" } else { "ok" }, None)?;
+    let status = if row.status == BundleStatus::Missing { BundleStatus::Missing } else { BundleStatus::Ok };
+    catalog.set_status(row.id, status, None)?;
     catalog.set_protected(row.id, true)?;
     println!(
         "kept {} (id {}): protected from retention; `packer unprotect {}` hands it back",
         row.file_name, row.id, row.id
     );
-    Ok(0)
+    Ok(crate::exit::OK)
 }
 
 /// Deletes one bundle.
@@ -78,5 +80,5 @@ pub fn delete(args: DeleteArgs, config: &Path) -> Result<i32> {
     }
     crate::job::delete_bundle(&cfg, &catalog, &row)?;
     println!("deleted {} (id {})", row.file_name, row.id);
-    Ok(0)
+    Ok(crate::exit::OK)
 }

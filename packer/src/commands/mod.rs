@@ -20,6 +20,8 @@ use clap::{Parser, Subcommand};
 use restorer::log::{Level, Threshold};
 use restorer::progress::Terminal;
 
+use crate::exit;
+
 /// Builds bare-metal recovery bundles for self-hosted servers (n8n and any app whose state is
 /// PostgreSQL and/or SQLite databases plus config, SSL and data files), keeps them on a
 /// schedule with retention, and tells you when something is wrong.
@@ -32,7 +34,7 @@ use restorer::progress::Terminal;
 /// Debian package: edit /etc/packer/packer.toml (root's default), then `packer create` as root;
 /// `systemctl enable --now n8n-backup.timer` runs a cycle on its schedule.
 #[derive(Parser, Debug)]
-#[command(name = "packer", version)]
+#[command(name = "packer", version, after_help = crate::exit::HELP_TABLE)]
 pub struct Cli {
     /// The configuration file. Without --config or PACKER_CONFIG: /etc/packer/packer.toml when
     /// run as root (where the Debian package puts it), ./packer.toml otherwise.
@@ -96,8 +98,9 @@ pub enum Command {
     Delete(manage::DeleteArgs),
     /// Verify a bundle: every entry's sha256 streamed from the file (nothing extracted) against
     /// its checksum list and manifest, and the file against its .sha256 sidecar. Recorded in
-    /// the catalog; exits 1 and notifies on any mismatch. --deep also restores every database
-    /// into a throwaway server and compares row counts and n8n workflows.
+    /// the catalog; exits 3 and notifies on any mismatch. --deep also restores every database
+    /// into a throwaway server and compares row counts and n8n workflows (exits 1 when one of
+    /// those checks fails on an intact bundle).
     Verify(verify::Args),
     /// Copy a bundle and its sidecar to another machine over ssh (your ssh config, agent and
     /// known_hosts apply; host keys are always checked), verify the copy there with
@@ -107,10 +110,11 @@ pub enum Command {
     #[command(subcommand)]
     Catalog(catalog::CatalogCmd),
     /// Last success and its age, last failure and why, next run, bundles, sizes, free space,
-    /// pending deletions, missing bundles, last verification, last ship. Exits 1 on any alert
-    /// (for monitoring): no success within [schedule] alert_after (or none yet), the last
-    /// backup, verification or ship failed, bundles missing from disk, or [ship] destinations
-    /// set and nothing shipped yet.
+    /// pending deletions, missing bundles, last verification, last ship. For monitoring, exits 0
+    /// when healthy; 1 when backups are at risk: no success within [schedule] alert_after (or
+    /// none yet), the last backup or verification failed, bundles missing from disk; 12 for a
+    /// warning: the last ship failed, [ship] destinations set and nothing shipped yet, or the
+    /// catalog was damaged and rebuilt.
     Status(status::Args),
     /// Run a cycle on the [schedule] cron until SIGTERM/SIGINT: create, ship to each [ship]
     /// destination, verify when [schedule] verify_every says so, prune (after a failed backup
@@ -203,12 +207,12 @@ fn dispatch(command: Command, cfg: &Path) -> Result<i32> {
             } else {
                 print!("{}", crate::config::TEMPLATE);
             }
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Completions { shell } => {
             restorer::cli_docs::completions(Cli::command(), shell, &mut std::io::stdout().lock())
                 .context("writing completions to stdout")?;
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Man { dir } => {
             let pages = restorer::cli_docs::man(Cli::command(), dir.as_deref(), &mut std::io::stdout().lock())
@@ -218,10 +222,10 @@ fn dispatch(command: Command, cfg: &Path) -> Result<i32> {
             for p in pages {
                 println!("wrote {}", p.display());
             }
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Create(a) => create::run(a, cfg),
-        Command::Show(a) => show::run(a, cfg).map(|_| 0),
+        Command::Show(a) => show::run(a, cfg).map(|_| exit::OK),
         Command::List(a) => list::run(a, cfg),
         Command::Prune(a) => prune::run(a, cfg),
         Command::Protect(a) => manage::protect(a, cfg, true),

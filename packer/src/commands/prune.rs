@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::job::PruneAction;
 use crate::units::human_size;
 
 /// `packer prune`.
@@ -38,7 +39,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     let lines = crate::job::prune(&cfg, &catalog, at, args.dry_run, &mut log)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&lines)?);
-        return Ok(0);
+        return Ok(crate::exit::OK);
     }
     let verb = if args.dry_run { "would" } else { "will" };
     println!(
@@ -47,12 +48,12 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         if args.dry_run { "dry run, nothing changed" } else { "applied" }
     );
     for l in &lines {
-        let action = match l.action.as_str() {
-            "keep" => "keep".to_string(),
-            "delete" if args.dry_run => "DELETE".to_string(),
-            "delete" => "DELETED".to_string(),
-            "mark" => format!("MARK ({verb} be deleted after the notice period)"),
-            _ => "pending deletion".to_string(),
+        let action = match l.action {
+            PruneAction::Keep => "keep".to_string(),
+            PruneAction::Delete if args.dry_run => "DELETE".to_string(),
+            PruneAction::Delete => "DELETED".to_string(),
+            PruneAction::Mark => format!("MARK ({verb} be deleted after the notice period)"),
+            PruneAction::Wait => "pending deletion".to_string(),
         };
         println!(
             "  {:>4}  {}  {:>10}  {:<10} {}",
@@ -63,12 +64,12 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
             l.decision.reasons.join("; ")
         );
     }
-    let gone = lines.iter().filter(|l| l.action == "delete").count();
+    let gone = lines.iter().filter(|l| l.action == PruneAction::Delete).count();
     println!(
         "{} kept, {} {}",
-        lines.iter().filter(|l| l.action == "keep").count(),
+        lines.iter().filter(|l| l.action == PruneAction::Keep).count(),
         gone,
         if args.dry_run { "would be deleted" } else { "deleted" }
     );
-    Ok(0)
+    Ok(crate::exit::OK)
 }

@@ -77,5 +77,5 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
             return ship::run_restore(&dest, &opts, &dir, &args.restore_args);
         }
     }
-    Ok(0)
+    Ok(crate::exit::OK)
 }

@@ -1,6 +1,8 @@
-//! `packer status`: is the unattended path healthy? Exit 1 on any alert (no success within
-//! `[schedule] alert_after`, a failed backup, verification or ship, missing bundles), so a
-//! monitoring system can run it as a check.
+//! `packer status`: is the unattended path healthy? A monitoring system runs it as a check: exit
+//! 0 when healthy, [`exit::WARNING`] when backups succeed but something asks for attention (a
+//! failed or missing ship, a rebuilt catalog), [`exit::FAILED`] when the backups are at risk (no
+//! success within `[schedule] alert_after` or none yet, the last backup or verification failed,
+//! bundles missing from disk).
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +10,9 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::catalog::{BundleStatus, Catalog, RunKind};
 use crate::config::Config;
+use crate::exit;
 use crate::units::{human_duration, human_size, parse_duration, parse_size};
 
 /// `packer status`.
@@ -18,6 +21,44 @@ pub struct Args {
     /// One JSON object instead of the summary.
     #[arg(long)]
     pub json: bool,
+}
+
+crate::words! {
+    /// How bad the worst alert is (`--json`'s `severity`; it decides the exit code).
+    pub enum Severity("severity") {
+        /// Nothing calls for attention.
+        Ok = "ok",
+        /// Backups succeed, but something asks for attention (offsite copies, the catalog).
+        Warning = "warning",
+        /// The backups are at risk: none recent, the last one or its verification failed,
+        /// bundles gone.
+        Failed = "failed",
+    }
+}
+
+impl Severity {
+    /// The exit code `packer status` ends with.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Severity::Ok => exit::OK,
+            Severity::Warning => exit::WARNING,
+            Severity::Failed => exit::FAILED,
+        }
+    }
+
+    /// The worse of two.
+    fn max(self, other: Severity) -> Severity {
+        let rank = |s: Severity| match s {
+            Severity::Ok => 0,
+            Severity::Warning => 1,
+            Severity::Failed => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// A run, for status.
@@ -42,6 +83,8 @@ pub struct Status {
     pub output_dir: PathBuf,
     /// True when nothing calls for attention.
     pub healthy: bool,
+    /// The worst alert's severity: ok, warning or failed.
+    pub severity: Severity,
     /// Why not, when not.
     pub alerts: Vec<String>,
     /// The last successful backup.
@@ -76,50 +119,54 @@ pub struct Status {
 pub fn gather(cfg: &Config) -> Result<Status> {
     let dir = &cfg.bundle.output_dir;
     let now = Utc::now();
-    let mut alerts = Vec::new();
+    let mut alerts: Vec<(Severity, String)> = Vec::new();
     let (catalog, events) = if dir.is_dir() {
         Catalog::open(dir)?
     } else {
         anyhow::bail!("{} does not exist: no backup has run yet", dir.display())
     };
-    alerts.extend(events.into_iter().map(|(_, e)| e));
+    alerts.extend(events.into_iter().map(|(_, e)| (Severity::Warning, e)));
     let mut log = super::logger(false);
     for (level, e) in catalog.reconcile()? {
         log(level, &e);
     }
     let rows = catalog.list()?;
     let info = |t: DateTime<Utc>| (t, (now - t).num_seconds());
-    let last_success = catalog.last_run("create", true)?.map(|r| {
+    let last_success = catalog.last_run(RunKind::Create, true)?.map(|r| {
         let (time, age) = info(r.finished);
         let bundle = r.bundle_id.and_then(|id| rows.iter().find(|b| b.id == id)).map(|b| b.file_name.clone());
         RunInfo { time, age_seconds: age, bundle, error: None }
     });
-    let last_failure = catalog.last_run("create", false)?.map(|r| {
+    let last_failure = catalog.last_run(RunKind::Create, false)?.map(|r| {
         let (time, age) = info(r.finished);
         RunInfo { time, age_seconds: age, bundle: None, error: r.error }
     });
     if let Some(limit) = cfg.schedule.alert_after.as_deref().map(parse_duration).transpose()? {
         match &last_success {
-            None => alerts.push("no successful backup yet".into()),
-            Some(s) if s.age_seconds > limit.num_seconds() => alerts.push(format!(
-                "the last successful backup is {} old (alert_after {})",
-                human_duration(now - s.time),
-                human_duration(limit)
+            None => alerts.push((Severity::Failed, "no successful backup yet".into())),
+            Some(s) if s.age_seconds > limit.num_seconds() => alerts.push((
+                Severity::Failed,
+                format!(
+                    "the last successful backup is {} old (alert_after {})",
+                    human_duration(now - s.time),
+                    human_duration(limit)
+                ),
             )),
             _ => {}
         }
     }
     if let (Some(f), Some(s)) = (&last_failure, &last_success) {
         if f.time > s.time {
-            alerts.push(format!("the last backup failed: {}", f.error.clone().unwrap_or_default()));
+            alerts.push((Severity::Failed, format!("the last backup failed: {}", f.error.clone().unwrap_or_default())));
         }
     } else if let (Some(f), None) = (&last_failure, &last_success) {
-        alerts.push(format!("the last backup failed: {}", f.error.clone().unwrap_or_default()));
+        alerts.push((Severity::Failed, format!("the last backup failed: {}", f.error.clone().unwrap_or_default())));
     }
-    let present: Vec<_> = rows.iter().filter(|r| r.status != "missing").collect();
-    let missing: Vec<String> = rows.iter().filter(|r| r.status == "missing").map(|r| r.file_name.clone()).collect();
+    let present: Vec<_> = rows.iter().filter(|r| r.status != BundleStatus::Missing).collect();
+    let missing: Vec<String> =
+        rows.iter().filter(|r| r.status == BundleStatus::Missing).map(|r| r.file_name.clone()).collect();
     if !missing.is_empty() {
-        alerts.push(format!("{} bundle(s) missing from disk", missing.len()));
+        alerts.push((Severity::Failed, format!("{} bundle(s) missing from disk", missing.len())));
     }
     let last_verification =
         rows.iter().filter_map(|r| r.verified_at.map(|t| (t, r))).max_by_key(|(t, _)| *t).map(|(t, r)| {
@@ -133,25 +180,29 @@ pub fn gather(cfg: &Config) -> Result<Status> {
         });
     if let Some(v) = &last_verification {
         if v.error.is_some() {
-            alerts.push(format!("the last verification failed ({})", v.bundle.clone().unwrap_or_default()));
+            alerts.push((
+                Severity::Failed,
+                format!("the last verification failed ({})", v.bundle.clone().unwrap_or_default()),
+            ));
         }
     }
-    let last_shipped = catalog.last_run("ship", true)?.map(|r| {
+    let last_shipped = catalog.last_run(RunKind::Ship, true)?.map(|r| {
         let (time, age) = info(r.finished);
         RunInfo { time, age_seconds: age, bundle: r.error, error: None }
     });
     let last_ship_failure = catalog
-        .last_run("ship", false)?
+        .last_run(RunKind::Ship, false)?
         .filter(|f| last_shipped.as_ref().is_none_or(|s| f.finished > s.time))
         .map(|r| {
             let (time, age) = info(r.finished);
             RunInfo { time, age_seconds: age, bundle: None, error: r.error }
         });
     if let Some(f) = &last_ship_failure {
-        alerts.push(format!("the last ship failed: {}", f.error.clone().unwrap_or_default()));
+        alerts.push((Severity::Warning, format!("the last ship failed: {}", f.error.clone().unwrap_or_default())));
     }
     if !cfg.ship.destinations.is_empty() && last_shipped.is_none() {
-        alerts.push("no bundle has been shipped off this machine yet ([ship] destinations)".into());
+        alerts
+            .push((Severity::Warning, "no bundle has been shipped off this machine yet ([ship] destinations)".into()));
     }
     let disk = crate::space::disk_of(dir);
     let total_size = present.iter().map(|r| r.size).sum();
@@ -163,7 +214,8 @@ pub fn gather(cfg: &Config) -> Result<Status> {
     Ok(Status {
         output_dir: dir.clone(),
         healthy: alerts.is_empty(),
-        alerts,
+        severity: alerts.iter().fold(Severity::Ok, |worst, (s, _)| worst.max(*s)),
+        alerts: alerts.into_iter().map(|(_, a)| a).collect(),
         last_success,
         last_failure,
         next_run,
@@ -174,7 +226,7 @@ pub fn gather(cfg: &Config) -> Result<Status> {
         disk_size: disk.map(|d| d.total),
         pending_deletions: rows
             .iter()
-            .filter(|r| r.status == "pending-deletion")
+            .filter(|r| r.status == BundleStatus::PendingDeletion)
             .map(|r| r.file_name.clone())
             .collect(),
         missing,
@@ -241,5 +293,5 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
             None => println!("Last verification: never"),
         }
     }
-    Ok(if s.healthy { 0 } else { 1 })
+    Ok(s.severity.exit_code())
 }

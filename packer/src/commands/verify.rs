@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use restorer::progress::{Counting, Progress};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, VerifyDepth};
 use crate::config::Config;
 use crate::job::Log;
 use crate::notify::{Event, Kind};
@@ -59,6 +59,19 @@ fn file_sha256(path: &Path, progress: &dyn Progress) -> Result<String> {
     let digest = restorer::digest::sha256_reader(Counting::new(f, progress));
     progress.end();
     Ok(digest.with_context(|| format!("reading {}", path.display()))?.0)
+}
+
+impl Outcome {
+    /// [`crate::exit::OK`] when every check passed; [`crate::exit::CORRUPT`] when the bundle
+    /// itself is bad (a digest, an entry, the archive, the sidecar); [`crate::exit::FAILED`]
+    /// when it is intact but a deep check failed (deep checks run only on an intact bundle).
+    pub fn exit_code(&self) -> i32 {
+        match (self.ok, &self.deep) {
+            (true, _) => crate::exit::OK,
+            (false, Some(_)) => crate::exit::FAILED,
+            (false, None) => crate::exit::CORRUPT,
+        }
+    }
 }
 
 /// Verifies one bundle file (no catalog involved).
@@ -118,7 +131,8 @@ pub fn verify_row(
     } else {
         format!("{} problem(s), {failed_deep} failed deep check(s)", o.report.problems.len())
     };
-    catalog.record_verification(row.id, if deep { "deep" } else { "digest" }, o.ok, &detail)?;
+    let depth = if deep { VerifyDepth::Deep } else { VerifyDepth::Digest };
+    catalog.record_verification(row.id, depth, o.ok, &detail)?;
     if !o.ok {
         let mut e = Event::new(Kind::VerificationFailed, format!("bundle {} failed verification", o.bundle));
         e.bundle = Some(o.bundle.clone());
@@ -188,5 +202,5 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
             }
         );
     }
-    Ok(if outcome.ok { 0 } else { 1 })
+    Ok(outcome.exit_code())
 }
