@@ -1,5 +1,6 @@
 //! `packer`: parses the command line and hands it to [`packer::commands`]; prints the whole
 //! error chain on failure and exits with its code from [`packer::exit`].
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the binary's edge: it prints")]
 
 use std::process::ExitCode;
 

@@ -64,6 +64,7 @@ volumes:
 /// the compose files, `.env` and override captured, every service with its image id; the
 /// password is in no docker command line, log or manifest.
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn compose_deployment_is_packed_from_its_containers() {
     if !engine() {
         return;

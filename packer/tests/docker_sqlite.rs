@@ -6,6 +6,7 @@
 //! container's numeric ids. Needs the engine and the local n8nbk-n8n image (its node and n8n's
 //! own sqlite3 module write the database from inside the container; scripts/docker-images.sh
 //! n8n); skipped, saying so, when `docker info` fails or that image was not built.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a skipped case says why")]
 
 mod common;
 
@@ -106,6 +107,7 @@ fn rows(db: &Value, table: &str) -> u64 {
 /// puts the copy back owned by uid/gid 1000 before the app starts, validates integrity, counts
 /// and the n8n credential, and the restarted writer goes on writing the restored database.
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn sqlite_in_a_volume_is_packed_while_written_and_restored_into_it() {
     if !engine() {
         return;

@@ -51,6 +51,7 @@ fn sequences(c: &Cluster, db: &str) -> String {
 /// A bundle made from real sources restores into a fresh cluster and a fresh root with every
 /// table, sequence, view and file identical to the source.
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn round_trip_postgres_sqlite_files() {
     let t = tempfile::tempdir().unwrap();
     let source = Cluster::start().unwrap();

@@ -130,6 +130,7 @@ impl Terminal {
     }
 
     /// Prints a log line on stderr when its level passes, lifting the bar while it does.
+    #[allow(clippy::print_stderr, reason = "the Terminal is the binaries' stderr")]
     pub fn log(&self, level: Level, text: &str) {
         if !self.threshold.shows(level) {
             return;

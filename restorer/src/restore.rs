@@ -231,6 +231,7 @@ fn locate(m: &Manifest, renames: &[Rename]) -> Result<(Vec<Located>, Vec<plan::D
 
 /// Verifies the bundle (refusing on any mismatch), observes the target and builds the plan.
 /// Changes nothing.
+#[expect(clippy::too_many_lines, reason = "issue 13: prepare is to be split where a name would explain a part")]
 pub fn prepare(opts: &Options, progress: &dyn Progress) -> Result<Prepared> {
     let t = Instant::now();
     let (manifest, verify) = verify_dir(&opts.bundle_dir, progress)?;
@@ -424,6 +425,7 @@ impl Steps<'_> {
 
 /// Carries out a prepared plan. Returns the report in every case where a report can be written;
 /// `Err` only when the restore could not even start (checkpoint not creatable, refusals).
+#[expect(clippy::too_many_lines, reason = "issue 13: execute is to be split where a name would explain a part")]
 pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str), progress: &dyn Progress) -> Result<Report> {
     check_blockers(p)?;
     check_refusals(&p.plan, &p.manifest)?;
@@ -584,6 +586,7 @@ pub fn execute(p: &Prepared, opts: &Options, mut log: impl FnMut(&str), progress
     })
 }
 
+#[expect(clippy::too_many_lines, reason = "issue 13: apply_all is to be split where a name would explain a part")]
 fn apply_all(
     p: &Prepared,
     opts: &Options,

@@ -1,4 +1,5 @@
 //! The subcommands: one file each; the doc comment of each variant is its `--help`.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the subcommands are the CLI's edge: they render")]
 
 pub mod catalog;
 pub mod create;

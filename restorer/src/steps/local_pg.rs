@@ -51,6 +51,10 @@ impl TempSuperuser {
 }
 
 impl Drop for TempSuperuser {
+    #[allow(
+        clippy::print_stderr,
+        reason = "a drop cannot return the failure; the operator must hear of a superuser left behind"
+    )]
     fn drop(&mut self) {
         if let Err(e) = psql(&self.socket_dir, self.port, &format!("DROP ROLE IF EXISTS {}", self.name)) {
             eprintln!("warning: could not drop the temporary role {}: {e}; drop it by hand", self.name);
