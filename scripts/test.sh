@@ -12,8 +12,9 @@ export PACKER_RESTORER="$PWD/target/x86_64-unknown-linux-musl/release/restore"
 # from Debian's packages (no registry is reachable); both scripts return at once when done.
 scripts/docker-engine.sh >/dev/null
 # n8n from the npm registry (cached; ~7-10 min the first time) and its image: docker_sqlite
-# runs n8n's own node and sqlite3 module, and the end-to-end tests below run n8n itself.
-scripts/docker-images.sh base postgres n8n >/dev/null
+# runs n8n's own node and sqlite3 module, and the end-to-end tests below run n8n itself;
+# postgres-next (bookworm-security's newer minor) is the image docker_verify.rs deep-verifies in.
+scripts/docker-images.sh base postgres postgres-next n8n >/dev/null
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
