@@ -50,7 +50,7 @@ pub struct Config {
     pub schedule: ScheduleSection,
     /// `[notify]`.
     #[serde(default)]
-    pub notify: NotifySection,
+    pub notify: crate::notify::NotifySection,
     /// `[ship]`.
     #[serde(default)]
     pub ship: ShipSection,
@@ -180,24 +180,6 @@ pub struct ScheduleSection {
     /// PostgreSQL and compare counts and workflow checksums; needs PostgreSQL server binaries).
     #[serde(default)]
     pub verify_depth: Option<crate::catalog::VerifyDepth>,
-}
-
-/// `[notify]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifySection {
-    /// URL to POST events to.
-    #[serde(default)]
-    pub webhook: Option<String>,
-    /// Shape of the webhook body.
-    #[serde(default)]
-    pub format: crate::notify::Format,
-    /// Command run with the event as JSON on stdin (`sh -c`).
-    #[serde(default)]
-    pub command: Option<String>,
-    /// error: only failures and warnings; info: every event.
-    #[serde(default)]
-    pub level: crate::notify::Level,
 }
 
 /// `[bundle]`.

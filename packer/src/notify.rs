@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::NotifySection;
 
 /// Webhook body shape.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -36,6 +35,24 @@ pub enum Level {
     /// Failures and warnings only.
     #[default]
     Error,
+}
+
+/// `[notify]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// URL to POST events to.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Shape of the webhook body.
+    #[serde(default)]
+    pub format: Format,
+    /// Command run with the event as JSON on stdin (`sh -c`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// error: only failures and warnings; info: every event.
+    #[serde(default)]
+    pub level: Level,
 }
 
 /// What happened.
