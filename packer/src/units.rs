@@ -42,21 +42,8 @@ pub fn parse_size(text: &str) -> Result<u64> {
     Ok((n * mult).round() as u64)
 }
 
-/// `1.5 GiB`-style rendering.
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+/// `1.5 GiB`-style rendering (the inventory's own, so both binaries print sizes alike).
+pub use restorer::inventory::human_size;
 
 /// `3d 4h`-style rendering of a duration (for ages).
 pub fn human_duration(d: Duration) -> String {

@@ -20,6 +20,7 @@ pub mod docker;
 pub mod error;
 pub mod exit;
 pub mod http;
+pub mod inventory;
 pub mod layout;
 pub mod links;
 pub mod log;

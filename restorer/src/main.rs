@@ -374,44 +374,7 @@ fn run(cli: Cli, term: &Terminal, unpacked: &mut Option<PathBuf>) -> restorer::R
             } else if cli.json {
                 println!("{}", m.to_json());
             } else {
-                println!(
-                    "Bundle {} from {} ({}), created {}",
-                    m.bundle_name,
-                    m.source_host.hostname,
-                    m.source_host.os,
-                    m.created_at.format("%Y-%m-%d %H:%M:%S UTC")
-                );
-                for d in &m.postgres {
-                    println!(
-                        "postgres  {:<40} {} tables, {} rows",
-                        d.database,
-                        d.tables.len(),
-                        d.tables.iter().map(|t| t.rows).sum::<u64>()
-                    );
-                }
-                for d in &m.sqlite {
-                    println!(
-                        "sqlite    {:<40} {} tables, {} rows",
-                        d.path.display(),
-                        d.tables.len(),
-                        d.tables.iter().map(|t| t.rows).sum::<u64>()
-                    );
-                }
-                for f in &m.files {
-                    let what = match &f.content {
-                        restorer::manifest::FileContent::File { size, .. } => format!("{size} bytes"),
-                        restorer::manifest::FileContent::Dir => "dir".into(),
-                        restorer::manifest::FileContent::Symlink { target } => format!("-> {}", target.display()),
-                    };
-                    println!("{:<9} {:<40} {:04o} {what}", f.kind.folder(), f.path.display(), f.meta.mode);
-                }
-                if let Some(n) = &m.n8n {
-                    println!(
-                        "n8n       {} workflows, {} credentials (restore list --workflows | --credentials)",
-                        n.workflows.len(),
-                        n.credentials.len()
-                    );
-                }
+                print!("{}", restorer::inventory::render(&m));
             }
             Ok(exit::OK)
         }
