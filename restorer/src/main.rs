@@ -634,49 +634,15 @@ fn bundle_has_postgres(dir: &Path) -> bool {
 
 /// Writes a new file (refusing an existing one unless `force`), through a temporary name.
 fn write_new(path: &Path, bytes: &[u8], force: bool, mode: u32) -> restorer::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if path.symlink_metadata().is_ok() && !force {
         return Err(Error::Refused(format!("{} exists; --force overwrites it", path.display())));
     }
-    let tmp = path.with_file_name(format!(
-        ".{}.restore-partial",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io("writing", &tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io("writing", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io("setting mode of", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("writing", path, e))
+    restorer::sys::write_atomically(path, bytes, mode)
 }
 
-/// Writes a file of the restore's own (the report), mode 0600, without ever following a link
-/// at `path`: a temporary file created new beside it, synced, then renamed over it (rename
-/// replaces a link instead of writing through it).
+/// Writes a file of the restore's own (the report), mode 0600, never through a link at `path`.
 fn write_private(path: &Path, text: &str) -> restorer::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io("writing", &tmp, e))?;
-    let written = f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("writing", path, e));
-    }
-    Ok(())
+    restorer::sys::write_atomically(path, text.as_bytes(), 0o600)
 }
 
 #[expect(clippy::too_many_lines, reason = "issue 13: print_plan is to be split where a name would explain a part")]

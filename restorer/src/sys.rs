@@ -92,9 +92,61 @@ pub fn find_pg_tool(tool: &str, pg_bin: Option<&Path>, need_major: u32) -> Resul
     )))
 }
 
+/// A free temporary name beside `target` (same directory, so a rename is atomic). Short and
+/// fixed: `.<name>.partial` would not fit beside a 255-byte name.
+pub fn temp_beside(target: &Path) -> PathBuf {
+    (0u32..)
+        .map(|i| target.with_file_name(format!(".restore-partial-{}-{i}", std::process::id())))
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .expect("a free temporary name")
+}
+
+/// Writes `bytes` to `path` with `mode`, never half and never through a link: a temporary
+/// file created new beside it (O_NOFOLLOW, 0600 while written), synced, given its mode, then
+/// renamed over `path` (a rename replaces a link instead of writing through it). On failure
+/// the temporary file is removed and `path` is as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let tmp = temp_beside(path);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))
+        })
+        .and_then(|_| std::fs::rename(&tmp, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("writing", path, e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_writes_replace_a_link_instead_of_following_it() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        let report = t.path().join("report.json");
+        std::os::unix::fs::symlink(&victim, &report).unwrap();
+        write_atomically(&report, b"{}", 0o640).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(std::fs::read_to_string(&report).unwrap(), "{}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::symlink_metadata(&report).unwrap().permissions().mode() & 0o7777, 0o640);
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 2, "no temporary file left");
+        // A directory that refuses the write leaves nothing behind either.
+        assert!(write_atomically(&t.path().join("missing/dir/f"), b"x", 0o600).is_err());
+    }
 
     #[test]
     fn parses_tool_versions() {

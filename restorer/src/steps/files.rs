@@ -279,11 +279,7 @@ impl<'a> FileWriter<'a> {
     /// before they exist, so a rollback (a full disk half-way, say) removes the temporary file
     /// too. Returns the written file, open: its attributes are set on it, never through a path.
     fn write_regular(&self, cp: &mut Checkpoint, from: &Path, target: &Path) -> Result<File> {
-        // A short fixed name: `.<name>.restore-partial` would not fit beside a 255-byte name.
-        let tmp = (0u32..)
-            .map(|i| target.with_file_name(format!(".restore-partial-{}-{i}", std::process::id())))
-            .find(|p| fs::symlink_metadata(p).is_err())
-            .expect("a free temporary name");
+        let tmp = crate::sys::temp_beside(target);
         let mut src = File::open(from).ctx("reading", from)?;
         cp.record(Change::CreatedFile { path: tmp.clone() })?;
         let mut out = OpenOptions::new()
