@@ -7,6 +7,7 @@ pub mod install_timer;
 pub mod list;
 pub mod manage;
 pub mod prune;
+pub mod serve;
 pub mod ship;
 pub mod show;
 pub mod status;
@@ -120,6 +121,18 @@ pub enum Command {
     /// Write a systemd service + timer pair that runs one scheduled cycle (`packer daemon
     /// --once`), for those who prefer timers to a daemon. --dry-run prints them.
     InstallTimer(install_timer::Args),
+    /// A web console on the same catalog: dashboard, bundles (verify, protect, keep, delete,
+    /// download), one bundle's inventory (databases, files, n8n workflows with search, credentials
+    /// without secrets) and its restore commands, back up now with live progress, the retention
+    /// preview, and JSON under /api/ (the structs of --json).
+    ///
+    /// Listens on 127.0.0.1:8480 ([serve] listen, --listen); any other address needs TLS
+    /// (--tls-cert/--tls-key) or --behind-proxy. Log in with [serve] password_hash (make one
+    /// with `packer serve --hash-password`) or, without it, the token that the first start
+    /// writes to OUTPUT_DIR/console.token (mode 0600). Reach it from elsewhere through ssh:
+    /// `ssh -L 8480:127.0.0.1:8480 HOST`, then open http://127.0.0.1:8480/. `packer
+    /// install-timer --serve` writes a systemd unit for it.
+    Serve(serve::Args),
     /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
     /// `packer completions bash > /etc/bash_completion.d/packer`.
     Completions {
@@ -234,6 +247,7 @@ fn dispatch(command: Command, cfg: &Path) -> Result<i32> {
         Command::Status(a) => status::run(a, cfg),
         Command::Daemon(a) => daemon::run(a, cfg),
         Command::InstallTimer(a) => install_timer::run(a, cfg),
+        Command::Serve(a) => serve::run(a, cfg),
     }
 }
 
