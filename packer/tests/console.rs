@@ -387,3 +387,72 @@ fn network_needs_tls_and_a_password_hash_works() {
     let (session, _) = log_in(srv.port, "a long console password");
     assert_eq!(http(srv.port, "GET", "/api/bundles", Some(&session), None).json(), Value::Array(vec![]));
 }
+
+/// With --tls-cert/--tls-key the console speaks HTTPS (rustls) and may listen beyond loopback;
+/// plain HTTP to it gets no page.
+#[test]
+fn tls_allows_a_network_address() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = deployment(t.path());
+    let (cert, key) = (t.path().join("cert.pem"), t.path().join("key.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut child = Command::cargo_bin("packer")
+        .unwrap()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "0.0.0.0:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let srv = Server {
+        port: line
+            .trim()
+            .strip_prefix("packer serve: https://0.0.0.0:")
+            .unwrap()
+            .trim_end_matches('/')
+            .parse()
+            .unwrap(),
+        child,
+    };
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-D", "-"])
+        .arg(format!("https://127.0.0.1:{}/login", srv.port))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("Log in"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("set-cookie: packer_login="));
+    let plain = Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{}/login", srv.port))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("Log in"));
+}
