@@ -206,6 +206,13 @@ fn console_over_http() {
     assert_eq!(http(port, "GET", "/bundles/1/download", None, None).status, 303);
     assert_eq!(http(port, "POST", "/backup", None, Some(&[("csrf", "x")])).status, 403);
 
+    // Another name pointed at 127.0.0.1 (DNS rebinding) is not answered.
+    let mut raw = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    raw.write_all(b"GET /login HTTP/1.1\r\nHost: evil.example:8480\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+
     // The token file: created 0600, never shown.
     let token_path = t.path().join("out/console.token");
     assert_eq!(fs::metadata(&token_path).unwrap().permissions().mode() & 0o777, 0o600);
@@ -455,4 +462,43 @@ fn tls_allows_a_network_address() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("Log in"));
+}
+
+/// SIGTERM while "back up now" writes a bundle: the console stops listening, finishes the bundle
+/// (published, indexed, no .partial left) and exits 0, as `packer daemon` does.
+#[test]
+fn stop_signal_finishes_the_running_backup() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = deployment(t.path());
+    let mut child = Command::cargo_bin("packer")
+        .unwrap()
+        .env("PACKER_RESTORER", restorer_path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 =
+        line.trim().strip_prefix("packer serve: http://127.0.0.1:").unwrap().trim_end_matches('/').parse().unwrap();
+    let token = fs::read_to_string(t.path().join("out/console.token")).unwrap();
+    let (session, csrf) = log_in(port, token.trim());
+    let r = http(port, "POST", "/backup", Some(&session), Some(&[("csrf", &csrf)]));
+    assert_eq!(r.status, 303);
+    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stopping once the running backup finishes"), "{err}");
+    let list = cli_json(&cfg, &["list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let partial = fs::read_dir(t.path().join("out"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".partial"));
+    assert!(!partial);
 }

@@ -186,6 +186,9 @@ impl RateLimit {
 
     /// A wrong password from `ip`.
     pub fn failed(&mut self, ip: IpAddr, now: Instant) {
+        // Forget windows that are over, so many addresses (an IPv6 prefix) cannot grow the map.
+        let window = self.window;
+        self.failures.retain(|_, (first, _)| now.duration_since(*first) < window);
         let e = self.failures.entry(ip).or_insert((now, 0));
         e.1 += 1;
     }

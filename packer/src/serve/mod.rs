@@ -71,6 +71,8 @@ struct App {
     restorer: Option<PathBuf>,
     behind_proxy: bool,
     session_secs: u64,
+    /// Answer only requests whose Host is loopback (plain HTTP on loopback, no proxy).
+    loopback_only: bool,
 }
 
 type St = Arc<App>;
@@ -139,7 +141,9 @@ pub fn run(cfg: Config, opts: Options) -> Result<i32> {
         restorer: opts.restorer,
         behind_proxy: opts.behind_proxy,
         session_secs: opts.session.as_secs(),
+        loopback_only: opts.listen.ip().is_loopback() && !opts.behind_proxy && opts.tls.is_none(),
     });
+    let jobs = Arc::clone(&app.jobs);
     let router = router(app);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -152,20 +156,62 @@ pub fn run(cfg: Config, opts: Options) -> Result<i32> {
             .with_context(|| format!("listening on {}", opts.listen))?;
         let local = tcp.local_addr()?;
         // The URL on stdout (tests and scripts read it; --listen 127.0.0.1:0 picks a free port).
+        let service = router.into_make_service_with_connect_info::<Peer>();
         match acceptor {
             Some(acceptor) => {
                 println!("packer serve: https://{local}/");
-                axum::serve(tls::TlsListener { tcp, acceptor }, router.into_make_service_with_connect_info::<Peer>())
+                axum::serve(tls::TlsListener { tcp, acceptor }, service)
+                    .with_graceful_shutdown(stop_signal())
                     .await
-                    .context("serving")
+                    .context("serving")?;
             }
             None => {
                 println!("packer serve: http://{local}/");
-                axum::serve(tcp, router.into_make_service_with_connect_info::<Peer>()).await.context("serving")
+                axum::serve(tcp, service).with_graceful_shutdown(stop_signal()).await.context("serving")?;
             }
         }
+        finish_job(&jobs).await;
+        anyhow::Ok(())
     })?;
     Ok(0)
+}
+
+/// SIGTERM (systemctl stop) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// After a stop signal, as `packer daemon` does: a backup being written is finished first (it
+/// would otherwise leave a .partial and a run recorded as never ending); a second signal exits at
+/// once (the next run removes the .partial).
+async fn finish_job(jobs: &Jobs) {
+    let v = jobs.view();
+    if !v.running {
+        return;
+    }
+    eprintln!("packer serve: stopping once the running {} finishes (a second signal stops at once)", v.kind);
+    let second = stop_signal();
+    tokio::pin!(second);
+    while jobs.view().running {
+        tokio::select! {
+            _ = &mut second => {
+                eprintln!("packer serve: second signal: stopping now; the next run removes what the job left");
+                return;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
 }
 
 fn router(app: St) -> Router {
@@ -229,6 +275,13 @@ fn is_public(path: &str) -> bool {
 /// Every request but the login page and the assets needs a live session; every POST also needs
 /// the session's CSRF token (form field `csrf`, or header X-CSRF-Token for scripts).
 async fn guard(State(app): State<St>, req: Request, next: Next) -> Response {
+    if app.loopback_only {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if !settings::loopback_host(host) {
+            let msg = format!("Host {host:?} is not this console's address: open it as http://127.0.0.1 (or localhost) with its port.");
+            return (StatusCode::MISDIRECTED_REQUEST, msg).into_response();
+        }
+    }
     if is_public(req.uri().path()) {
         return next.run(req).await;
     }

@@ -61,8 +61,33 @@ pub fn listen_refusal(addr: SocketAddr, tls: bool, behind_proxy: bool) -> Option
     ))
 }
 
+/// Whether a request's Host header names a loopback address or `localhost` (any port: an
+/// `ssh -L` forward may use another). A console on loopback answers only those, so a web page
+/// whose name an attacker pointed at 127.0.0.1 (DNS rebinding) cannot talk to it.
+pub fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
+    /// Loopback names with or without a port pass; any other name (a rebinding attacker's) does not.
+    #[test]
+    fn only_loopback_hosts() {
+        for ok in ["127.0.0.1:8480", "127.0.0.1", "localhost:9000", "LOCALHOST", "[::1]:8480", "127.1.2.3:1"] {
+            assert!(super::loopback_host(ok), "{ok}");
+        }
+        for bad in ["evil.example:8480", "evil.example", "192.168.1.2:8480", "", "[::2]:80", "127.0.0.1.evil.example"] {
+            assert!(!super::loopback_host(bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     /// Loopback is always allowed; any other address only with TLS or behind a proxy.
