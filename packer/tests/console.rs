@@ -296,6 +296,12 @@ fn console_over_http() {
     let j = wait_job(port, &session);
     assert_eq!(j["ok"], true, "{j}");
     assert_eq!(http(port, "GET", "/api/bundles", s, None).json()[0]["verify_ok"], true);
+    // Deep: the SQLite copy opened and its counts and workflow checksums compared.
+    let r = http(port, "POST", &format!("/bundles/{id}/verify"), s, Some(&[("csrf", &csrf), ("depth", "deep")]));
+    assert_eq!(r.status, 303);
+    let j = wait_job(port, &session);
+    assert_eq!((j["ok"].clone(), j["kind"].clone()), (Value::Bool(true), Value::from("verify --deep")), "{j}");
+    assert_eq!(http(port, "GET", "/api/bundles", s, None).json()[0]["verify_depth"], "deep");
     let r = http(port, "POST", &format!("/bundles/{id}/protect"), s, Some(&[("csrf", &csrf)]));
     assert_eq!(r.status, 303);
     assert_eq!(cli_json(&cfg, &["list", "--json"])[0]["protected"], true);

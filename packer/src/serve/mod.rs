@@ -555,7 +555,10 @@ async fn download(State(app): State<St>, UrlPath(id): UrlPath<i64>) -> Result<Re
     let cfg = Arc::clone(&app.cfg);
     let row = blocking(move || Ok(row_of(&cfg, id)?.1)).await.map_err(|e| Fail(StatusCode::NOT_FOUND, e))?;
     let path = app.cfg.bundle.output_dir.join(&row.file_name);
-    let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .with_context(|| format!("opening {} (status {})", path.display(), row.status))
+        .map_err(|e| Fail(StatusCode::NOT_FOUND, e))?;
     let len = file.metadata().await.with_context(|| format!("reading {}", path.display()))?.len();
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
     // Bundle file names are made of [A-Za-z0-9._-] (restorer::layout), safe in a header.

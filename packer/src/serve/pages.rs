@@ -244,9 +244,19 @@ impl WorkflowQuery {
     }
 }
 
+/// A word for a POSIX shell: as is when it is made of safe characters, else single-quoted.
+fn sh(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@=,".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// The commands that restore this bundle on a new host, from its file on this one.
 pub fn restore_commands(out_dir: &str, file_name: &str, id: i64) -> String {
     let stem = file_name.trim_end_matches(".tar.gz");
+    let out_dir = sh(out_dir.trim_end_matches('/'));
     format!(
         "# on this host: copy the bundle and its checksum to the new host\n\
          scp {out_dir}/{file_name} {out_dir}/{file_name}.sha256 root@NEW-HOST:/root/\n\
@@ -550,7 +560,7 @@ pub fn job(v: &JobView) -> String {
          <p id=\"job-outcome\">{}</p><p id=\"job-link\">{link}</p><pre id=\"job-log\">{}</pre></section>",
         v.running,
         esc(&state),
-        esc(&v.step),
+        esc(if v.running { &v.step } else { "" }),
         esc(v.outcome.as_deref().unwrap_or("")),
         esc(&v.log.join("\n"))
     )
@@ -590,6 +600,9 @@ mod tests {
         let check = c.find("sha256sum -c backup_20260101000000.x_backup.tar.gz.sha256").unwrap();
         let dry = c.find("./restore --dry-run").unwrap();
         assert!(check < dry && c.contains("packer ship 4 ") && c.contains("mkdir backup_20260101000000.x_backup &&"));
+        // An output directory with a space or a quote stays one word.
+        let c = restore_commands("/srv/my backups/it's", "b.tar.gz", 1);
+        assert!(c.contains("scp '/srv/my backups/it'\\''s'/b.tar.gz "), "{c}");
     }
 
     /// The checkbox's "on" means active only; an empty search means none.

@@ -9,7 +9,7 @@
       const state = j.id === 0 ? "no job started from this console yet"
         : j.running ? j.kind + " running" : (j.ok ? j.kind + " finished: ok" : j.kind + " FAILED");
       $("job-state").textContent = state;
-      $("job-step").textContent = j.step + (j.item ? ": " + j.item : "");
+      $("job-step").textContent = j.running ? j.step + (j.item ? ": " + j.item : "") : "";
       const bar = $("job-bar");
       if (j.total) { bar.max = j.total; bar.value = Math.min(j.done, j.total); }
       else if (j.running) { bar.removeAttribute("value"); }
