@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine, idempotently.
-# Usage: scripts/ensure-tools.sh [build|test|deb]   (test adds the PostgreSQL server and
-# sqlite3; deb what scripts/build-deb.sh runs: dpkg-shlibdeps, file, readelf)
+# Usage: scripts/ensure-tools.sh [build|test|deb|browser]   (test adds the PostgreSQL server and
+# sqlite3; deb what scripts/build-deb.sh runs: dpkg-shlibdeps, file, readelf; browser what
+# scripts/test-console.sh drives: Debian's chromium + chromium-driver, and Selenium from PyPI in
+# a virtualenv under ~/.cache/n8n-backup/console-venv, whose path it prints last)
 set -euo pipefail
 what=${1:-build}
 SUDO=""
@@ -27,6 +29,12 @@ if [ "$what" = deb ]; then
   command -v file >/dev/null || need_pkgs+=(file)
   command -v readelf >/dev/null || need_pkgs+=(binutils)
 fi
+if [ "$what" = browser ]; then
+  [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)
+  command -v python3 >/dev/null || need_pkgs+=(python3)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}" >&2
   $SUDO apt-get update -qq
@@ -37,4 +45,14 @@ if [ "$what" = test ] && ! id postgres >/dev/null 2>&1; then
 fi
 if ! grep -qx x86_64-unknown-linux-musl <<<"$(rustup target list --installed)"; then
   rustup target add x86_64-unknown-linux-musl
+fi
+if [ "$what" = browser ]; then
+  # Selenium talks to Debian's chromedriver (given by path, so Selenium Manager downloads
+  # nothing); pinned, in its own virtualenv so no system Python is touched.
+  venv=${XDG_CACHE_HOME:-$HOME/.cache}/n8n-backup/console-venv
+  if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'selenium==4.45.0' >&2
+  fi
+  echo "$venv"
 fi

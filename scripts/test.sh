@@ -18,6 +18,9 @@ scripts/docker-images.sh base postgres postgres-next n8n >/dev/null
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
+# The web console in headless Chromium (Debian's chromium + chromedriver, Selenium from PyPI):
+# login, back up now, search, verify, protect, retention, refused delete, download (~1 min).
+scripts/test-console.sh
 # The Docker tests again under Compose v2 (the `docker compose` plugin trixie installs).
 scripts/test-compose-v2.sh
 # Bare metal on throwaway fresh Debian hosts (namespaces, debootstrap rootfs cached).

@@ -54,6 +54,9 @@ pub struct Config {
     /// `[ship]`.
     #[serde(default)]
     pub ship: ShipSection,
+    /// `[serve]`: the web console (`packer serve`).
+    #[serde(default)]
+    pub serve: crate::serve::settings::ServeSection,
 }
 
 /// `[ship]`: where the daemon copies each new bundle (a backup on the disk that dies is no
@@ -537,6 +540,7 @@ impl Config {
         let mut c: Config =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
         c.bundle.output_dir = resolve(base, &c.bundle.output_dir, "[bundle] output_dir")?;
+        c.serve.resolve(base);
         layout::check_name("[bundle] name", &c.bundle.name)?;
         if !(1..=9).contains(&c.bundle.compression_level) {
             bail!("[bundle] compression_level = {}: must be 1..9", c.bundle.compression_level);

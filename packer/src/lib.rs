@@ -18,6 +18,7 @@ pub mod pgzip;
 pub mod restorer_bin;
 pub mod retention;
 pub mod schedule;
+pub mod serve;
 pub mod ship;
 pub mod sources;
 pub mod space;

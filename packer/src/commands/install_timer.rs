@@ -27,6 +27,11 @@ pub struct Args {
     /// on /etc/packer/packer.toml on the schedule of `packer init`'s template (--config unused).
     #[arg(long, hide = true)]
     pub for_package: bool,
+    /// Write NAME-console.service instead: `packer serve` as a service ([serve] in the
+    /// configuration: listen, password_hash or the token file, TLS), restarted on failure.
+    /// Enable it with `systemctl enable --now NAME-console.service`.
+    #[arg(long, conflicts_with_all = ["on_calendar", "for_package"])]
+    pub serve: bool,
 }
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -105,8 +110,42 @@ pub fn units(exe: &Path, config: &Path, on_calendar: &str, jitter_secs: i64, cro
     (service, timer)
 }
 
+/// The console's service: `EXE --config CONFIG serve`, started at boot and after a failure. It
+/// runs as root like the backup it can start (it reads what the backup reads); UMask 0077 keeps
+/// the token file and bundles it writes private.
+pub fn serve_unit(exe: &Path, config: &Path) -> String {
+    format!(
+        "[Unit]\nDescription=n8n_backup web console (packer serve)\nWants=network-online.target\nAfter=network-online.target\n\n\
+         [Service]\nType=simple\nExecStart={} --config {} serve\nRestart=on-failure\nRestartSec=5\nUMask=0077\n\n\
+         [Install]\nWantedBy=multi-user.target\n",
+        exe.display(),
+        config.display()
+    )
+}
+
+fn run_serve(args: &Args, config: &Path) -> Result<i32> {
+    // Parsed here so a mistake in [serve] shows now, not when systemd starts it.
+    Config::load(config)?;
+    let exe = std::env::current_exe().context("locating packer")?;
+    let config = std::fs::canonicalize(config).with_context(|| format!("resolving {}", config.display()))?;
+    let unit = serve_unit(&exe, &config);
+    let path = args.unit_dir.join(format!("{}-console.service", args.name));
+    if args.dry_run {
+        println!("# {}\n{unit}", path.display());
+        return Ok(0);
+    }
+    std::fs::write(&path, unit).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    println!("enable it with:  systemctl daemon-reload && systemctl enable --now {}-console.service", args.name);
+    println!("then, from your machine: ssh -L 8480:127.0.0.1:8480 THIS-HOST and open http://127.0.0.1:8480/");
+    Ok(0)
+}
+
 /// Runs the command.
 pub fn run(args: Args, config: &Path) -> Result<i32> {
+    if args.serve {
+        return run_serve(&args, config);
+    }
     let (cfg, exe, config) = if args.for_package {
         let cfg = Config::parse(crate::config::TEMPLATE, Path::new("/etc/packer"), "packer init's template")?;
         (cfg, PathBuf::from("/usr/bin/packer"), PathBuf::from(super::SYSTEM_CONFIG))
@@ -175,6 +214,14 @@ mod tests {
         ("15 14 1,15 * *", "*-*-1,15 14:15:00 UTC"),
         ("* * * * *", "*-*-* *:*:00 UTC"),
     ];
+
+    /// The console's unit runs `serve` on the given configuration and restarts on failure.
+    #[test]
+    fn serve_unit_runs_serve() {
+        let u = serve_unit(Path::new("/usr/bin/packer"), Path::new("/etc/packer/packer.toml"));
+        assert!(u.contains("ExecStart=/usr/bin/packer --config /etc/packer/packer.toml serve\n"), "{u}");
+        assert!(u.contains("Restart=on-failure") && u.contains("WantedBy=multi-user.target"));
+    }
 
     #[test]
     fn cron_to_on_calendar_table() {

@@ -8,6 +8,7 @@ pub mod install_timer;
 pub mod list;
 pub mod manage;
 pub mod prune;
+pub mod serve;
 pub mod ship;
 pub mod show;
 pub mod status;
@@ -123,8 +124,24 @@ pub enum Command {
     /// once, and the next run removes the .partial it leaves.
     Daemon(daemon::Args),
     /// Write a systemd service + timer pair that runs one scheduled cycle (`packer daemon
-    /// --once`), for those who prefer timers to a daemon. --dry-run prints them.
+    /// --once`), for those who prefer timers to a daemon. --dry-run prints them. With --serve,
+    /// the web console's service (`packer serve`) instead.
     InstallTimer(install_timer::Args),
+    /// A web console on the same catalog: dashboard, bundles (verify, protect, keep, delete,
+    /// download), one bundle's inventory (databases, files, n8n workflows with search, credentials
+    /// without secrets) and its restore commands, back up now with live progress, the retention
+    /// preview, and JSON under /api/ (the structs of --json).
+    ///
+    /// Listens on 127.0.0.1:8480 ([serve] listen, --listen); any other address needs TLS
+    /// (--tls-cert/--tls-key) or --behind-proxy. Reach it from elsewhere through ssh:
+    /// `ssh -L 8480:127.0.0.1:8480 HOST`, then open http://127.0.0.1:8480/.
+    ///
+    /// First start: `packer serve`, then paste the content of OUTPUT_DIR/console.token (written
+    /// 0600 on that start; `sudo cat` it) into the login page. For a password of your own:
+    /// `packer serve --hash-password` and put the line it prints in [serve] password_hash.
+    /// As a service: `packer install-timer --serve`, then `systemctl enable --now
+    /// n8n-backup-console.service`.
+    Serve(serve::Args),
     /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
     /// `packer completions bash > /etc/bash_completion.d/packer`.
     Completions {
@@ -239,6 +256,7 @@ fn dispatch(command: Command, cfg: &Path) -> Result<i32> {
         Command::Status(a) => status::run(a, cfg),
         Command::Daemon(a) => daemon::run(a, cfg),
         Command::InstallTimer(a) => install_timer::run(a, cfg),
+        Command::Serve(a) => serve::run(a, cfg),
     }
 }
 
