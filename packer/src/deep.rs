@@ -260,7 +260,12 @@ fn into_container(
 }
 
 /// Runs the deep checks of `bundle` (whose digests were verified by the caller).
-pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> Result<Vec<Check>> {
+pub fn verify(
+    bundle: &Path,
+    manifest: &Manifest,
+    identity: Option<&restorer::sealed::Identity>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<Check>> {
     // Ctrl-C or SIGTERM must not kill us before the throwaway servers are removed: the flag
     // stops us between steps (and while a container starts); a running pg_restore (or the
     // `docker exec` running one) gets the terminal's signal itself and fails.
@@ -298,7 +303,7 @@ pub fn verify(bundle: &Path, manifest: &Manifest, log: &mut dyn FnMut(&str)) -> 
         0 => "extracting the databases ...".to_string(),
         n => format!("extracting the databases and {n} saved image(s) ..."),
     });
-    restorer::unpack::unpack_only(bundle, &dir, |n| {
+    restorer::unpack::unpack_only_with(bundle, &dir, identity, |n| {
         n.starts_with("databases/") || image_entries.iter().any(|e| e == n)
     })?;
     let mut out = Vec::new();

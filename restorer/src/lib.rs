@@ -32,6 +32,7 @@ pub mod plan;
 pub mod raw_path;
 pub mod report;
 pub mod restore;
+pub mod sealed;
 pub mod select;
 pub mod space;
 pub mod sqlite;

@@ -39,6 +39,11 @@ struct Cli {
     /// the --dry-run plan, verify, list, workflow --to-n8n (file and rollback print text).
     #[arg(long, global = true)]
     json: bool,
+    /// For a sealed (age-encrypted) bundle: the identity file holding the private key of one of
+    /// its recipients (`age-keygen` output, or an unprotected OpenSSH ed25519/RSA key). The
+    /// payload is decrypted as it streams; `verify` without it checks the ciphertext only.
+    #[arg(long, global = true, value_name = "FILE", env = "RESTORE_IDENTITY_FILE")]
+    identity: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -239,16 +244,21 @@ fn archive_stem(from: &Path) -> restorer::Result<Option<PathBuf>> {
 /// itself; an `X/` already there is used only when it holds the very same bundle (same
 /// checksum list), so a stale or foreign directory beside a truncated archive is never trusted.
 /// A directory this call unpacks is put in `unpacked`.
-fn bundle_dir(from: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::Result<PathBuf> {
+fn bundle_dir(
+    from: Option<&Path>,
+    identity: Option<&Path>,
+    unpacked: &mut Option<PathBuf>,
+) -> restorer::Result<PathBuf> {
     let Some(from) = from else {
-        return Ok(restore::default_bundle_dir());
+        return opened_dir(restore::default_bundle_dir(), identity, unpacked);
     };
     let Some(dest) = archive_stem(from)? else {
-        return Ok(from.to_path_buf());
+        return opened_dir(from.to_path_buf(), identity, unpacked);
     };
+    let id = if unpack::is_sealed(from)? { Some(load_identity(from, identity)?) } else { None };
     if std::fs::symlink_metadata(&dest).is_ok() {
         eprintln!("verifying {} ...", from.display());
-        let read = unpack::read_archive(from, unpack::Sink::Discard, progress)?;
+        let read = unpack::read_archive_with(from, unpack::Sink::Discard, id.as_ref(), progress)?;
         if !read.report.ok() {
             return Err(read.report.into_error());
         }
@@ -265,11 +275,63 @@ fn bundle_dir(from: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::
         eprintln!("using {} (already unpacked, same bundle)", dest.display());
     } else {
         eprintln!("unpacking {} into {} (verified as it streams)", from.display(), dest.display());
-        unpack::unpack(from, &dest)?;
+        unpack::unpack_only_with(from, &dest, id.as_ref(), |_| true)?;
         *unpacked = Some(dest.clone());
     }
     Ok(dest)
 }
+
+/// The identity for a sealed bundle: the file named by --identity / RESTORE_IDENTITY_FILE, or a
+/// refusal saying so (nothing was changed). The key itself is never printed.
+fn load_identity(bundle: &Path, identity: Option<&Path>) -> restorer::Result<restorer::sealed::Identity> {
+    let Some(path) = identity else {
+        return Err(Error::Refused(format!(
+            "{} is a sealed bundle (age-encrypted): pass --identity FILE (or RESTORE_IDENTITY_FILE) with the private key of one of its recipients; `restore verify` checks its ciphertext without it",
+            bundle.display()
+        )));
+    };
+    restorer::sealed::Identity::load(path)
+}
+
+/// An extracted bundle directory as is, or for a sealed one (extracted by `tar xzf`) its
+/// payload opened with the identity into `DIR/opened/` (reused when it holds that very
+/// payload, like an archive's `X/`).
+fn opened_dir(dir: PathBuf, identity: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::Result<PathBuf> {
+    if !unpack::is_sealed_dir(&dir) {
+        return Ok(dir);
+    }
+    let id = load_identity(&dir, identity)?;
+    let dest = dir.join(OPENED);
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        eprintln!("verifying {} ...", dir.display());
+        let read = unpack::read_sealed_dir(&dir, &id, unpack::Sink::Discard)?;
+        if !read.report.ok() {
+            return Err(read.report.into_error());
+        }
+        let there = dest.join(restorer::layout::CHECKSUMS);
+        let same = restorer::digest::sha256_file(&there).map(|d| d.0 == read.checksums_sha256).unwrap_or(false);
+        if !same {
+            return Err(Error::Refused(format!(
+                "{} exists but does not hold the payload of {} (another or a damaged extraction): remove it",
+                dest.display(),
+                dir.display()
+            )));
+        }
+        eprintln!("using {} (already opened, same payload)", dest.display());
+    } else {
+        eprintln!(
+            "opening {} into {} (decrypted and verified as it streams)",
+            restorer::layout::PAYLOAD,
+            dest.display()
+        );
+        unpack::unpack_sealed_dir(&dir, &dest, &id)?;
+        *unpacked = Some(dest.clone());
+    }
+    Ok(dest)
+}
+
+/// Where a sealed bundle extracted by hand is opened: `DIR/opened/`.
+const OPENED: &str = "opened";
 
 fn progress(entry: &str, size: u64) {
     if size > 16 * 1024 * 1024 {
@@ -305,20 +367,46 @@ fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
         (Some(a), _) => a.clone(),
         // A rollback works from its checkpoint: a --from archive is not unpacked for it.
         (None, Some(Command::Rollback { .. })) => PathBuf::new(),
-        (None, _) => bundle_dir(cli.from.as_deref(), unpacked)?,
+        // verify reads a sealed directory itself: without the key it checks the ciphertext.
+        (None, Some(Command::Verify)) => {
+            let dir = cli.from.clone().unwrap_or_else(restore::default_bundle_dir);
+            if unpack::is_sealed_dir(&dir) {
+                dir
+            } else {
+                bundle_dir(cli.from.as_deref(), cli.identity.as_deref(), unpacked)?
+            }
+        }
+        (None, _) => bundle_dir(cli.from.as_deref(), cli.identity.as_deref(), unpacked)?,
     };
     match cli.command {
         Some(Command::Verify) => {
-            let (manifest, report) = match &archive {
-                Some(a) => verify::verify_archive(a, progress)?,
-                None => verify::verify_dir(&dir, progress)?,
+            let id = cli.identity.as_deref().map(restorer::sealed::Identity::load).transpose()?;
+            let sealed = match &archive {
+                Some(a) => unpack::is_sealed(a)?,
+                None => unpack::is_sealed_dir(&dir),
             };
+            let (manifest, report) = match (&archive, &id) {
+                (Some(a), Some(id)) => {
+                    let read = unpack::read_archive_with(a, unpack::Sink::Discard, Some(id), progress)?;
+                    (read.manifest, read.report)
+                }
+                (Some(a), None) => verify::verify_archive(a, progress)?,
+                (None, Some(id)) if sealed => {
+                    let read = unpack::read_sealed_dir(&dir, id, unpack::Sink::Discard)?;
+                    (read.manifest, read.report)
+                }
+                (None, _) => verify::verify_dir(&dir, progress)?,
+            };
+            let contents_checked = !sealed || id.is_some();
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({"bundle_dir": dir, "created_at": manifest.map(|m| m.created_at), "ok": report.ok(), "report": report})
+                    serde_json::json!({"bundle_dir": dir, "created_at": manifest.map(|m| m.created_at), "ok": report.ok(), "sealed": sealed, "contents_checked": contents_checked, "report": report})
                 );
             } else {
+                if !contents_checked {
+                    println!("sealed bundle: the ciphertext was checked; its contents need the key (--identity FILE)");
+                }
                 print!("{}", report.render_problems());
                 println!(
                     "{}: {} entries, {} bytes checked, {} problem(s)",
