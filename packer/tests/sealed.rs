@@ -310,3 +310,59 @@ fn bad_recipient_is_named_at_load() {
         .stderr(predicate::str::contains("age1qqqqnotakey"));
     assert!(!t.path().join("out").exists() || fs::read_dir(t.path().join("out")).unwrap().count() == 0);
 }
+
+/// Runs `cmd` under script(1), on a pseudo-terminal of its own, typing `input`: how a test
+/// answers a prompt read from /dev/tty. Returns the exit code and what the terminal showed.
+fn on_a_terminal(cmd: &str, input: &str) -> (i32, String) {
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Typed once the prompt is up (the pty drops what arrives while echo is being turned off).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stdin.write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A passphrase-protected identity (an encrypted OpenSSH key) is asked for on the terminal,
+/// echo off; a wrong passphrase and the absence of a terminal are clear refusals.
+#[test]
+fn passphrase_protected_identity_is_asked_on_the_terminal() {
+    let t = tempfile::tempdir().unwrap();
+    let key = t.path().join("id_ed25519");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-C", "t", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rcpt = fs::read_to_string(key.with_extension("pub")).unwrap();
+    let src = sample_tree(t.path());
+    let cfg = config(t.path(), &src, &[], None);
+    sealed_config(&cfg, &[rcpt.trim()]);
+    let bundle = create(&cfg);
+    let clear = extract(&bundle, &t.path().join("clear"));
+    let verify =
+        format!("{} verify --from {} --identity {}", clear.join("restore").display(), bundle.display(), key.display());
+
+    // No controlling terminal (a new session): refused, saying what to do.
+    let out =
+        Command::new("setsid").args(["-w", "sh", "-c", &verify]).stdin(std::process::Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(restorer::exit::REFUSED), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no terminal to ask for its passphrase"));
+
+    let (code, shown) = on_a_terminal(&verify, "correct horse\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("passphrase for") && shown.contains("OK"), "{shown}");
+    assert!(!shown.contains("correct horse"), "the passphrase was echoed: {shown}");
+
+    let (code, shown) = on_a_terminal(&verify, "wrong\n");
+    assert_eq!(code, restorer::exit::REFUSED, "{shown}");
+    assert!(shown.contains("wrong passphrase"), "{shown}");
+}

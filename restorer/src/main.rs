@@ -40,8 +40,9 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// For a sealed (age-encrypted) bundle: the identity file holding the private key of one of
-    /// its recipients (`age-keygen` output, or an unprotected OpenSSH ed25519/RSA key). The
-    /// payload is decrypted as it streams; `verify` without it checks the ciphertext only.
+    /// its recipients (`age-keygen` output, or an OpenSSH ed25519/RSA private key; a
+    /// passphrase-protected one asks for its passphrase on the terminal). The payload is
+    /// decrypted as it streams; `verify` without it checks the ciphertext only.
     #[arg(long, global = true, value_name = "FILE", env = "RESTORE_IDENTITY_FILE")]
     identity: Option<PathBuf>,
 }

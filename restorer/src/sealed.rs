@@ -24,7 +24,6 @@ pub const SCHEME: &str = "age";
 /// The clear `manifest.json` of a sealed bundle: enough to judge the archive's entries (names,
 /// exact sizes, digests of the ciphertext) and to say what it is, nothing about the contents.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// [`layout::SEALED_FORMAT_VERSION`].
     pub format_version: u32,
@@ -41,7 +40,8 @@ pub struct Envelope {
     pub entries: Vec<EntryDigest>,
 }
 
-/// The `sealed` object of an [`Envelope`].
+/// The `sealed` object of an [`Envelope`]. Unknown fields are refused here: one could change
+/// how the payload must be opened.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Sealing {
@@ -155,7 +155,7 @@ recipients configured in packer.toml ([bundle] recipients). Without a matching i
 Check it (no key needed):     ./restore verify
 Restore (the key is needed):  ./restore --identity /path/to/key.txt
   (or RESTORE_IDENTITY_FILE=/path/to/key.txt ./restore; an ssh-ed25519 recipient's key is the
-  OpenSSH private key, e.g. ~/.ssh/id_ed25519)
+  OpenSSH private key, e.g. ~/.ssh/id_ed25519; a passphrase-protected key asks for it)
 
 Open by hand with the age CLI (Debian package `age`): {payload} is a plain bundle
 (format 1, a .tar.gz) encrypted as one age file:
@@ -231,26 +231,52 @@ impl std::fmt::Debug for Identity {
 
 impl Identity {
     /// Reads an identity file: age's (`AGE-SECRET-KEY-1...` lines, as `age-keygen` writes) or an
-    /// unencrypted OpenSSH private key (ed25519 or RSA). A passphrase-protected file is refused
-    /// with what to do (this restore cannot ask for a passphrase yet).
+    /// OpenSSH private key (ed25519 or RSA). A passphrase-protected one (an `age -p` file, an
+    /// encrypted OpenSSH key) is decrypted now, with the passphrase asked on the terminal
+    /// (`/dev/tty`, echo off); without a terminal that is a refusal saying what to do.
     pub fn load(path: &Path) -> Result<Identity> {
         let bad = |why: String| Error::Refused(format!("identity {}: {why}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| Error::io("reading identity", path, e))?;
         if bytes.starts_with(b"age-encryption.org/") {
-            return Err(bad("the identity file is itself passphrase-encrypted (age -p); decrypt it first: age -d -o key.txt FILE, and pass key.txt (remove it afterwards)".into()));
+            let passphrase = passphrase_for(path, "an age passphrase-encrypted identity (age -p)")?;
+            let dec = age::Decryptor::new(&bytes[..]).map_err(|e| bad(format!("not an age file ({e})")))?;
+            if !dec.is_scrypt() {
+                return Err(bad("an age file that is not passphrase-encrypted is no identity".into()));
+            }
+            let scrypt = age::scrypt::Identity::new(passphrase);
+            let mut plain = Vec::new();
+            dec.decrypt(std::iter::once(&scrypt as &dyn age::Identity))
+                .map_err(|e| match e {
+                    age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
+                        bad("wrong passphrase".into())
+                    }
+                    e => bad(e.to_string()),
+                })?
+                .read_to_end(&mut plain)
+                .map_err(|e| bad(format!("decrypting: {e}")))?;
+            return Self::from_age_text(path, &plain);
         }
         if bytes.starts_with(b"-----BEGIN") {
             let key = age::ssh::Identity::from_buffer(&bytes[..], Some(path.display().to_string()))
                 .map_err(|e| bad(format!("not a usable OpenSSH private key ({e})")))?;
-            return match key {
-                age::ssh::Identity::Unencrypted(_) => Ok(Identity { path: path.into(), ids: vec![Box::new(key)] }),
-                age::ssh::Identity::Encrypted(_) => Err(bad(
-                    "the SSH key is passphrase-protected; this restore cannot ask for the passphrase: use an unprotected copy (cp KEY k && ssh-keygen -p -N '' -f k), and remove it afterwards".into(),
-                )),
-                age::ssh::Identity::Unsupported(_) => Err(bad("unsupported SSH key type (use ed25519 or RSA)".into())),
+            let key = match key {
+                age::ssh::Identity::Unencrypted(_) => key,
+                age::ssh::Identity::Encrypted(enc) => {
+                    let passphrase = passphrase_for(path, "a passphrase-protected SSH key")?;
+                    age::ssh::Identity::from(enc.decrypt(passphrase).map_err(|_| bad("wrong passphrase".into()))?)
+                }
+                age::ssh::Identity::Unsupported(_) => {
+                    return Err(bad("unsupported SSH key type (use ed25519 or RSA)".into()))
+                }
             };
+            return Ok(Identity { path: path.into(), ids: vec![Box::new(key)] });
         }
-        let file = age::IdentityFile::from_buffer(io::BufReader::new(&bytes[..]))
+        Self::from_age_text(path, &bytes)
+    }
+
+    fn from_age_text(path: &Path, text: &[u8]) -> Result<Identity> {
+        let bad = |why: String| Error::Refused(format!("identity {}: {why}", path.display()));
+        let file = age::IdentityFile::from_buffer(io::BufReader::new(text))
             .map_err(|e| bad(format!("not an age identity file ({e})")))?;
         let ids = file.into_identities().map_err(|e| bad(format!("{e}")))?;
         if ids.is_empty() {
@@ -287,6 +313,40 @@ impl Identity {
             e => OpenError::Damaged(e.to_string()),
         }
     }
+}
+
+/// The passphrase of a protected identity, asked on the controlling terminal; without one a
+/// refusal saying how to go on.
+fn passphrase_for(path: &Path, what: &str) -> Result<age::secrecy::SecretString> {
+    match ask_passphrase(&format!("passphrase for {} ({what}): ", path.display())) {
+        Some(Ok(p)) => Ok(p.into()),
+        Some(Err(e)) => Err(Error::io("reading the passphrase from", "/dev/tty", e)),
+        None => Err(Error::Refused(format!(
+            "identity {}: {what}, and there is no terminal to ask for its passphrase: run this on a terminal, or pass an unprotected copy (age -d -o key.txt FILE, or cp KEY k && ssh-keygen -p -N '' -f k) and remove it afterwards",
+            path.display()
+        ))),
+    }
+}
+
+/// Reads one line from `/dev/tty` with echo off. `None` when there is no controlling terminal.
+fn ask_passphrase(prompt: &str) -> Option<io::Result<String>> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok()?;
+    let old = tcgetattr(&tty).ok()?;
+    Some((|| {
+        let mut quiet = old.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        quiet.local_modes.insert(LocalModes::ECHONL);
+        (&tty).write_all(prompt.as_bytes())?;
+        tcsetattr(&tty, OptionalActions::Flush, &quiet)?;
+        let mut line = String::new();
+        let read = io::BufRead::read_line(&mut io::BufReader::new(&tty), &mut line);
+        // Echo back on whatever happened.
+        let restored = tcsetattr(&tty, OptionalActions::Flush, &old);
+        read?;
+        restored?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    })())
 }
 
 /// Why a payload did not open.

@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     pub deep: bool,
     /// For a sealed (age-encrypted) bundle: the identity file (age-keygen output or an
-    /// unprotected OpenSSH key) of one of its recipients. Without it the ciphertext's digests
+    /// OpenSSH private key; a protected one asks for its passphrase) of one of its recipients. Without it the ciphertext's digests
     /// are checked; with it every entry inside too. --deep needs it.
     #[arg(long, value_name = "FILE")]
     pub identity: Option<std::path::PathBuf>,
