@@ -251,6 +251,7 @@ fn tamper(bundle: &Path, out: &Path) {
 
 /// One flipped byte in the ciphertext: `restore verify` (no key), `restore --identity` and
 /// `packer verify` all refuse it naming the payload entry and its digests; nothing is written.
+/// The intact bundle passes `packer verify --deep --identity`.
 #[test]
 fn tampered_ciphertext_is_refused_naming_the_entry() {
     let t = tempfile::tempdir().unwrap();
@@ -290,8 +291,16 @@ fn tampered_ciphertext_is_refused_naming_the_entry() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("payload.tar.gz.age"));
-    // The untouched one is fine with the same key.
+    // The untouched one is fine with the same key, and --deep opens its SQLite copy with it.
     packer().args(["verify", "--identity"]).arg(&id).arg(&good).assert().success();
+    packer()
+        .args(["verify", "--deep", "--identity"])
+        .arg(&id)
+        .arg(&good)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("PASS"))
+        .stdout(predicate::str::contains("deep:"));
 }
 
 /// A recipient that is no key is refused when the configuration is loaded, naming it.
