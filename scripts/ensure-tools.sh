@@ -20,6 +20,8 @@ if [ "$what" = test ]; then
   command -v curl >/dev/null || need_pkgs+=(curl)
   command -v node >/dev/null || need_pkgs+=(nodejs)
   [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+  # age-keygen and age -d: the sealed-bundle tests make keys and open a bundle by hand.
+  command -v age >/dev/null || need_pkgs+=(age)
   command -v scp >/dev/null || need_pkgs+=(openssh-client)
   command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
   command -v ip >/dev/null || need_pkgs+=(iproute2)

@@ -445,7 +445,11 @@ impl Catalog {
     /// Indexes one bundle file from its head (its digest from the sidecar when there is one).
     pub fn index_file(&self, name: &str, source: Source) -> Result<i64> {
         let path = self.dir.join(name);
-        let manifest = restorer::unpack::read_manifest(&path)?;
+        // A sealed bundle this catalog did not write is known by its envelope only.
+        let manifest = match restorer::unpack::read_head(&path)? {
+            restorer::unpack::Head::Plain(m) => *m,
+            restorer::unpack::Head::Sealed(e) => e.stub_manifest(),
+        };
         let size = fs::metadata(&path)?.len();
         let sidecar = fs::read_to_string(self.dir.join(format!("{name}.sha256"))).ok();
         let sha256 = match sidecar.as_deref().and_then(|s| s.split_whitespace().next()) {

@@ -197,6 +197,23 @@ pub struct BundleSection {
     /// gzip level 1..9.
     #[serde(default = "default_level")]
     pub compression_level: u32,
+    /// Seal every bundle to these age recipients (`age1...` X25519 keys, `ssh-ed25519 ...`
+    /// public keys): each one alone can open it. Empty (and no `recipients_file`): plain bundles.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// A file of recipients, one per line (`#` comments), as `age -R` reads.
+    #[serde(default)]
+    pub recipients_file: Option<PathBuf>,
+    /// Every recipient of `recipients` and `recipients_file`, checked at load.
+    #[serde(skip)]
+    pub sealed_to: Vec<String>,
+}
+
+impl BundleSection {
+    /// The parsed recipients (checked at load, so parsing cannot fail here).
+    pub fn parsed_recipients(&self) -> Result<Vec<restorer::sealed::Recipient>> {
+        self.sealed_to.iter().map(|r| restorer::sealed::parse_recipient(r).map_err(anyhow::Error::msg)).collect()
+    }
 }
 
 fn default_name() -> String {
@@ -545,6 +562,24 @@ impl Config {
         if !(1..=9).contains(&c.bundle.compression_level) {
             bail!("[bundle] compression_level = {}: must be 1..9", c.bundle.compression_level);
         }
+        let mut sealed_to = c.bundle.recipients.clone();
+        if let Some(f) = &c.bundle.recipients_file {
+            let f = resolve(base, f, "[bundle] recipients_file")?;
+            let text = fs::read_to_string(&f).with_context(|| format!("[bundle] recipients_file {}", f.display()))?;
+            let lines = restorer::sealed::recipients_file_lines(&text);
+            if lines.is_empty() {
+                bail!(
+                    "[bundle] recipients_file {}: no recipient in it (one age1... or ssh-ed25519 ... per line)",
+                    f.display()
+                );
+            }
+            sealed_to.extend(lines);
+            c.bundle.recipients_file = Some(f);
+        }
+        for r in &sealed_to {
+            restorer::sealed::parse_recipient(r).map_err(|e| anyhow::anyhow!("[bundle] recipients: {e}"))?;
+        }
+        c.bundle.sealed_to = sealed_to;
         let mut names = HashSet::new();
         for p in &mut c.postgres {
             layout::check_name("[[postgres]] name", &p.name)?;
@@ -781,6 +816,27 @@ mod tests {
         assert_eq!(c.files[0].paths[0], Path::new("/etc/p/d/x"));
         let c = Config::parse("[bundle]\noutput_dir = \"../out\"\n", Path::new("/etc/p"), "p").unwrap();
         assert_eq!(c.bundle.output_dir, Path::new("/etc/out"));
+    }
+
+    /// Recipients from the list and the file are checked at load; a bad one is named.
+    #[test]
+    fn recipients_are_checked_at_load() {
+        let t = tempfile::tempdir().unwrap();
+        let a = "age1vrzvvmucaj7cr30yr27q4pjksxm3l5xa2kngkw7uejn69xtz0a9qq62kyr";
+        let ssh = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOUIukqIBkvmccSCwcvHv8JM2VGHvSRyblhHrAAGTeC/ me@laptop";
+        std::fs::write(t.path().join("r.txt"), format!("# team\n{ssh}\n\n")).unwrap();
+        let text = format!("[bundle]\noutput_dir = \"/x\"\nrecipients = [\"{a}\"]\nrecipients_file = \"r.txt\"\n");
+        let c = Config::parse(&text, t.path(), "p.toml").unwrap();
+        assert_eq!(c.bundle.sealed_to, [a, ssh]);
+        assert_eq!(c.bundle.parsed_recipients().unwrap().len(), 2);
+        let e =
+            Config::parse("[bundle]\noutput_dir = \"/x\"\nrecipients = [\"age1nope\"]\n", t.path(), "p").unwrap_err();
+        assert!(format!("{e:#}").contains("[bundle] recipients") && format!("{e:#}").contains("age1nope"), "{e:#}");
+        std::fs::write(t.path().join("empty.txt"), "# nobody\n").unwrap();
+        let e = Config::parse("[bundle]\noutput_dir = \"/x\"\nrecipients_file = \"empty.txt\"\n", t.path(), "p")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("no recipient"), "{e:#}");
+        assert!(parse("").unwrap().bundle.sealed_to.is_empty(), "no recipients: plain bundles");
     }
 
     fn parse(extra: &str) -> Result<Config> {

@@ -33,6 +33,10 @@ pub struct Created {
     pub files: usize,
     /// Warnings from packing.
     pub warnings: Vec<String>,
+    /// The manifest written (the catalog indexes it: a sealed bundle's is not readable from
+    /// the file without the key).
+    #[serde(skip)]
+    pub manifest: Manifest,
 }
 
 /// The n8n section: the encryption key looked for in every packed file (a `.env`, a compose
@@ -474,13 +478,18 @@ pub fn create(
         Level::Info,
         &format!("writing {} (read back and checked before it is published) ...", out_dir.join(&file_name).display()),
     );
+    let recipients = cfg.bundle.parsed_recipients()?;
+    if !recipients.is_empty() {
+        log(Level::Info, &format!("  sealed to {} recipient(s) with age", recipients.len()));
+    }
     let t = std::time::Instant::now();
-    let written = writer::write_bundle(
+    let written = writer::write_bundle_to(
         out_dir,
         &file_name,
         &manifest.to_json(),
         &ordered,
         cfg.bundle.compression_level,
+        &recipients,
         progress,
     )?;
     log(
@@ -502,5 +511,6 @@ pub fn create(
         sqlite: manifest.sqlite.len(),
         files: manifest.files.len(),
         warnings: manifest.warnings.clone(),
+        manifest,
     })
 }

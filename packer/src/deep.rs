@@ -266,6 +266,7 @@ fn into_container(
 pub fn verify(
     bundle: &Path,
     manifest: &Manifest,
+    identity: Option<&restorer::sealed::Identity>,
     log: &mut dyn FnMut(Level, &str),
     progress: &dyn Progress,
 ) -> Result<Vec<Check>> {
@@ -309,9 +310,10 @@ pub fn verify(
             n => format!("extracting the databases and {n} saved image(s) ..."),
         },
     );
-    restorer::unpack::unpack_only(
+    restorer::unpack::unpack_only_with(
         bundle,
         &dir,
+        identity,
         |n| n.starts_with("databases/") || image_entries.iter().any(|e| e == n),
         progress,
     )?;

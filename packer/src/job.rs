@@ -197,8 +197,7 @@ pub fn backup(
         preflight(cfg, &catalog, log)?;
         let created = create::create(cfg, &restore_bin, &mut *log, progress)?;
         let name = created.written.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let manifest = restorer::unpack::read_manifest(&created.written.path)?;
-        let id = catalog.insert(&name, &manifest, created.written.size, &created.written.sha256, source)?;
+        let id = catalog.insert(&name, &created.manifest, created.written.size, &created.written.sha256, source)?;
         Ok(Backup { id, created })
     })();
     let finished = Utc::now();

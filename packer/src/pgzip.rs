@@ -62,6 +62,15 @@ impl<W: Write> ParallelGz<W> {
         Ok(())
     }
 
+    /// Compresses what follows at `level` (0 stores it): the block so far is sent off first, so
+    /// the switch falls on a member boundary. A sealed bundle's payload is ciphertext, which
+    /// deflate cannot shrink: it is stored, not compressed a second time for nothing.
+    pub fn set_level(&mut self, level: u32) -> io::Result<()> {
+        self.dispatch()?;
+        self.level = Compression::new(level);
+        Ok(())
+    }
+
     /// Compresses what is left, writes every member, and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.dispatch()?;

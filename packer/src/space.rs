@@ -27,7 +27,7 @@ fn tree_size(path: &Path) -> u64 {
 
 /// Bytes the next `packer create` may need at its peak: the database dumps twice (the spool and
 /// the bundle; a dump without compression is about the database's size), files once, and the
-/// restore binary. Deliberately pessimistic: compression usually makes the bundle much smaller.
+/// restore binary (and for a sealed bundle, its encrypted spool once more). Deliberately pessimistic: compression usually makes the bundle much smaller.
 pub fn estimate(cfg: &Config) -> Result<u64> {
     let mut dbs = 0u64;
     for p in &cfg.postgres {
@@ -45,7 +45,9 @@ pub fn estimate(cfg: &Config) -> Result<u64> {
             files += tree_size(&m);
         }
     }
-    Ok(2 * dbs + files + 16 * 1024 * 1024)
+    // A sealed bundle exists twice while it is written: the encrypted spool and the bundle.
+    let sealed = if cfg.bundle.sealed_to.is_empty() { 0 } else { dbs + files };
+    Ok(2 * dbs + files + sealed + 16 * 1024 * 1024)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use restorer::digest::{Checksums, HashingReader, HashingWriter};
 use restorer::layout;
+use restorer::manifest::EntryDigest;
 use restorer::progress::{Counting, Progress};
 
 use crate::pgzip::ParallelGz;
@@ -108,6 +109,22 @@ pub fn write_bundle(
     level: u32,
     progress: &dyn Progress,
 ) -> Result<Written> {
+    write_bundle_to(dir, file_name, manifest_json, payloads, level, &[], progress)
+}
+
+/// [`write_bundle`], sealed to `recipients` when there are any (see `restorer::sealed`): the
+/// plain bundle is written exactly as above, but age-encrypted as it streams into a spool file
+/// beside the bundle (`<file>.payload.partial`: disk, never memory, holds it), which then
+/// becomes the payload entry of the sealed bundle's clear archive.
+pub fn write_bundle_to(
+    dir: &Path,
+    file_name: &str,
+    manifest_json: &str,
+    payloads: &[Payload],
+    level: u32,
+    recipients: &[restorer::sealed::Recipient],
+    progress: &dyn Progress,
+) -> Result<Written> {
     let final_path = dir.join(file_name);
     if final_path.exists() {
         bail!("{} already exists; refusing to overwrite an existing bundle", final_path.display());
@@ -121,7 +138,22 @@ pub fn write_bundle(
         .with_context(|| format!("creating {}", partial.display()))?;
     let mut guard = PartialGuard(Some(partial.clone()));
 
-    let sink = HashingWriter::new(BufWriter::with_capacity(1024 * 1024, file));
+    let (out, sealing) = if recipients.is_empty() {
+        (Out::Plain(BufWriter::with_capacity(1024 * 1024, file)), None)
+    } else {
+        let spool = dir.join(format!("{file_name}.payload.partial"));
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&spool)
+            .with_context(|| format!("creating {}", spool.display()))?;
+        let spool_guard = PartialGuard(Some(spool.clone()));
+        let sealed = restorer::sealed::seal(recipients, HashingWriter::new(BufWriter::with_capacity(1024 * 1024, f)))
+            .context("starting the age encryption")?;
+        (Out::Sealed(sealed), Some((file, spool, spool_guard)))
+    };
+    let sink = HashingWriter::new(out);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let gz = ParallelGz::new(sink, level, threads);
     let mut tar = tar::Builder::new(gz);
@@ -147,8 +179,16 @@ pub fn write_bundle(
     tar.append_data(&mut h, layout::CHECKSUMS, text.as_bytes()).context("writing checksums.sha256")?;
     let gz = tar.into_inner().context("finishing the archive")?;
     let sink = gz.finish().context("finishing compression")?;
-    let (buf, sha256, size) = sink.finish();
-    let file = buf.into_inner().map_err(|e| e.into_error()).context("flushing the bundle")?;
+    let (out, sha256, size) = sink.finish();
+    let (file, sha256, size) = match (out, sealing) {
+        (Out::Plain(buf), _) => {
+            (buf.into_inner().map_err(|e| e.into_error()).context("flushing the bundle")?, sha256, size)
+        }
+        (Out::Sealed(sealed), Some((file, spool, _spool_guard))) => {
+            seal_outer(file, sealed, &spool, manifest_json, payloads, level, file_name)?
+        }
+        (Out::Sealed(_), None) => unreachable!("a sealed output always has its bundle file"),
+    };
     file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
     drop(file);
 
@@ -188,6 +228,99 @@ pub fn write_bundle(
     }
     sync_dir(dir)?;
     Ok(Written { path: final_path, sidecar, size, sha256, payload_bytes })
+}
+
+type SealedOut = restorer::sealed::Sealer<HashingWriter<BufWriter<File>>>;
+
+/// Where the plain bundle's gzip stream goes: the bundle file, or the sealed spool.
+enum Out {
+    Plain(BufWriter<File>),
+    Sealed(SealedOut),
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Out::Plain(w) => w.write(buf),
+            Out::Sealed(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Plain(w) => w.flush(),
+            Out::Sealed(w) => w.flush(),
+        }
+    }
+}
+
+/// Writes a sealed bundle's clear archive into `file`: the envelope, `restore`, `README.txt`,
+/// the payload (the spool, stored: ciphertext does not compress) and the checksums of these.
+/// Returns the file, its sha256 and size.
+fn seal_outer(
+    file: File,
+    sealed: SealedOut,
+    spool: &Path,
+    manifest_json: &str,
+    payloads: &[Payload],
+    level: u32,
+    file_name: &str,
+) -> Result<(File, String, u64)> {
+    let (buf, payload_sha, payload_len) = sealed.finish().context("finishing the age encryption")?.finish();
+    buf.into_inner().map_err(|e| e.into_error()).context("flushing the sealed payload")?;
+    let manifest = restorer::manifest::Manifest::from_json(manifest_json).context("the manifest to seal")?;
+    let readme = restorer::sealed::readme(file_name);
+    let (readme_sha, _) = restorer::digest::sha256_reader(readme.as_bytes())?;
+    let restore = payloads.iter().find(|p| p.entry == layout::RESTORE_BIN);
+    let mut entries: Vec<EntryDigest> = restore
+        .map(|p| EntryDigest { entry: p.entry.clone(), size: p.size, sha256: p.sha256.clone() })
+        .into_iter()
+        .collect();
+    entries.push(EntryDigest { entry: layout::README.into(), size: readme.len() as u64, sha256: readme_sha.clone() });
+    entries.push(EntryDigest { entry: layout::PAYLOAD.into(), size: payload_len, sha256: payload_sha.clone() });
+    let envelope = restorer::sealed::Envelope::new(&manifest, entries).to_json();
+
+    let sink = HashingWriter::new(BufWriter::with_capacity(1024 * 1024, file));
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mut tar = tar::Builder::new(ParallelGz::new(sink, level, threads));
+    tar.mode(tar::HeaderMode::Deterministic);
+    let now = chrono::Utc::now().timestamp();
+    let mut sums = Checksums::default();
+    let (digest, _) = restorer::digest::sha256_reader(envelope.as_bytes())?;
+    tar.append_data(&mut header(envelope.len() as u64, layout::ENTRY_MODE, now), layout::MANIFEST, envelope.as_bytes())
+        .context("writing the envelope")?;
+    sums.0.insert(layout::MANIFEST.into(), digest);
+    if let Some(p) = restore {
+        let f = File::open(&p.source).with_context(|| format!("opening {}", p.source.display()))?;
+        let mut reader = HashingReader::new(f.take(p.size));
+        tar.append_data(&mut header(p.size, layout::RESTORE_BIN_MODE, p.mtime), &p.entry, &mut reader)
+            .with_context(|| format!("writing {}", p.entry))?;
+        let (digest, len) = reader.finish();
+        if digest != p.sha256 || len != p.size {
+            bail!("{} changed while the bundle was written; nothing was kept, run again", p.source.display());
+        }
+        sums.0.insert(p.entry.clone(), digest);
+    }
+    tar.append_data(&mut header(readme.len() as u64, layout::ENTRY_MODE, now), layout::README, readme.as_bytes())
+        .context("writing README.txt")?;
+    sums.0.insert(layout::README.into(), readme_sha);
+    tar.get_mut().set_level(0).context("compressing the bundle")?;
+    let f = File::open(spool).with_context(|| format!("opening {}", spool.display()))?;
+    let mut reader = HashingReader::new(f.take(payload_len));
+    tar.append_data(&mut header(payload_len, layout::ENTRY_MODE, now), layout::PAYLOAD, &mut reader)
+        .context("writing the sealed payload")?;
+    let (digest, len) = reader.finish();
+    if digest != payload_sha || len != payload_len {
+        bail!("{} changed while the bundle was written; nothing was kept, run again", spool.display());
+    }
+    sums.0.insert(layout::PAYLOAD.into(), digest);
+    tar.get_mut().set_level(level).context("compressing the bundle")?;
+    let text = sums.to_text();
+    tar.append_data(&mut header(text.len() as u64, layout::ENTRY_MODE, now), layout::CHECKSUMS, text.as_bytes())
+        .context("writing checksums.sha256")?;
+    let sink = tar.into_inner().context("finishing the archive")?.finish().context("finishing compression")?;
+    let (buf, sha256, size) = sink.finish();
+    let file = buf.into_inner().map_err(|e| e.into_error()).context("flushing the bundle")?;
+    Ok((file, sha256, size))
 }
 
 #[cfg(test)]

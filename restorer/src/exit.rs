@@ -11,7 +11,8 @@ pub const CORRUPT: i32 = 3;
 /// The restore ran but the result does not match the manifest (row counts, file digests).
 pub const VALIDATION_FAILED: i32 = 4;
 /// A safety check refused to go on before anything was changed (existing data, unsafe path,
-/// no confirmation, unsupported format version).
+/// no confirmation, unsupported format version, a sealed bundle without the identity or with one
+/// that matches none of its recipients).
 pub const REFUSED: i32 = 5;
 
 /// The table shown at the end of `restore --help`.
@@ -23,4 +24,5 @@ Exit codes:
   3  bundle corrupt: a digest, an entry or the archive itself is bad; nothing was changed
   4  restored, but validation against the manifest failed (see restore-report.json)
   5  refused by a safety check before anything was changed (existing data without --overwrite,
-     unsafe path in the bundle, no confirmation, unsupported format version)";
+     unsafe path in the bundle, no confirmation, unsupported format version, a sealed bundle
+     without --identity or with a key that is none of its recipients)";

@@ -9,6 +9,13 @@ use crate::{Error, Result};
 
 /// The format version this crate writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// The format version of a sealed bundle's clear envelope (see [`crate::sealed`]); its payload
+/// is a plain bundle of [`FORMAT_VERSION`]. A plain bundle stays version 1.
+pub const SEALED_FORMAT_VERSION: u32 = 2;
+/// In a sealed bundle: the age-encrypted plain bundle (a `.tar.gz`).
+pub const PAYLOAD: &str = "payload.tar.gz.age";
+/// In a sealed bundle: how to open it, in clear.
+pub const README: &str = "README.txt";
 /// First entry: the inventory, readable from the head of the archive alone.
 pub const MANIFEST: &str = "manifest.json";
 /// Last entry: `sha256sum` lines for every other entry.

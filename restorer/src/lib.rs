@@ -35,6 +35,7 @@ pub mod progress;
 pub mod raw_path;
 pub mod report;
 pub mod restore;
+pub mod sealed;
 pub mod select;
 pub mod space;
 pub mod sqlite;

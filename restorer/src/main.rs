@@ -42,6 +42,12 @@ struct Cli {
     /// the --dry-run plan, verify, list, workflow --to-n8n (file and rollback print text).
     #[arg(long, global = true)]
     json: bool,
+    /// For a sealed (age-encrypted) bundle: the identity file holding the private key of one of
+    /// its recipients (`age-keygen` output, or an OpenSSH ed25519/RSA private key; a
+    /// passphrase-protected one asks for its passphrase on the terminal). The payload is
+    /// decrypted as it streams; `verify` without it checks the ciphertext only.
+    #[arg(long, global = true, value_name = "FILE", env = "RESTORE_IDENTITY_FILE")]
+    identity: Option<PathBuf>,
     /// No progress bars; only warnings, errors and what changed on stderr.
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     quiet: bool,
@@ -214,9 +220,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A restore is attended and its narrative is its record (often `| tee restore.log`): the
     // lines stay on whether stderr is a terminal or not; -q leaves what changed and what is wrong.
-    let term = Terminal::new(Threshold::new(cli.quiet, cli.verbose, true), cli.quiet || cli.json);
+    let _ = TERM.set(Terminal::new(Threshold::new(cli.quiet, cli.verbose, true), cli.quiet || cli.json));
     let mut unpacked = None;
-    let code = match run(cli, &term, &mut unpacked) {
+    let code = match run(cli, &mut unpacked) {
         Ok(code) => code,
         Err(e) if restorer::broken_pipe::is_broken_pipe(&e) => exit::OK,
         Err(e) => {
@@ -236,6 +242,18 @@ fn main() -> ExitCode {
 }
 
 /// `--from X.tar.gz`: the archive's stem beside it (`X/`).
+/// stderr: log lines and progress bars (set once in `main`).
+static TERM: std::sync::OnceLock<Terminal> = std::sync::OnceLock::new();
+
+fn term() -> &'static Terminal {
+    TERM.get_or_init(|| Terminal::new(Threshold::new(false, false, true), false))
+}
+
+/// A narrative line (shown unless -q).
+fn say(line: &str) {
+    term().log(Level::Info, line);
+}
+
 fn archive_stem(from: &Path) -> restorer::Result<Option<PathBuf>> {
     if from.is_dir() {
         return Ok(None);
@@ -251,16 +269,21 @@ fn archive_stem(from: &Path) -> restorer::Result<Option<PathBuf>> {
 /// itself; an `X/` already there is used only when it holds the very same bundle (same
 /// checksum list), so a stale or foreign directory beside a truncated archive is never trusted.
 /// A directory this call unpacks is put in `unpacked`.
-fn bundle_dir(from: Option<&Path>, term: &Terminal, unpacked: &mut Option<PathBuf>) -> restorer::Result<PathBuf> {
+fn bundle_dir(
+    from: Option<&Path>,
+    identity: Option<&Path>,
+    unpacked: &mut Option<PathBuf>,
+) -> restorer::Result<PathBuf> {
     let Some(from) = from else {
-        return Ok(restore::default_bundle_dir());
+        return opened_dir(restore::default_bundle_dir(), identity, unpacked);
     };
     let Some(dest) = archive_stem(from)? else {
-        return Ok(from.to_path_buf());
+        return opened_dir(from.to_path_buf(), identity, unpacked);
     };
+    let id = if unpack::is_sealed(from)? { Some(load_identity(from, identity)?) } else { None };
     if std::fs::symlink_metadata(&dest).is_ok() {
-        term.log(Level::Info, &format!("verifying {} ...", from.display()));
-        let read = unpack::read_archive(from, unpack::Sink::Discard, "verifying", term)?;
+        say(&format!("verifying {} ...", from.display()));
+        let read = unpack::read_archive_with(from, unpack::Sink::Discard, id.as_ref(), "verifying", term())?;
         if !read.report.ok() {
             return Err(read.report.into_error());
         }
@@ -274,20 +297,69 @@ fn bundle_dir(from: Option<&Path>, term: &Terminal, unpacked: &mut Option<PathBu
                 dest.display()
             )));
         }
-        term.log(Level::Info, &format!("using {} (already unpacked, same bundle)", dest.display()));
+        say(&format!("using {} (already unpacked, same bundle)", dest.display()));
     } else {
-        term.log(
-            Level::Info,
-            &format!("unpacking {} into {} (verified as it streams)", from.display(), dest.display()),
-        );
-        unpack::unpack(from, &dest, term)?;
+        say(&format!("unpacking {} into {} (verified as it streams)", from.display(), dest.display()));
+        unpack::unpack_only_with(from, &dest, id.as_ref(), |_| true, term())?;
         *unpacked = Some(dest.clone());
     }
     Ok(dest)
 }
 
+/// The identity for a sealed bundle: the file named by --identity / RESTORE_IDENTITY_FILE, or a
+/// refusal saying so (nothing was changed). The key itself is never printed.
+fn load_identity(bundle: &Path, identity: Option<&Path>) -> restorer::Result<restorer::sealed::Identity> {
+    let Some(path) = identity else {
+        return Err(Error::Refused(format!(
+            "{} is a sealed bundle (age-encrypted): pass --identity FILE (or RESTORE_IDENTITY_FILE) with the private key of one of its recipients; `restore verify` checks its ciphertext without it",
+            bundle.display()
+        )));
+    };
+    restorer::sealed::Identity::load(path)
+}
+
+/// An extracted bundle directory as is, or for a sealed one (extracted by `tar xzf`) its
+/// payload opened with the identity into `DIR/opened/` (reused when it holds that very
+/// payload, like an archive's `X/`).
+fn opened_dir(dir: PathBuf, identity: Option<&Path>, unpacked: &mut Option<PathBuf>) -> restorer::Result<PathBuf> {
+    if !unpack::is_sealed_dir(&dir) {
+        return Ok(dir);
+    }
+    let id = load_identity(&dir, identity)?;
+    let dest = dir.join(OPENED);
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        say(&format!("verifying {} ...", dir.display()));
+        let read = unpack::read_sealed_dir(&dir, &id, unpack::Sink::Discard)?;
+        if !read.report.ok() {
+            return Err(read.report.into_error());
+        }
+        let there = dest.join(restorer::layout::CHECKSUMS);
+        let same = restorer::digest::sha256_file(&there).map(|d| d.0 == read.checksums_sha256).unwrap_or(false);
+        if !same {
+            return Err(Error::Refused(format!(
+                "{} exists but does not hold the payload of {} (another or a damaged extraction): remove it",
+                dest.display(),
+                dir.display()
+            )));
+        }
+        say(&format!("using {} (already opened, same payload)", dest.display()));
+    } else {
+        say(&format!(
+            "opening {} into {} (decrypted and verified as it streams)",
+            restorer::layout::PAYLOAD,
+            dest.display()
+        ));
+        unpack::unpack_sealed_dir(&dir, &dest, &id)?;
+        *unpacked = Some(dest.clone());
+    }
+    Ok(dest)
+}
+
+/// Where a sealed bundle extracted by hand is opened: `DIR/opened/`.
+const OPENED: &str = "opened";
+
 #[expect(clippy::too_many_lines, reason = "issue 13: run is to be split where a name would explain a part")]
-fn run(cli: Cli, term: &Terminal, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
+fn run(cli: Cli, unpacked: &mut Option<PathBuf>) -> restorer::Result<i32> {
     use clap::CommandFactory;
     // The documentation commands need no bundle.
     match &cli.command {
@@ -315,20 +387,46 @@ fn run(cli: Cli, term: &Terminal, unpacked: &mut Option<PathBuf>) -> restorer::R
         (Some(a), _) => a.clone(),
         // A rollback works from its checkpoint: a --from archive is not unpacked for it.
         (None, Some(Command::Rollback { .. })) => PathBuf::new(),
-        (None, _) => bundle_dir(cli.from.as_deref(), term, unpacked)?,
+        // verify reads a sealed directory itself: without the key it checks the ciphertext.
+        (None, Some(Command::Verify)) => {
+            let dir = cli.from.clone().unwrap_or_else(restore::default_bundle_dir);
+            if unpack::is_sealed_dir(&dir) {
+                dir
+            } else {
+                bundle_dir(cli.from.as_deref(), cli.identity.as_deref(), unpacked)?
+            }
+        }
+        (None, _) => bundle_dir(cli.from.as_deref(), cli.identity.as_deref(), unpacked)?,
     };
     match cli.command {
         Some(Command::Verify) => {
-            let (manifest, report) = match &archive {
-                Some(a) => verify::verify_archive(a, term)?,
-                None => verify::verify_dir(&dir, term)?,
+            let id = cli.identity.as_deref().map(restorer::sealed::Identity::load).transpose()?;
+            let sealed = match &archive {
+                Some(a) => unpack::is_sealed(a)?,
+                None => unpack::is_sealed_dir(&dir),
             };
+            let (manifest, report) = match (&archive, &id) {
+                (Some(a), Some(id)) => {
+                    let read = unpack::read_archive_with(a, unpack::Sink::Discard, Some(id), "verifying", term())?;
+                    (read.manifest, read.report)
+                }
+                (Some(a), None) => verify::verify_archive(a, term())?,
+                (None, Some(id)) if sealed => {
+                    let read = unpack::read_sealed_dir(&dir, id, unpack::Sink::Discard)?;
+                    (read.manifest, read.report)
+                }
+                (None, _) => verify::verify_dir(&dir, term())?,
+            };
+            let contents_checked = !sealed || id.is_some();
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({"bundle_dir": dir, "created_at": manifest.map(|m| m.created_at), "ok": report.ok(), "report": report})
+                    serde_json::json!({"bundle_dir": dir, "created_at": manifest.map(|m| m.created_at), "ok": report.ok(), "sealed": sealed, "contents_checked": contents_checked, "report": report})
                 );
             } else {
+                if !contents_checked {
+                    println!("sealed bundle: the ciphertext was checked; its contents need the key (--identity FILE)");
+                }
                 print!("{}", report.render_problems());
                 println!(
                     "{}: {} entries, {} bytes checked, {} problem(s)",
@@ -353,7 +451,7 @@ fn run(cli: Cli, term: &Terminal, unpacked: &mut Option<PathBuf>) -> restorer::R
                 Ok(exit::OK)
             } else {
                 for f in &failures {
-                    term.log(Level::Warning, &format!("could not undo: {f}"));
+                    term().log(Level::Warning, &format!("could not undo: {f}"));
                 }
                 Ok(exit::FAILED)
             }
@@ -444,13 +542,13 @@ fn run(cli: Cli, term: &Terminal, unpacked: &mut Option<PathBuf>) -> restorer::R
             }
             Ok(exit::OK)
         }
-        None => restore_run(cli.run, dir, cli.json, term),
+        None => restore_run(cli.run, dir, cli.json),
         Some(Command::Man { .. } | Command::Completions { .. }) => unreachable!("handled above"),
     }
 }
 
 #[expect(clippy::too_many_lines, reason = "issue 13: restore_run is to be split where a name would explain a part")]
-fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restorer::Result<i32> {
+fn restore_run(a: RunArgs, dir: PathBuf, json: bool) -> restorer::Result<i32> {
     let mut opts = Options {
         bundle_dir: dir.clone(),
         root: a.root.clone(),
@@ -472,7 +570,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restore
     // before the plan can look at the server (the full prerequisites step then finds nothing).
     let local_pg = opts.postgres_url.is_none() && bundle_has_postgres(&dir) && restorer::sys::is_root();
     if local_pg && !a.dry_run && opts.installs() {
-        let (m, report) = verify::verify_dir(&dir, term)?;
+        let (m, report) = verify::verify_dir(&dir, term())?;
         let m = match m {
             Some(m) if report.ok() => m,
             _ => return Err(report.into_error()),
@@ -493,7 +591,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restore
                 .filter_map(|p| restorer::layout::target_path(&opts.root, &p).ok())
                 .collect();
             let before: Vec<bool> = targets.iter().map(|t| t.symlink_metadata().is_ok()).collect();
-            term.log(Level::Info, &format!("installing prerequisites: {}", missing.join(" ")));
+            say(&format!("installing prerequisites: {}", missing.join(" ")));
             restorer::steps::system::install(&missing)?;
             // What the packages just put at our targets is theirs, not the operator's data.
             opts.installed_defaults = targets
@@ -513,7 +611,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restore
             if a.dry_run || !opts.starts_services() {
                 return Err(e);
             }
-            term.log(Level::Notice, &format!("the local PostgreSQL does not answer ({e}); starting it"));
+            term().log(Level::Notice, &format!("the local PostgreSQL does not answer ({e}); starting it"));
             restorer::steps::system::start_postgres().and_then(|_| {
                 std::thread::sleep(std::time::Duration::from_secs(2));
                 attempt()
@@ -525,10 +623,13 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restore
                 Some(t)
             }
             Err(e) => {
-                eprintln!(
-                    "note: the local PostgreSQL at {}:{} could not be reached as postgres ({e})",
-                    a.pg_socket.display(),
-                    a.pg_port
+                term().log(
+                    Level::Notice,
+                    &format!(
+                        "note: the local PostgreSQL at {}:{} could not be reached as postgres ({e})",
+                        a.pg_socket.display(),
+                        a.pg_port
+                    ),
                 );
                 None
             }
@@ -546,12 +647,12 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restore
             }
         } else {
             for line in restore::roll_back_interrupted(&opts)? {
-                term.log(Level::Notice, &line);
+                term().log(Level::Notice, &line);
             }
         }
     }
-    term.log(Level::Info, &format!("verifying {} ...", dir.display()));
-    let prepared = restore::prepare(&opts, term)?;
+    say(&format!("verifying {} ...", dir.display()));
+    let prepared = restore::prepare(&opts, term())?;
     let m = &prepared.manifest;
     if a.dry_run {
         if json {
@@ -583,7 +684,7 @@ fn restore_run(a: RunArgs, dir: PathBuf, json: bool, term: &Terminal) -> restore
             m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         ))?;
     }
-    let report = restore::execute(&prepared, &opts, |s| term.log(Level::Info, s), term)?;
+    let report = restore::execute(&prepared, &opts, say, term())?;
     let report_path = a.report.unwrap_or_else(|| dir.join("restore-report.json"));
     let text = serde_json::to_string_pretty(&report).expect("report serialises");
     write_private(&report_path, &text)?;

@@ -24,7 +24,8 @@ use tar::{Archive, EntryType};
 use crate::digest::HashingReader;
 use crate::error::IoContext;
 use crate::manifest::Manifest;
-use crate::progress::{Counting, Progress};
+use crate::progress::{Counting, Progress, Silent};
+use crate::sealed::{self, Envelope, Identity};
 use crate::verify::{self, VerifyReport};
 use crate::{layout, Error, Result};
 
@@ -49,8 +50,30 @@ pub(crate) fn damaged(bundle: &Path, near: &str, e: io::Error) -> Error {
 
 /// Reads `manifest.json` from the first entry of a bundle without reading the rest: this is what
 /// makes `packer show` instant on a multi-GB bundle. The manifest is not verified (its digest is
-/// in the last entry): fine for browsing, never for restoring.
+/// in the last entry): fine for browsing, never for restoring. A sealed bundle's manifest is
+/// encrypted: that is a refusal naming the way in (see [`read_head`]).
 pub fn read_manifest(bundle: &Path) -> Result<Manifest> {
+    match read_head(bundle)? {
+        Head::Plain(m) => Ok(*m),
+        Head::Sealed(_) => Err(Error::Refused(format!(
+            "{} is a sealed bundle (age-encrypted): its manifest can be read only with the identity (restore --identity FILE, packer verify --identity FILE; packer show reads it from the catalog)",
+            bundle.display()
+        ))),
+    }
+}
+
+/// What the head of a bundle says it is.
+#[derive(Debug)]
+pub enum Head {
+    /// A plain bundle (format 1) and its manifest (unverified).
+    Plain(Box<Manifest>),
+    /// A sealed bundle (format 2) and its clear envelope (unverified).
+    Sealed(Envelope),
+}
+
+/// Reads the first entry of a bundle: the manifest of a plain bundle, or a sealed bundle's
+/// envelope. Unverified, as [`read_manifest`].
+pub fn read_head(bundle: &Path) -> Result<Head> {
     let mut archive = open(bundle)?;
     let mut entries = archive.entries().map_err(|e| damaged(bundle, "", e))?;
     let first = match entries.next() {
@@ -58,7 +81,10 @@ pub fn read_manifest(bundle: &Path) -> Result<Manifest> {
         None => return Err(Error::Corrupt(format!("{}: empty archive", bundle.display()))),
     };
     let (text, _) = read_manifest_entry(bundle, first)?;
-    Manifest::from_json(&text)
+    if sealed::is_envelope(&text) {
+        return Ok(Head::Sealed(Envelope::from_json(&text)?));
+    }
+    Ok(Head::Plain(Box::new(Manifest::from_json(&text)?)))
 }
 
 /// The first entry, which must be a regular `manifest.json` of sane size: its text and digest.
@@ -121,38 +147,96 @@ pub enum Sink<'a> {
 /// The verdict on a whole archive.
 #[derive(Debug)]
 pub struct ArchiveRead {
-    /// The manifest, when its own digest matched.
+    /// The manifest, when its own digest matched (of a sealed bundle: the payload's manifest,
+    /// when it was opened with the identity).
     pub manifest: Option<Manifest>,
-    /// Every digest problem found.
+    /// Every digest problem found (of a sealed bundle opened with the identity: the outer
+    /// archive's and the payload's).
     pub report: VerifyReport,
-    /// sha256 of the `checksums.sha256` entry (identifies the bundle's content).
+    /// sha256 of the `checksums.sha256` entry (identifies the bundle's content; of a sealed
+    /// bundle opened with the identity, the payload's, which is what the sink received).
     pub checksums_sha256: String,
+    /// A sealed bundle's envelope, when its own digest matched.
+    pub envelope: Option<Envelope>,
+}
+
+/// What the entries of one tar stream gave, before judging.
+struct Entries {
+    manifest_text: String,
+    sums_text: Option<String>,
+    computed: BTreeMap<String, (String, u64)>,
+    /// The first entry was a sealed bundle's envelope.
+    sealed: bool,
+    /// The payload, opened with the identity.
+    opened: Option<Box<Entries>>,
+    /// Why the payload did not open; judged once the ciphertext's digest is known.
+    payload_error: Option<Error>,
 }
 
 /// Reads the whole archive once, judging every entry as it streams (see the module comment).
 /// `Err` for anything that stops the reading (damage, an entry a bundle must not hold); `Ok`
 /// with a report listing digest problems otherwise. With [`Sink::Dir`] the caller removes what
-/// was written unless the result is `Ok` with an empty report. `progress` sees one step,
-/// `what`, measured in bytes of the bundle file read (the size known ahead), and each entry.
+/// was written unless the result is `Ok` with an empty report. A sealed bundle is judged on its
+/// ciphertext only (see [`read_archive_with`] to open it). `progress` sees one step, `what`,
+/// measured in bytes of the bundle file read (the size known ahead), and each entry.
 pub fn read_archive(bundle: &Path, sink: Sink, what: &str, progress: &dyn Progress) -> Result<ArchiveRead> {
-    let f = File::open(bundle).ctx("opening bundle", bundle)?;
-    progress.begin(what, f.metadata().ok().map(|m| m.len()));
-    let result = read_archive_from(bundle, f, sink, progress);
-    progress.end();
-    result
+    read_archive_with(bundle, sink, None, what, progress)
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "issue 13: read_archive_from is to be split where a name would explain a part"
-)]
-fn read_archive_from(bundle: &Path, f: File, sink: Sink, progress: &dyn Progress) -> Result<ArchiveRead> {
-    let counted = Counting::new(f, progress);
-    let mut archive = Archive::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, counted)));
+/// [`read_archive`], opening a sealed bundle's payload with `identity` as it streams: the
+/// payload (a plain bundle) is judged by the same rules, entry by entry, and its entries, not
+/// the envelope's, go to the sink. An identity matching no recipient is a refusal before the
+/// sink received anything (the payload is read before any of its entries); a tampered
+/// payload is reported by its ciphertext digest. `identity` is ignored for a plain bundle.
+pub fn read_archive_with(
+    bundle: &Path,
+    sink: Sink,
+    identity: Option<&Identity>,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<ArchiveRead> {
+    let f = File::open(bundle).ctx("opening bundle", bundle)?;
+    progress.begin(what, f.metadata().ok().map(|m| m.len()));
+    let mut archive =
+        Archive::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, Counting::new(f, progress))));
+    let read = read_entries(bundle, &mut archive, &sink, identity, true, progress)
+        .and_then(|read| check_end(bundle, archive.into_inner(), "").map(|()| read));
+    progress.end();
+    conclude(bundle, read?)
+}
+
+/// Past the tar end: the rest of the gzip stream must be zero padding, and reading it to its
+/// end checks every member's CRC32 and ISIZE (a corrupt or truncated trailer is damage).
+fn check_end(bundle: &Path, mut rest: impl Read, of: &str) -> Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = rest.read(&mut buf).map_err(|e| damaged(bundle, &format!(" at the end of the archive{of}"), e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Err(Error::Unsafe(format!("{}: data after the end of the tar archive{of}", bundle.display())));
+        }
+    }
+}
+
+/// The entries of one tar stream (the bundle, or a sealed bundle's payload when `outer` is
+/// false), judged as they stream.
+fn read_entries<R: Read>(
+    bundle: &Path,
+    archive: &mut Archive<R>,
+    sink: &Sink,
+    identity: Option<&Identity>,
+    outer: bool,
+    progress: &dyn Progress,
+) -> Result<Entries> {
     let mut computed: BTreeMap<String, (String, u64)> = BTreeMap::new();
     let mut sums_text = None;
     let manifest_text;
     let mut declared = BTreeMap::new();
+    let mut opened = None;
+    let mut payload_error = None;
+    let sealed;
     {
         let mut entries = archive.entries().map_err(|e| damaged(bundle, "", e))?;
         let first = match entries.next() {
@@ -160,18 +244,28 @@ fn read_archive_from(bundle: &Path, f: File, sink: Sink, progress: &dyn Progress
             None => return Err(Error::Corrupt(format!("{}: empty archive", bundle.display()))),
         };
         let (text, digest) = read_manifest_entry(bundle, first)?;
+        // A payload holds a plain bundle only: an envelope inside one is not read as such.
+        sealed = outer && sealed::is_envelope(&text);
         // Not trusted yet (its digest is checked at the end): used only for what it declares.
-        let manifest = Manifest::from_json(&text).map_err(|e| match e {
+        let as_corrupt = |e| match e {
             Error::Manifest(e) => {
                 Error::Corrupt(format!("{}: {} cannot be read: {e}", bundle.display(), layout::MANIFEST))
             }
             e => e,
-        })?;
-        for (entry, (size, _)) in manifest.entries() {
+        };
+        let listed = if sealed {
+            Envelope::from_json(&text).map_err(as_corrupt)?.entries()
+        } else {
+            Manifest::from_json(&text).map_err(as_corrupt)?.entries()
+        };
+        for (entry, (size, _)) in listed {
             declared.insert(entry, size);
         }
+        // Opened with the identity, the sink receives the payload's plain bundle, not the
+        // envelope and the ciphertext (two manifest.json cannot share one directory).
+        let own_sink = if sealed && identity.is_some() { &Sink::Discard } else { sink };
         manifest_text = text;
-        write_entry(&sink, layout::MANIFEST, manifest_text.as_bytes())?;
+        write_entry(own_sink, layout::MANIFEST, manifest_text.as_bytes())?;
         computed.insert(layout::MANIFEST.to_string(), digest);
         let mut last = layout::MANIFEST.to_string();
         for entry in entries {
@@ -196,7 +290,7 @@ fn read_archive_from(bundle: &Path, f: File, sink: Sink, progress: &dyn Progress
                 let mut hashing = HashingReader::new(&mut entry);
                 let mut text = String::new();
                 hashing.read_to_string(&mut text).map_err(|e| damaged(bundle, &format!(" in {name}"), e))?;
-                write_entry(&sink, &name, text.as_bytes())?;
+                write_entry(own_sink, &name, text.as_bytes())?;
                 computed.insert(name.clone(), hashing.finish());
                 sums_text = Some(text);
             } else {
@@ -214,10 +308,24 @@ fn read_archive_from(bundle: &Path, f: File, sink: Sink, progress: &dyn Progress
                 }
                 progress.item(&name);
                 let mut hashing = HashingReader::new((&mut entry).take(want_size));
-                copy_entry(&sink, &name, &mut hashing).map_err(|e| match e {
-                    CopyError::Read(e) => damaged(bundle, &format!(" in entry {name}"), e),
-                    CopyError::Write(e) => e,
-                })?;
+                match identity.filter(|_| sealed && name == layout::PAYLOAD) {
+                    Some(identity) => {
+                        match open_payload(bundle, &mut hashing, identity, sink, progress) {
+                            Ok(inner) => opened = Some(Box::new(inner)),
+                            // The wrong key: one clear refusal, at once.
+                            Err(e @ Error::Refused(_)) => return Err(e),
+                            Err(e) => payload_error = Some(e),
+                        }
+                        // What the payload left (all of it after a failure) is still hashed:
+                        // the ciphertext's digest is what names a tampered payload.
+                        io::copy(&mut hashing, &mut io::sink())
+                            .map_err(|e| damaged(bundle, &format!(" in entry {name}"), e))?;
+                    }
+                    None => copy_entry(own_sink, &name, &mut hashing).map_err(|e| match e {
+                        CopyError::Read(e) => damaged(bundle, &format!(" in entry {name}"), e),
+                        CopyError::Write(e) => e,
+                    })?,
+                }
                 let (digest, len) = hashing.finish();
                 if len != want_size {
                     return Err(damaged(bundle, &format!(" in entry {name}"), io::ErrorKind::UnexpectedEof.into()));
@@ -227,19 +335,33 @@ fn read_archive_from(bundle: &Path, f: File, sink: Sink, progress: &dyn Progress
             last = name;
         }
     }
-    // Past the tar end: the rest of the gzip stream must be zero padding, and reading it to its
-    // end checks every member's CRC32 and ISIZE (a corrupt or truncated trailer is damage).
-    let mut rest = archive.into_inner();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = rest.read(&mut buf).map_err(|e| damaged(bundle, " at the end of the archive", e))?;
-        if n == 0 {
-            break;
+    Ok(Entries { manifest_text, sums_text, computed, sealed, opened, payload_error })
+}
+
+/// Opens a sealed payload with the identity and reads the plain bundle inside it, entry by
+/// entry, into `sink`. Takes `&mut dyn Read` so that the reader's types stay finite.
+fn open_payload(
+    bundle: &Path,
+    ciphertext: &mut dyn Read,
+    identity: &Identity,
+    sink: &Sink,
+    progress: &dyn Progress,
+) -> Result<Entries> {
+    let plain = identity.open(ciphertext).map_err(|e| match e {
+        sealed::OpenError::WrongKey(m) => Error::Refused(format!("{}: {m}", bundle.display())),
+        sealed::OpenError::Damaged(m) => {
+            Error::Corrupt(format!("{}: {} does not open: {m}", bundle.display(), layout::PAYLOAD))
         }
-        if buf[..n].iter().any(|b| *b != 0) {
-            return Err(Error::Unsafe(format!("{}: data after the end of the tar archive", bundle.display())));
-        }
-    }
+    })?;
+    let mut inner = Archive::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, plain)));
+    let read = read_entries(bundle, &mut inner, sink, None, false, progress)?;
+    check_end(bundle, inner.into_inner(), &format!(" in {}", layout::PAYLOAD))?;
+    Ok(read)
+}
+
+/// The digests of what [`read_entries`] found, judged by [`crate::verify`]'s rules.
+fn conclude(bundle: &Path, read: Entries) -> Result<ArchiveRead> {
+    let Entries { manifest_text, sums_text, mut computed, sealed, opened, payload_error } = read;
     let sums_text = sums_text.ok_or_else(|| {
         Error::Corrupt(format!(
             "{}: no {} entry: the bundle is truncated (it is the last entry)",
@@ -249,8 +371,28 @@ fn read_archive_from(bundle: &Path, f: File, sink: Sink, progress: &dyn Progress
     })?;
     let checksums_sha256 = computed.get(layout::CHECKSUMS).map(|d| d.0.clone()).unwrap_or_default();
     computed.remove(layout::CHECKSUMS);
-    let (manifest, report) = verify::judge(&manifest_text, &sums_text, &computed)?;
-    Ok(ArchiveRead { manifest, report, checksums_sha256 })
+    if !sealed {
+        let (manifest, report) = verify::judge(&manifest_text, &sums_text, &computed)?;
+        return Ok(ArchiveRead { manifest, report, checksums_sha256, envelope: None });
+    }
+    let (envelope, mut report) = verify::judge_sealed(&manifest_text, &sums_text, &computed)?;
+    if let Some(e) = payload_error {
+        // A payload whose ciphertext digest is wrong was tampered with or damaged: the report
+        // names it with both digests. One that matches its digest yet does not open was
+        // sealed wrong, or re-sealed with recomputed digests: the error says why.
+        if report.problems.iter().any(|p| p.entry == layout::PAYLOAD) {
+            return Ok(ArchiveRead { manifest: None, report, checksums_sha256, envelope });
+        }
+        return Err(e);
+    }
+    let Some(inner) = opened else {
+        return Ok(ArchiveRead { manifest: None, report, checksums_sha256, envelope });
+    };
+    let inner = conclude(bundle, *inner)?;
+    report.entries_checked += inner.report.entries_checked;
+    report.bytes_checked += inner.report.bytes_checked;
+    report.problems.extend(inner.report.problems);
+    Ok(ArchiveRead { manifest: inner.manifest, report, checksums_sha256: inner.checksums_sha256, envelope })
 }
 
 enum CopyError {
@@ -323,6 +465,18 @@ pub fn unpack_only(
     want: impl Fn(&str) -> bool,
     progress: &dyn Progress,
 ) -> Result<ArchiveRead> {
+    unpack_only_with(bundle, dest, None, want, progress)
+}
+
+/// [`unpack_only`], opening a sealed bundle with `identity` (see [`read_archive_with`]): `dest`
+/// then holds the payload's plain bundle.
+pub fn unpack_only_with(
+    bundle: &Path,
+    dest: &Path,
+    identity: Option<&Identity>,
+    want: impl Fn(&str) -> bool,
+    progress: &dyn Progress,
+) -> Result<ArchiveRead> {
     if fs::symlink_metadata(dest).is_ok() {
         return Err(Error::Refused(format!("{} already exists; unpack needs a new directory", dest.display())));
     }
@@ -331,8 +485,64 @@ pub fn unpack_only(
     }
     fs::DirBuilder::new().mode(0o700).create(dest).ctx("creating", dest)?;
     let want = |n: &str| n == layout::MANIFEST || n == layout::CHECKSUMS || want(n);
-    let result = read_archive(bundle, Sink::Dir { dest, want: &want }, "unpacking", progress);
+    let result = read_archive_with(bundle, Sink::Dir { dest, want: &want }, identity, "unpacking", progress);
     match result {
+        Ok(read) if read.report.ok() => Ok(read),
+        Ok(read) => {
+            let _ = fs::remove_dir_all(dest);
+            Err(read.report.into_error())
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(dest);
+            Err(e)
+        }
+    }
+}
+
+/// True when the bundle's first entry is a sealed bundle's envelope (reads only that entry).
+pub fn is_sealed(bundle: &Path) -> Result<bool> {
+    Ok(matches!(read_head(bundle)?, Head::Sealed(_)))
+}
+
+/// True when the extracted bundle in `dir` is sealed (its `manifest.json` is an envelope).
+pub fn is_sealed_dir(dir: &Path) -> bool {
+    fs::read_to_string(dir.join(layout::MANIFEST)).is_ok_and(|t| sealed::is_envelope(&t))
+}
+
+/// A sealed bundle extracted by hand (`tar xzf`) in `dir`: its clear entries are verified
+/// against its checksums first (as `restore verify` there does), then the payload file is
+/// opened with `identity` and read into `sink` by the rules of [`read_archive_with`].
+pub fn read_sealed_dir(dir: &Path, identity: &Identity, sink: Sink) -> Result<ArchiveRead> {
+    let (_, outer) = verify::verify_dir(dir, &Silent)?;
+    let envelope_path = dir.join(layout::MANIFEST);
+    let envelope = Envelope::from_json(&fs::read_to_string(&envelope_path).ctx("reading", &envelope_path)?)?;
+    if !outer.ok() {
+        return Ok(ArchiveRead {
+            manifest: None,
+            report: outer,
+            checksums_sha256: String::new(),
+            envelope: Some(envelope),
+        });
+    }
+    let payload = dir.join(layout::PAYLOAD);
+    let mut f = BufReader::with_capacity(256 * 1024, File::open(&payload).ctx("opening", &payload)?);
+    let inner = open_payload(&payload, &mut f, identity, &sink, &Silent)?;
+    let mut read = conclude(&payload, inner)?;
+    read.report.entries_checked += outer.entries_checked;
+    read.report.bytes_checked += outer.bytes_checked;
+    read.envelope = Some(envelope);
+    Ok(read)
+}
+
+/// Opens the sealed bundle extracted in `dir` into `dest` (a new directory, created 0700), which
+/// then holds its plain bundle; on any refusal or digest problem `dest` is removed.
+pub fn unpack_sealed_dir(dir: &Path, dest: &Path, identity: &Identity) -> Result<ArchiveRead> {
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(Error::Refused(format!("{} already exists; unpack needs a new directory", dest.display())));
+    }
+    fs::DirBuilder::new().mode(0o700).create(dest).ctx("creating", dest)?;
+    let all = |_: &str| true;
+    match read_sealed_dir(dir, identity, Sink::Dir { dest, want: &all }) {
         Ok(read) if read.report.ok() => Ok(read),
         Ok(read) => {
             let _ = fs::remove_dir_all(dest);

@@ -599,7 +599,7 @@ async fn verify(
     let kind = if deep { "verify --deep" } else { "verify" };
     let started = app.jobs.start(kind, Some(row.file_name.clone()), move |progress, log| {
         let (catalog, row) = row_of(&cfg, id)?;
-        let o = crate::commands::verify::verify_row(&cfg, &catalog, &row, deep, log, progress)?;
+        let o = crate::commands::verify::verify_row(&cfg, &catalog, &row, deep, None, log, progress)?;
         let outcome = if o.ok {
             format!(
                 "{}: OK, {} entries, {} bytes checked",
