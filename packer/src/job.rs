@@ -340,6 +340,21 @@ pub fn record_ship(cfg: &Config, started: DateTime<Utc>, bundle: &Path, dest: &s
     }
 }
 
+/// Records a verified copy on object storage in the catalog of `cfg` (when its output
+/// directory exists), with the bundle's creation time from the catalog or the bundle's head.
+pub fn record_remote(cfg: &Config, bundle: &Path, shipped: &crate::s3::Shipped) -> Result<()> {
+    if !cfg.bundle.output_dir.is_dir() {
+        return Ok(());
+    }
+    let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
+    let name = bundle.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let created = match catalog.find(&name)? {
+        Some(row) => row.created,
+        None => restorer::unpack::read_manifest(bundle)?.created_at,
+    };
+    catalog.record_remote(&name, created, shipped)
+}
+
 /// Resolves an id or file name to a row, with an error naming what was not found.
 pub fn find(catalog: &Catalog, key: &str) -> Result<BundleRow> {
     catalog.find(key)?.ok_or_else(|| anyhow!("no bundle {key:?} in the catalog (see `packer list`)"))

@@ -102,6 +102,8 @@ pub enum Command {
     /// Copy a bundle and its sidecar to another machine over ssh (your ssh config, agent and
     /// known_hosts apply; host keys are always checked), verify the copy there with
     /// `sha256sum -c`, optionally unpack it (--extract) and run `./restore ARGS` (--restore -- ARGS).
+    /// Or to object storage (s3://bucket/prefix, settings in [ship.s3]): uploaded (in parts when
+    /// large, each retried), read back and checked against the sidecar, recorded in the catalog.
     Ship(ship::Args),
     /// Catalog maintenance.
     #[command(subcommand)]
