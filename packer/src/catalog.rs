@@ -405,6 +405,16 @@ impl Catalog {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Records a failed read-back of a copy (a fetch that found it corrupt): it no longer
+    /// counts as a verified copy.
+    pub fn remote_failed(&self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE remote_copies SET verify_ok = 0, verified_at = ?2 WHERE id = ?1",
+            params![id, Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
     /// Records a finished run.
     pub fn record_run(&self, run: &RunRow) -> Result<()> {
         self.conn.execute(

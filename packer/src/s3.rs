@@ -6,17 +6,18 @@
 //! must match the bundle's sidecar (S3's own checksums of a multipart object are checksums of
 //! parts, not of the file, and not every compatible server keeps them). An interrupted upload
 //! leaves nothing under the final key: a multipart object exists only once completed, and a
-//! failed one is aborted.
+//! failed one is aborted. A fetch downloads into a hidden `.partial` and renames it only once the
+//! whole-file digest and the bundle's own digests check out.
 //!
 //! Credentials come from the environment or a credentials file, never from packer.toml, and
 //! are never printed: [`Credentials`] has no `Debug` that shows them.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
@@ -488,6 +489,106 @@ pub fn ship(bundle: &Path, url: &S3Url, s: &S3Section, progress: &dyn Progress) 
         bail!("the stored {} differs from the local sidecar", url.url_of(&format!("{key}.sha256")));
     }
     Ok(Shipped { destination: url.to_string(), key, size: len, sha256: back, verified_at: Utc::now() })
+}
+
+/// A stored object that does not match its digests (the error a fetch returns for it, so the
+/// caller can record the copy as bad).
+#[derive(Debug)]
+pub struct CorruptObject(pub String);
+
+impl std::fmt::Display for CorruptObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CorruptObject {}
+
+/// What a fetch wrote.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The bundle, under its final name.
+    pub bundle: PathBuf,
+    /// Its sidecar.
+    pub sidecar: PathBuf,
+    /// Its sha256.
+    pub sha256: String,
+    /// Entries whose digests were checked.
+    pub entries: u64,
+}
+
+/// Downloads `key` (and its sidecar) from `remote` into `dir`, checks the whole file against the
+/// sidecar and every entry against the bundle's own checksums, and only then gives it its
+/// final name. On any failure nothing is left but what was there before.
+pub fn fetch(remote: &Remote, key: &str, dir: &Path, progress: &dyn Progress) -> Result<Fetched> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = key.rsplit('/').next().unwrap_or(key).to_string();
+    restorer::layout::check_name("bundle file name", &name).with_context(|| format!("key {key:?}"))?;
+    let url = remote.url.url_of(key);
+    let sidecar_text = remote.get_small(&format!("{key}.sha256")).with_context(|| {
+        format!("{url}.sha256: the sidecar is needed to check the download (ship the bundle again)")
+    })?;
+    let expected = sidecar_digest(&String::from_utf8_lossy(&sidecar_text))
+        .with_context(|| format!("{url}.sha256: not a sha256sum line"))?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let partial = dir.join(format!(".{name}.partial"));
+    let final_path = dir.join(&name);
+    let sidecar_path = dir.join(format!("{name}.sha256"));
+    let result = (|| -> Result<Fetched> {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1024 * 1024, f);
+        let (actual, _) = remote.download(key, &mut w, "downloading", progress)?;
+        let f = w.into_inner().map_err(|e| anyhow!("writing {}: {}", partial.display(), e.error()))?;
+        f.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
+        if actual != expected {
+            return Err(CorruptObject(format!(
+                "{url} is corrupt: its sha256 is {actual}, its sidecar {url}.sha256 says {expected}; nothing was kept (fetch another copy, or ship the bundle again)"
+            ))
+            .into());
+        }
+        let report = match restorer::verify::verify_archive(&partial, progress) {
+            Ok((_, report)) => report,
+            Err(e @ (restorer::Error::Corrupt(_) | restorer::Error::Unsafe(_) | restorer::Error::Manifest(_))) => {
+                return Err(CorruptObject(format!("{url}: the downloaded bundle cannot be read: {e}")).into())
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("checking the download of {url}"))),
+        };
+        if !report.ok() {
+            return Err(CorruptObject(format!(
+                "{url}: the bundle's own digests do not match:\n{}",
+                report.render_problems()
+            ))
+            .into());
+        }
+        let mut sf = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&sidecar_path)
+            .with_context(|| format!("writing {}", sidecar_path.display()))?;
+        sf.write_all(&sidecar_text)
+            .and_then(|_| sf.sync_all())
+            .with_context(|| format!("writing {}", sidecar_path.display()))?;
+        fs::rename(&partial, &final_path).with_context(|| format!("renaming to {}", final_path.display()))?;
+        crate::writer::sync_dir(dir)?;
+        Ok(Fetched {
+            bundle: final_path.clone(),
+            sidecar: sidecar_path.clone(),
+            sha256: actual,
+            entries: report.entries_checked as u64,
+        })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    result
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
     );
     if !remote.is_empty() {
         // Copies outlive their local bundle: listed by name, with the local id when there is one.
-        println!("\nRemote copies:");
+        println!("\nRemote copies (packer fetch NAME DIR):");
         println!("{:>4}  {:<20} {:>10}  {:<22}  OBJECT", "ID", "CREATED (UTC)", "SIZE", "VERIFIED");
         for c in &remote {
             let id = rows.iter().find(|r| r.file_name == c.file_name).map(|r| r.id.to_string()).unwrap_or("-".into());

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod create;
 pub mod daemon;
+pub mod fetch;
 pub mod install_timer;
 pub mod list;
 pub mod manage;
@@ -105,6 +106,11 @@ pub enum Command {
     /// Or to object storage (s3://bucket/prefix, settings in [ship.s3]): uploaded (in parts when
     /// large, each retried), read back and checked against the sidecar, recorded in the catalog.
     Ship(ship::Args),
+    /// Download a bundle and its sidecar from object storage (an s3:// [ship] destination) into
+    /// DIR and verify it: the whole file's sha256 against the sidecar, then every entry's digest
+    /// (nothing extracted). It gets its final name only once both match; a corrupt object is an
+    /// error naming the key and both digests, and leaves nothing behind.
+    Fetch(fetch::Args),
     /// Catalog maintenance.
     #[command(subcommand)]
     Catalog(catalog::CatalogCmd),
@@ -232,6 +238,7 @@ fn dispatch(command: Command, cfg: &Path) -> Result<i32> {
         Command::Delete(a) => manage::delete(a, cfg),
         Command::Verify(a) => verify::run(a, cfg),
         Command::Ship(a) => ship::run(a, cfg),
+        Command::Fetch(a) => fetch::run(a, cfg),
         Command::Catalog(c) => catalog::run(c, cfg),
         Command::Status(a) => status::run(a, cfg),
         Command::Daemon(a) => daemon::run(a, cfg),

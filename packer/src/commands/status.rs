@@ -199,6 +199,9 @@ pub fn gather(cfg: &Config) -> Result<Status> {
             r.newest_verified_at = Some(c.verified_at);
         }
     }
+    for r in remote_copies.iter().filter(|r| r.failed > 0) {
+        alerts.push(format!("{} copy(ies) on {} found corrupt by a fetch", r.failed, r.destination));
+    }
     let disk = crate::space::disk_of(dir);
     let total_size = present.iter().map(|r| r.size).sum();
     let max_total_size = cfg.retention.max_total_size.as_deref().map(parse_size).transpose()?;
