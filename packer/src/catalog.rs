@@ -415,6 +415,21 @@ impl Catalog {
         Ok(())
     }
 
+    /// Notes that local retention deleted `file_name`: its remote copies may follow.
+    pub fn mark_retention_deleted(&self, file_name: &str, at: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE remote_copies SET retention_deleted = ?2 WHERE file_name = ?1 AND retention_deleted IS NULL",
+            params![file_name, at.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a remote copy (deleted from the store).
+    pub fn remove_remote(&self, id: i64) -> Result<()> {
+        self.conn.execute("DELETE FROM remote_copies WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
     /// Records a finished run.
     pub fn record_run(&self, run: &RunRow) -> Result<()> {
         self.conn.execute(

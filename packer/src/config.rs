@@ -160,6 +160,10 @@ pub struct RetentionSection {
     /// delete_oldest | stop_and_alert.
     #[serde(default)]
     pub critical_policy: CriticalPolicy,
+    /// Apply retention to the copies on `s3://` destinations too: a remote copy goes when the
+    /// local policy deleted its bundle, never the newest verified copy of a destination.
+    #[serde(default)]
+    pub remote: bool,
 }
 
 /// What to do when a backup would not fit.
@@ -700,6 +704,9 @@ impl Config {
         if let Some(f) = &mut c.ship.s3.credentials_file {
             *f = resolve(base, f, "[ship.s3] credentials_file")?;
         }
+        if c.retention.remote && !c.ship.destinations.iter().any(|d| d.starts_with("s3://")) {
+            bail!("[retention] remote = true, but no [ship] destination is s3://: remote retention applies to object storage copies only");
+        }
         c.retention.policy()?;
         if let Some(cron) = &c.schedule.cron {
             crate::schedule::Cron::parse(cron).context("[schedule] cron")?;
@@ -825,18 +832,20 @@ mod tests {
             .filter(|l| l.starts_with('[') || (l.contains(" = ") && !l.starts_with([' ', '#'])))
             .map(|l| l.split("  #").next().unwrap().to_string() + "\n")
             .collect();
-        let c = parse(&block).unwrap();
+        let c = parse(&format!("[retention]\nremote = true\n{block}")).unwrap();
         assert_eq!(c.ship.destinations.len(), 2);
         assert!(c.ship.s3.path_style);
         assert_eq!(c.ship.s3.credentials_file.as_deref(), Some(Path::new("/etc/packer/s3-credentials")));
     }
 
-    /// A secret in [ship.s3] is refused with where it goes instead; a destination that is
-    /// neither ssh nor s3 is refused.
+    /// A secret in [ship.s3] is refused with where it goes instead; remote retention needs an
+    /// s3:// destination; a destination that is neither ssh nor s3 is refused.
     #[test]
     fn ship_s3_errors_say_what_to_do() {
         let e = format!("{:#}", parse("[ship.s3]\nsecret_access_key = \"wJalrXUtnFEMI\"\n").unwrap_err());
         assert!(e.contains("AWS_SECRET_ACCESS_KEY") && !e.contains("wJalrXUtnFEMI"), "{e}");
+        let e = format!("{:#}", parse("[retention]\nremote = true\n").unwrap_err());
+        assert!(e.contains("s3://"), "{e}");
         assert!(parse("[ship]\ndestinations = [\"ftp://x/y\"]\n").is_err());
         assert!(parse("[ship]\ndestinations = [\"s3://bucket/n8n\"]\n[ship.s3]\nendpoint = \"s3.example\"\n").is_err());
         let c =

@@ -279,6 +279,7 @@ pub fn prune(
                 }
                 "delete" => {
                     delete_bundle(cfg, catalog, &row)?;
+                    catalog.mark_retention_deleted(&row.file_name, at)?;
                     log(Level::Notice, &format!("deleted {} ({})", row.file_name, decision.reasons.join("; ")));
                     deleted.push(row.file_name.clone());
                 }
@@ -286,6 +287,11 @@ pub fn prune(
             }
         }
         lines.push(PruneLine { bundle: row, decision, action: action.into() });
+    }
+    if cfg.retention.remote {
+        let deleting: Vec<&str> =
+            lines.iter().filter(|l| l.action == "delete").map(|l| l.bundle.file_name.as_str()).collect();
+        prune_remote(cfg, catalog, &deleting, dry_run, &mut *log)?;
     }
     if !marked.is_empty() {
         let hours = cfg.retention.notify_before_hours.unwrap_or(0);
@@ -314,6 +320,64 @@ pub fn prune(
         })?;
     }
     Ok(lines)
+}
+
+/// `[retention] remote = true`: deletes the copies on object storage whose bundle local
+/// retention deleted (now, `deleting`, or in an earlier run), never the newest verified copy of
+/// a destination ([`retention::evaluate_remote`]). A copy that cannot be deleted now is logged
+/// and tried again next time; its record stays until it is gone.
+fn prune_remote(cfg: &Config, catalog: &Catalog, deleting: &[&str], dry_run: bool, log: Log<'_>) -> Result<()> {
+    let copies = catalog.remote_copies()?;
+    let cands: Vec<_> = copies
+        .iter()
+        .map(|c| retention::RemoteCandidate {
+            id: c.id,
+            destination: c.destination.clone(),
+            created: c.created,
+            verified_ok: c.verify_ok,
+            deleted_by_retention: c.retention_deleted.is_some() || deleting.contains(&c.file_name.as_str()),
+        })
+        .collect();
+    let mut remotes: Vec<(String, Result<crate::s3::Remote>)> = Vec::new();
+    for (copy, d) in copies.iter().zip(retention::evaluate_remote(&cands)) {
+        if !d.delete {
+            continue;
+        }
+        let url = crate::s3::S3Url::parse(&copy.destination)?;
+        if dry_run {
+            log(Level::Notice, &format!("would delete the remote copy {} ({})", url.url_of(&copy.key), d.reason));
+            continue;
+        }
+        if !remotes.iter().any(|(dest, _)| dest == &copy.destination) {
+            remotes.push((copy.destination.clone(), crate::s3::Remote::connect(&url, &cfg.ship.s3)));
+        }
+        let remote = match &remotes.iter().find(|(dest, _)| dest == &copy.destination).expect("just added").1 {
+            Ok(r) => r,
+            Err(e) => {
+                log(
+                    Level::Warning,
+                    &format!("remote retention: cannot reach {}: {}", copy.destination, crate::error_text::chain(e)),
+                );
+                continue;
+            }
+        };
+        let gone = remote.delete(&copy.key).and_then(|_| remote.delete(&format!("{}.sha256", copy.key)));
+        match gone {
+            Ok(()) => {
+                catalog.remove_remote(copy.id)?;
+                log(Level::Notice, &format!("deleted the remote copy {} ({})", url.url_of(&copy.key), d.reason));
+            }
+            Err(e) => log(
+                Level::Warning,
+                &format!(
+                    "remote retention: could not delete {} (tried again next prune): {}",
+                    url.url_of(&copy.key),
+                    crate::error_text::chain(&e)
+                ),
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Records a ship run in the catalog of `cfg` (when its output directory exists). For ship runs
