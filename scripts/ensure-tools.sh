@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine, idempotently.
-# Usage: scripts/ensure-tools.sh [build|test|deb|browser]   (test adds the PostgreSQL server and
-# sqlite3; deb what scripts/build-deb.sh runs: dpkg-shlibdeps, file, readelf; browser what
-# scripts/test-console.sh drives: Debian's chromium + chromium-driver, and Selenium from PyPI in
-# a virtualenv under ~/.cache/n8n-backup/console-venv, whose path it prints last)
+# Usage: scripts/ensure-tools.sh [build|test|deb|browser]   (test adds the PostgreSQL server,
+# sqlite3, sshd and an S3 protocol server; deb what scripts/build-deb.sh runs: dpkg-shlibdeps,
+# file, readelf; browser what scripts/test-console.sh drives: Debian's chromium +
+# chromium-driver, and Selenium from PyPI in a virtualenv under ~/.cache/n8n-backup/console-venv,
+# whose path it prints last)
 set -euo pipefail
 what=${1:-build}
 SUDO=""
@@ -44,6 +45,19 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 if [ "$what" = test ] && ! id postgres >/dev/null 2>&1; then
   $SUDO useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
+fi
+# packer/tests/s3.rs talks to a real S3 protocol server: moto's (PyPI), in a venv of its own so
+# it never touches the system's Python packages. Pinned: the tests rely on its S3 behaviour.
+MOTO_VENV=/opt/packer-test-tools/moto
+MOTO_VERSION=5.2.5
+if [ "$what" = test ] && ! "$MOTO_VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  echo "installing moto[server] $MOTO_VERSION into $MOTO_VENV" >&2
+  $SUDO python3 -m venv "$MOTO_VENV"
+  $SUDO "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 if ! grep -qx x86_64-unknown-linux-musl <<<"$(rustup target list --installed)"; then
   rustup target add x86_64-unknown-linux-musl

@@ -41,6 +41,23 @@ CREATE TABLE IF NOT EXISTS bundles (
     verify_detail TEXT,
     manifest TEXT NOT NULL
 );
+-- Verified copies on object storage. Keyed by destination and key, not by bundle id: a copy
+-- outlives its local bundle (that is its point), so the row keeps the bundle's name and time.
+-- retention_deleted: when local retention deleted the bundle ([retention] remote = true then
+-- deletes the copy); a bundle deleted by hand or for space leaves its copies alone.
+CREATE TABLE IF NOT EXISTS remote_copies (
+    id INTEGER PRIMARY KEY,
+    file_name TEXT NOT NULL,
+    created TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    verified_at TEXT NOT NULL,
+    verify_ok INTEGER NOT NULL DEFAULT 1,
+    retention_deleted TEXT,
+    UNIQUE (destination, key)
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -148,6 +165,31 @@ impl BundleRow {
             confirmed: self.confirmed,
         }
     }
+}
+
+/// A verified copy of a bundle on object storage.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteCopy {
+    /// Row id.
+    pub id: i64,
+    /// The bundle's file name.
+    pub file_name: String,
+    /// The bundle's creation time.
+    pub created: DateTime<Utc>,
+    /// `s3://bucket/prefix`, as configured.
+    pub destination: String,
+    /// The object's key.
+    pub key: String,
+    /// Its size.
+    pub size: u64,
+    /// Its sha256.
+    pub sha256: String,
+    /// When it was last read back and found matching (or not: `verify_ok`).
+    pub verified_at: DateTime<Utc>,
+    /// The last read-back matched.
+    pub verify_ok: bool,
+    /// When local retention deleted its bundle.
+    pub retention_deleted: Option<DateTime<Utc>>,
 }
 
 /// A finished run (create, prune, verify), for `status`.
@@ -354,6 +396,75 @@ impl Catalog {
     /// Removes a bundle's row.
     pub fn remove(&self, id: i64) -> Result<()> {
         self.conn.execute("DELETE FROM bundles WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Records a verified copy on object storage (replacing an earlier record of that key).
+    pub fn record_remote(&self, file_name: &str, created: DateTime<Utc>, s: &crate::s3::Shipped) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO remote_copies (file_name, created, destination, key, size, sha256, verified_at, verify_ok)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)
+             ON CONFLICT(destination, key) DO UPDATE SET file_name = excluded.file_name, created = excluded.created,
+               size = excluded.size, sha256 = excluded.sha256, verified_at = excluded.verified_at, verify_ok = 1,
+               retention_deleted = NULL",
+            params![
+                file_name,
+                created.to_rfc3339(),
+                s.destination,
+                s.key,
+                s.size as i64,
+                s.sha256,
+                s.verified_at.to_rfc3339()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every recorded remote copy, newest bundle first.
+    pub fn remote_copies(&self) -> Result<Vec<RemoteCopy>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, file_name, created, destination, key, size, sha256, verified_at, verify_ok, retention_deleted
+             FROM remote_copies ORDER BY created DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RemoteCopy {
+                id: r.get(0)?,
+                file_name: r.get(1)?,
+                created: parse_time(r.get(2)?).unwrap_or_default(),
+                destination: r.get(3)?,
+                key: r.get(4)?,
+                size: r.get::<_, i64>(5)? as u64,
+                sha256: r.get(6)?,
+                verified_at: parse_time(r.get(7)?).unwrap_or_default(),
+                verify_ok: r.get(8)?,
+                retention_deleted: parse_time(r.get(9)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a failed read-back of a copy (a fetch that found it corrupt): it no longer
+    /// counts as a verified copy.
+    pub fn remote_failed(&self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE remote_copies SET verify_ok = 0, verified_at = ?2 WHERE id = ?1",
+            params![id, Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Notes that local retention deleted `file_name`: its remote copies may follow.
+    pub fn mark_retention_deleted(&self, file_name: &str, at: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE remote_copies SET retention_deleted = ?2 WHERE file_name = ?1 AND retention_deleted IS NULL",
+            params![file_name, at.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a remote copy (deleted from the store).
+    pub fn remove_remote(&self, id: i64) -> Result<()> {
+        self.conn.execute("DELETE FROM remote_copies WHERE id = ?1", [id])?;
         Ok(())
     }
 

@@ -76,6 +76,48 @@ pub struct ShipSection {
     /// Extra ssh `-o` options.
     #[serde(default)]
     pub ssh_options: Vec<String>,
+    /// `[ship.s3]`: how to reach the `s3://` destinations.
+    #[serde(default)]
+    pub s3: S3Section,
+}
+
+/// `[ship.s3]`: the S3-compatible service the `s3://bucket/prefix` destinations live on (AWS,
+/// Backblaze B2, Wasabi, MinIO, Ceph, Garage). Credentials come from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`) or from
+/// `credentials_file`; never from this file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Section {
+    /// The service's URL (`https://s3.eu-central-003.backblazeb2.com`); AWS when unset.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The region the requests are signed for (default `us-east-1`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `endpoint/bucket/key` requests instead of `bucket.endpoint/key` (MinIO, Garage, Ceph).
+    #[serde(default)]
+    pub path_style: bool,
+    /// An AWS shared-credentials file (`aws_access_key_id`, `aws_secret_access_key`), mode 0600.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// Its section (default `default`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Bundles larger than this are uploaded in parts of this size ("16MiB", at least 5 MiB:
+    /// S3's smallest part); each part is retried on its own.
+    #[serde(default)]
+    pub part_size: Option<String>,
+    /// Refused: secrets never go into packer.toml (read by anyone who reads the configuration,
+    /// and copied into bundles by `[[files]]` that capture /etc/packer). Caught here, rather
+    /// than by `deny_unknown_fields`, so the error says where the secret goes instead.
+    #[serde(default)]
+    pub access_key_id: Option<toml::Value>,
+    /// Refused (see `access_key_id`).
+    #[serde(default)]
+    pub secret_access_key: Option<toml::Value>,
+    /// Refused (see `access_key_id`).
+    #[serde(default)]
+    pub session_token: Option<toml::Value>,
 }
 
 /// `[retention]`: restic's keep rules, limits, and what happens when space runs out.
@@ -121,6 +163,10 @@ pub struct RetentionSection {
     /// delete_oldest | stop_and_alert.
     #[serde(default)]
     pub critical_policy: CriticalPolicy,
+    /// Apply retention to the copies on `s3://` destinations too: a remote copy goes when the
+    /// local policy deleted its bundle, never the newest verified copy of a destination.
+    #[serde(default)]
+    pub remote: bool,
 }
 
 /// What to do when a backup would not fit.
@@ -695,7 +741,14 @@ impl Config {
             }
         }
         for d in &c.ship.destinations {
-            crate::ship::Destination::parse(d).context("[ship] destinations")?;
+            crate::ship::Target::parse(d).context("[ship] destinations")?;
+        }
+        crate::s3::check_section(&c.ship.s3)?;
+        if let Some(f) = &mut c.ship.s3.credentials_file {
+            *f = resolve(base, f, "[ship.s3] credentials_file")?;
+        }
+        if c.retention.remote && !c.ship.destinations.iter().any(|d| d.starts_with("s3://")) {
+            bail!("[retention] remote = true, but no [ship] destination is s3://: remote retention applies to object storage copies only");
         }
         c.retention.policy()?;
         if let Some(cron) = &c.schedule.cron {
@@ -841,6 +894,40 @@ mod tests {
 
     fn parse(extra: &str) -> Result<Config> {
         Config::parse(&format!("[bundle]\noutput_dir = \"/x\"\n{extra}"), Path::new("/etc/p"), "p.toml")
+    }
+
+    /// The template's commented [ship] and [ship.s3] blocks, uncommented, are a valid
+    /// configuration: every key it documents exists.
+    #[test]
+    fn template_ship_block_parses_uncommented() {
+        let start = TEMPLATE.find("# [ship]\n").expect("template documents [ship]");
+        let block: String = TEMPLATE[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("# "))
+            // Keys and headers; not prose, nor a comment's continuation line.
+            .filter(|l| l.starts_with('[') || (l.contains(" = ") && !l.starts_with([' ', '#'])))
+            .map(|l| l.split("  #").next().unwrap().to_string() + "\n")
+            .collect();
+        let c = parse(&format!("[retention]\nremote = true\n{block}")).unwrap();
+        assert_eq!(c.ship.destinations.len(), 2);
+        assert!(c.ship.s3.path_style);
+        assert_eq!(c.ship.s3.credentials_file.as_deref(), Some(Path::new("/etc/packer/s3-credentials")));
+    }
+
+    /// A secret in [ship.s3] is refused with where it goes instead; remote retention needs an
+    /// s3:// destination; a destination that is neither ssh nor s3 is refused.
+    #[test]
+    fn ship_s3_errors_say_what_to_do() {
+        let e = format!("{:#}", parse("[ship.s3]\nsecret_access_key = \"wJalrXUtnFEMI\"\n").unwrap_err());
+        assert!(e.contains("AWS_SECRET_ACCESS_KEY") && !e.contains("wJalrXUtnFEMI"), "{e}");
+        let e = format!("{:#}", parse("[retention]\nremote = true\n").unwrap_err());
+        assert!(e.contains("s3://"), "{e}");
+        assert!(parse("[ship]\ndestinations = [\"ftp://x/y\"]\n").is_err());
+        assert!(parse("[ship]\ndestinations = [\"s3://bucket/n8n\"]\n[ship.s3]\nendpoint = \"s3.example\"\n").is_err());
+        let c =
+            parse("[ship]\ndestinations = [\"s3://bucket/n8n\"]\n[ship.s3]\ncredentials_file = \"creds\"\n").unwrap();
+        assert_eq!(c.ship.s3.credentials_file.as_deref(), Some(Path::new("/etc/p/creds")));
     }
 
     /// The Docker keys: a database in a compose service or a container, volumes by name or by

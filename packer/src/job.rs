@@ -294,6 +294,7 @@ pub fn prune(
                 }
                 PruneAction::Delete => {
                     delete_bundle(cfg, catalog, &row)?;
+                    catalog.mark_retention_deleted(&row.file_name, at)?;
                     log(Level::Notice, &format!("deleted {} ({})", row.file_name, decision.reasons.join("; ")));
                     deleted.push(row.file_name.clone());
                 }
@@ -301,6 +302,11 @@ pub fn prune(
             }
         }
         lines.push(PruneLine { bundle: row, decision, action });
+    }
+    if cfg.retention.remote {
+        let deleting: Vec<&str> =
+            lines.iter().filter(|l| l.action == PruneAction::Delete).map(|l| l.bundle.file_name.as_str()).collect();
+        prune_remote(cfg, catalog, &deleting, dry_run, &mut *log)?;
     }
     if !marked.is_empty() {
         let hours = cfg.retention.notify_before_hours.unwrap_or(0);
@@ -331,6 +337,64 @@ pub fn prune(
     Ok(lines)
 }
 
+/// `[retention] remote = true`: deletes the copies on object storage whose bundle local
+/// retention deleted (now, `deleting`, or in an earlier run), never the newest verified copy of
+/// a destination ([`retention::evaluate_remote`]). A copy that cannot be deleted now is logged
+/// and tried again next time; its record stays until it is gone.
+fn prune_remote(cfg: &Config, catalog: &Catalog, deleting: &[&str], dry_run: bool, log: Log<'_>) -> Result<()> {
+    let copies = catalog.remote_copies()?;
+    let cands: Vec<_> = copies
+        .iter()
+        .map(|c| retention::RemoteCandidate {
+            id: c.id,
+            destination: c.destination.clone(),
+            created: c.created,
+            verified_ok: c.verify_ok,
+            deleted_by_retention: c.retention_deleted.is_some() || deleting.contains(&c.file_name.as_str()),
+        })
+        .collect();
+    let mut remotes: Vec<(String, Result<crate::s3::Remote>)> = Vec::new();
+    for (copy, d) in copies.iter().zip(retention::evaluate_remote(&cands)) {
+        if !d.delete {
+            continue;
+        }
+        let url = crate::s3::S3Url::parse(&copy.destination)?;
+        if dry_run {
+            log(Level::Notice, &format!("would delete the remote copy {} ({})", url.url_of(&copy.key), d.reason));
+            continue;
+        }
+        if !remotes.iter().any(|(dest, _)| dest == &copy.destination) {
+            remotes.push((copy.destination.clone(), crate::s3::Remote::connect(&url, &cfg.ship.s3)));
+        }
+        let remote = match &remotes.iter().find(|(dest, _)| dest == &copy.destination).expect("just added").1 {
+            Ok(r) => r,
+            Err(e) => {
+                log(
+                    Level::Warning,
+                    &format!("remote retention: cannot reach {}: {}", copy.destination, crate::error_text::chain(e)),
+                );
+                continue;
+            }
+        };
+        let gone = remote.delete(&copy.key).and_then(|_| remote.delete(&format!("{}.sha256", copy.key)));
+        match gone {
+            Ok(()) => {
+                catalog.remove_remote(copy.id)?;
+                log(Level::Notice, &format!("deleted the remote copy {} ({})", url.url_of(&copy.key), d.reason));
+            }
+            Err(e) => log(
+                Level::Warning,
+                &format!(
+                    "remote retention: could not delete {} (tried again next prune): {}",
+                    url.url_of(&copy.key),
+                    crate::error_text::chain(&e)
+                ),
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Records a ship run in the catalog of `cfg` (when its output directory exists). For ship runs
 /// the `error` column carries "bundle -> destination", followed by the error when it failed.
 pub fn record_ship(cfg: &Config, started: DateTime<Utc>, bundle: &Path, dest: &str, result: &Result<()>) {
@@ -353,6 +417,21 @@ pub fn record_ship(cfg: &Config, started: DateTime<Utc>, bundle: &Path, dest: &s
         };
         let _ = catalog.record_run(&run);
     }
+}
+
+/// Records a verified copy on object storage in the catalog of `cfg` (when its output
+/// directory exists), with the bundle's creation time from the catalog or the bundle's head.
+pub fn record_remote(cfg: &Config, bundle: &Path, shipped: &crate::s3::Shipped) -> Result<()> {
+    if !cfg.bundle.output_dir.is_dir() {
+        return Ok(());
+    }
+    let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
+    let name = bundle.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let created = match catalog.find(&name)? {
+        Some(row) => row.created,
+        None => restorer::unpack::read_manifest(bundle)?.created_at,
+    };
+    catalog.record_remote(&name, created, shipped)
 }
 
 /// Resolves an id or file name to a row, with an error naming what was not found.

@@ -17,6 +17,7 @@ pub mod pg_container;
 pub mod pgzip;
 pub mod restorer_bin;
 pub mod retention;
+pub mod s3;
 pub mod schedule;
 pub mod serve;
 pub mod ship;

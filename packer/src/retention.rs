@@ -14,6 +14,10 @@
 //! Never removed, whatever the rules say: protected bundles, the newest bundle whose last
 //! verification passed, the newest bundle at all, and pre-restore checkpoints whose restore was
 //! not confirmed. So the kept set is never empty while a bundle exists.
+//!
+//! Remote copies (`[retention] remote = true`, [`evaluate_remote`]) follow the local decisions
+//! and make none of their own: a copy goes only when local retention deleted its bundle, and
+//! never the newest verified copy (nor the newest copy at all) of a destination.
 
 use std::collections::HashMap;
 
@@ -275,6 +279,56 @@ pub fn evaluate(policy: &Policy, candidates: &[Candidate], at: DateTime<Utc>, di
         .collect()
 }
 
+/// What remote retention needs to know of one copy on object storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteCandidate {
+    /// Row id of the copy.
+    pub id: i64,
+    /// Its destination (`s3://bucket/prefix`): each destination keeps its own newest copies.
+    pub destination: String,
+    /// Its bundle's creation time.
+    pub created: DateTime<Utc>,
+    /// Its last read-back matched.
+    pub verified_ok: bool,
+    /// Local retention deleted its bundle (not a deletion by hand or for space).
+    pub deleted_by_retention: bool,
+}
+
+/// The decision for one remote copy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemoteDecision {
+    /// Row id of the copy.
+    pub id: i64,
+    /// Delete it from the store.
+    pub delete: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// Decides which remote copies go: those whose bundle local retention deleted, except, per
+/// destination, the newest verified copy and the newest copy at all. The result is in the order
+/// of `copies` and does not depend on it.
+pub fn evaluate_remote(copies: &[RemoteCandidate]) -> Vec<RemoteDecision> {
+    let newest = |pred: &dyn Fn(&RemoteCandidate) -> bool, dest: &str| {
+        copies.iter().filter(|c| c.destination == dest && pred(c)).max_by_key(|c| (c.created, c.id)).map(|c| c.id)
+    };
+    copies
+        .iter()
+        .map(|c| {
+            let (delete, reason) = if newest(&|x| x.verified_ok, &c.destination) == Some(c.id) {
+                (false, format!("the newest verified copy on {}", c.destination))
+            } else if newest(&|_| true, &c.destination) == Some(c.id) {
+                (false, format!("the newest copy on {}", c.destination))
+            } else if c.deleted_by_retention {
+                (true, "local retention deleted its bundle".to_string())
+            } else {
+                (false, "local retention keeps its bundle (or it was deleted by hand)".to_string())
+            };
+            RemoteDecision { id: c.id, delete, reason }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +507,78 @@ mod tests {
             a.sort();
             b.sort();
             assert_eq!(a, b, "seed {seed}: order changed the result");
+        }
+    }
+
+    fn remote(id: i64, dest: &str, created: &str, verified_ok: bool, deleted: bool) -> RemoteCandidate {
+        RemoteCandidate {
+            id,
+            destination: dest.into(),
+            created: at(created),
+            verified_ok,
+            deleted_by_retention: deleted,
+        }
+    }
+
+    /// Remote copies follow local retention only; each destination keeps its newest verified
+    /// copy even when local retention deleted that bundle, and its newest copy at all.
+    #[test]
+    fn remote_copies_follow_local_deletions_but_keep_the_newest_verified() {
+        let a = "s3://a/p";
+        let b = "s3://b";
+        let copies = vec![
+            remote(1, a, "2026-01-01T00:00:00Z", true, true), // deleted locally, older: goes
+            remote(2, a, "2026-01-02T00:00:00Z", true, true), // deleted locally, but newest verified on a
+            remote(3, a, "2026-01-03T00:00:00Z", false, true), // newest on a (failed read-back): kept
+            remote(4, a, "2025-12-01T00:00:00Z", true, false), // kept locally: kept
+            remote(5, b, "2026-01-01T00:00:00Z", true, true), // the only copy on b: kept
+        ];
+        let d = evaluate_remote(&copies);
+        let del: Vec<i64> = d.iter().filter(|x| x.delete).map(|x| x.id).collect();
+        assert_eq!(del, vec![1]);
+        assert!(d[1].reason.contains("newest verified"), "{:?}", d[1]);
+        assert!(d[2].reason.contains("newest copy"), "{:?}", d[2]);
+        // Order does not matter.
+        let mut rev = copies.clone();
+        rev.reverse();
+        let mut d2 = evaluate_remote(&rev);
+        d2.reverse();
+        assert_eq!(d, d2);
+        assert!(evaluate_remote(&[]).is_empty());
+    }
+
+    /// Whatever the copies, the newest verified one of every destination survives.
+    #[test]
+    fn remote_retention_never_deletes_the_newest_verified_copy() {
+        let dests = ["s3://a", "s3://b"];
+        for seed in 0u64..200 {
+            let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let copies: Vec<_> = (0..(next() % 8) as i64)
+                .map(|id| RemoteCandidate {
+                    id,
+                    destination: dests[(next() % 2) as usize].into(),
+                    created: at("2026-01-01T00:00:00Z") + Duration::hours((next() % 50) as i64),
+                    verified_ok: next() % 3 != 0,
+                    deleted_by_retention: next() % 4 != 0,
+                })
+                .collect();
+            let d = evaluate_remote(&copies);
+            for dest in dests {
+                let newest =
+                    copies.iter().filter(|c| c.destination == dest && c.verified_ok).max_by_key(|c| (c.created, c.id));
+                if let Some(n) = newest {
+                    assert!(!d.iter().find(|x| x.id == n.id).unwrap().delete, "seed {seed}");
+                }
+            }
+            for (c, dec) in copies.iter().zip(&d) {
+                assert!(!dec.delete || c.deleted_by_retention, "seed {seed}: only what local retention deleted");
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Shipping bundles off the machine with the system's ssh, so the operator's ssh config,
-//! agent and known_hosts apply. Host keys are checked as ssh checks them: nothing here turns
+//! Shipping bundles off the machine: to object storage (`s3://`, in [`crate::s3`]), or with the
+//! system's ssh, so the operator's ssh config, agent and known_hosts apply. Host keys are checked as ssh checks them: nothing here turns
 //! checking off. The remote copy is verified with `sha256sum -c` against the sidecar before the
 //! ship counts as done.
 
@@ -27,6 +27,28 @@ impl Destination {
             bail!("{s:?}: expected user@host:/path");
         }
         Ok(Destination { host: host.into(), path: path.into() })
+    }
+}
+
+/// A `[ship]` destination: an ssh one or an object storage one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `user@host:/path`.
+    Ssh(Destination),
+    /// `s3://bucket/prefix`.
+    S3(crate::s3::S3Url),
+}
+
+impl Target {
+    /// Parses `s3://bucket/prefix` or `user@host:/path`.
+    pub fn parse(s: &str) -> Result<Target> {
+        if s.starts_with("s3://") {
+            Ok(Target::S3(crate::s3::S3Url::parse(s)?))
+        } else if s.contains("://") {
+            bail!("{s:?}: use user@host:/path (ssh) or s3://bucket/prefix (object storage)")
+        } else {
+            Ok(Target::Ssh(Destination::parse(s)?))
+        }
     }
 }
 
@@ -195,5 +217,8 @@ mod tests {
         assert!(Destination::parse("host-only").is_err());
         assert!(Destination::parse("host:").is_err());
         assert_eq!(sh_quote("it's here"), r"'it'\''s here'");
+        assert!(matches!(Target::parse("s3://bucket/p").unwrap(), Target::S3(_)));
+        assert!(matches!(Target::parse("root@h:/srv").unwrap(), Target::Ssh(_)));
+        assert!(Target::parse("https://bucket/p").is_err());
     }
 }

@@ -107,7 +107,22 @@ fn ship_all(cfg: &Config, bundle: &Path) {
     };
     for dest in &cfg.ship.destinations {
         let started = Utc::now();
-        let result = crate::ship::Destination::parse(dest).and_then(|d| crate::ship::ship(bundle, &d, &opts, &Silent));
+        let result = match crate::ship::Target::parse(dest) {
+            // Recorded (run and remote copy) by ship_s3 itself.
+            Ok(crate::ship::Target::S3(url)) => {
+                super::ship::ship_s3(Some(cfg), &cfg.ship.s3, bundle, &url, dest, &Silent).map(|_| ())
+            }
+            Ok(crate::ship::Target::Ssh(d)) => {
+                let r = crate::ship::ship(bundle, &d, &opts, &Silent);
+                crate::job::record_ship(cfg, started, bundle, dest, &r);
+                r
+            }
+            Err(e) => {
+                let r = Err(e);
+                crate::job::record_ship(cfg, started, bundle, dest, &r);
+                r
+            }
+        };
         match &result {
             Ok(()) => log(&format!("shipped to {dest} (verified)")),
             Err(e) => {
@@ -116,12 +131,14 @@ fn ship_all(cfg: &Config, bundle: &Path) {
                     crate::notify::Event::new(crate::notify::Kind::ShipFailed, format!("bundle not shipped to {dest}"));
                 ev.bundle = Some(bundle.display().to_string());
                 ev.error = Some(crate::error_text::chain(e));
-                ev.what_to_do =
-                    Some("check ssh access to the destination (keys, known_hosts, disk space there)".into());
+                ev.what_to_do = Some(if dest.starts_with("s3://") {
+                    "check the bucket, [ship.s3] endpoint and region, and the credentials (environment or credentials_file)".into()
+                } else {
+                    "check ssh access to the destination (keys, known_hosts, disk space there)".into()
+                });
                 crate::job::notify_and_log(cfg, &ev, &mut |level, l| service().log(level, l));
             }
         }
-        crate::job::record_ship(cfg, started, bundle, dest, &result);
     }
 }
 

@@ -25,6 +25,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         log(level, &e);
     }
     let rows = catalog.list()?;
+    let remote = catalog.remote_copies()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(crate::exit::OK);
@@ -55,5 +56,22 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         rows.len(),
         human_size(rows.iter().filter(|r| r.status != crate::catalog::BundleStatus::Missing).map(|r| r.size).sum())
     );
+    if !remote.is_empty() {
+        // Copies outlive their local bundle: listed by name, with the local id when there is one.
+        println!("\nRemote copies (packer fetch NAME DIR):");
+        println!("{:>4}  {:<20} {:>10}  {:<22}  OBJECT", "ID", "CREATED (UTC)", "SIZE", "VERIFIED");
+        for c in &remote {
+            let id = rows.iter().find(|r| r.file_name == c.file_name).map(|r| r.id.to_string()).unwrap_or("-".into());
+            println!(
+                "{:>4}  {:<20} {:>10}  {:<22}  s3://{}/{}",
+                id,
+                c.created.format("%Y-%m-%d %H:%M:%S"),
+                human_size(c.size),
+                format!("{} {}", if c.verify_ok { "ok" } else { "FAILED" }, c.verified_at.format("%Y-%m-%d %H:%M")),
+                crate::s3::S3Url::parse(&c.destination).map(|u| u.bucket).unwrap_or_default(),
+                c.key
+            );
+        }
+    }
     Ok(crate::exit::OK)
 }

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod create;
 pub mod daemon;
+pub mod fetch;
 pub mod install_timer;
 pub mod list;
 pub mod manage;
@@ -107,7 +108,14 @@ pub enum Command {
     /// Copy a bundle and its sidecar to another machine over ssh (your ssh config, agent and
     /// known_hosts apply; host keys are always checked), verify the copy there with
     /// `sha256sum -c`, optionally unpack it (--extract) and run `./restore ARGS` (--restore -- ARGS).
+    /// Or to object storage (s3://bucket/prefix, settings in [ship.s3]): uploaded (in parts when
+    /// large, each retried), read back and checked against the sidecar, recorded in the catalog.
     Ship(ship::Args),
+    /// Download a bundle and its sidecar from object storage (an s3:// [ship] destination) into
+    /// DIR and verify it: the whole file's sha256 against the sidecar, then every entry's digest
+    /// (nothing extracted). It gets its final name only once both match; a corrupt object is an
+    /// error naming the key and both digests, and leaves nothing behind.
+    Fetch(fetch::Args),
     /// Catalog maintenance.
     #[command(subcommand)]
     Catalog(catalog::CatalogCmd),
@@ -252,6 +260,7 @@ fn dispatch(command: Command, cfg: &Path) -> Result<i32> {
         Command::Delete(a) => manage::delete(a, cfg),
         Command::Verify(a) => verify::run(a, cfg),
         Command::Ship(a) => ship::run(a, cfg),
+        Command::Fetch(a) => fetch::run(a, cfg),
         Command::Catalog(c) => catalog::run(c, cfg),
         Command::Status(a) => status::run(a, cfg),
         Command::Daemon(a) => daemon::run(a, cfg),

@@ -1,4 +1,5 @@
-//! `packer ship`: a bundle to another machine over ssh, verified there.
+//! `packer ship`: a bundle to another machine over ssh, or to object storage (`s3://`),
+//! verified there.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,14 +9,16 @@ use chrono::Utc;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::ship::{self, Destination, SshOptions};
+use crate::ship::{self, Destination, SshOptions, Target};
 
 /// `packer ship`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Catalog id, bundle file name in output_dir, or a path to a bundle file.
     pub bundle: String,
-    /// Where: user@host:/path (the directory is created).
+    /// Where: user@host:/path (the directory is created), or s3://bucket/prefix (the service,
+    /// region and credentials from [ship.s3]; the credentials from the environment or a
+    /// credentials file).
     pub destination: String,
     /// ssh port.
     #[arg(long)]
@@ -50,9 +53,56 @@ pub fn bundle_path(key: &str, config: &Path) -> Result<(PathBuf, Option<Config>)
     Ok((cfg.bundle.output_dir.join(row.file_name), Some(cfg)))
 }
 
+/// Ships to object storage and records the verified copy in the catalog of `cfg` (when the
+/// output directory exists), besides the `ship` run. Shared with the daemon.
+pub fn ship_s3(
+    cfg: Option<&Config>,
+    s3: &crate::config::S3Section,
+    bundle: &Path,
+    url: &crate::s3::S3Url,
+    destination: &str,
+    progress: &dyn restorer::progress::Progress,
+) -> Result<crate::s3::Shipped> {
+    let started = Utc::now();
+    let result = crate::s3::ship(bundle, url, s3, progress);
+    if let Some(cfg) = cfg {
+        let unit = result.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e:#}"));
+        crate::job::record_ship(cfg, started, bundle, destination, &unit);
+        if let Ok(shipped) = &result {
+            crate::job::record_remote(cfg, bundle, shipped)?;
+        }
+    }
+    result
+}
+
 /// Runs the command.
 pub fn run(args: Args, config: &Path) -> Result<i32> {
     let (bundle, cfg) = bundle_path(&args.bundle, config)?;
+    if let Target::S3(url) = Target::parse(&args.destination)? {
+        if args.extract
+            || args.restore
+            || args.port.is_some()
+            || args.identity.is_some()
+            || !args.ssh_options.is_empty()
+        {
+            anyhow::bail!(
+                "--extract, --restore and the ssh options are for ssh destinations, not {}",
+                args.destination
+            );
+        }
+        let s3 = cfg.as_ref().map(|c| c.ship.s3.clone()).unwrap_or_default();
+        let term = super::terminal(false);
+        let shipped = ship_s3(cfg.as_ref(), &s3, &bundle, &url, &args.destination, &term);
+        drop(term);
+        let shipped = shipped?;
+        println!(
+            "shipped {} to {} ({} bytes; the stored object read back, its sha256 matches the sidecar)",
+            bundle.display(),
+            url.url_of(&shipped.key),
+            shipped.size
+        );
+        return Ok(0);
+    }
     let dest = Destination::parse(&args.destination)?;
     let opts = SshOptions {
         port: args.port,

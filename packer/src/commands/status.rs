@@ -113,6 +113,25 @@ pub struct Status {
     pub last_shipped: Option<RunInfo>,
     /// The last failed ship, when after the last good one.
     pub last_ship_failure: Option<RunInfo>,
+    /// Verified copies on object storage, per destination.
+    pub remote_copies: Vec<RemoteSummary>,
+}
+
+/// The copies on one object storage destination.
+#[derive(Debug, Serialize)]
+pub struct RemoteSummary {
+    /// `s3://bucket/prefix`.
+    pub destination: String,
+    /// Copies recorded there (verified when shipped).
+    pub copies: usize,
+    /// Their total size.
+    pub size: u64,
+    /// The newest copy whose last read-back matched: its key.
+    pub newest_verified: Option<String>,
+    /// When that copy was verified.
+    pub newest_verified_at: Option<DateTime<Utc>>,
+    /// Copies found corrupt by a later fetch.
+    pub failed: usize,
 }
 
 /// Gathers the status.
@@ -205,6 +224,39 @@ pub fn gather(cfg: &Config) -> Result<Status> {
         alerts
             .push((Severity::Warning, "no bundle has been shipped off this machine yet ([ship] destinations)".into()));
     }
+    let mut remote_copies: Vec<RemoteSummary> = Vec::new();
+    // Newest first, so the first verified copy met per destination is its newest.
+    for c in catalog.remote_copies()? {
+        let i = match remote_copies.iter().position(|r| r.destination == c.destination) {
+            Some(i) => i,
+            None => {
+                remote_copies.push(RemoteSummary {
+                    destination: c.destination.clone(),
+                    copies: 0,
+                    size: 0,
+                    newest_verified: None,
+                    newest_verified_at: None,
+                    failed: 0,
+                });
+                remote_copies.len() - 1
+            }
+        };
+        let r = &mut remote_copies[i];
+        r.copies += 1;
+        r.size += c.size;
+        if !c.verify_ok {
+            r.failed += 1;
+        } else if r.newest_verified.is_none() {
+            r.newest_verified = Some(c.key.clone());
+            r.newest_verified_at = Some(c.verified_at);
+        }
+    }
+    for r in remote_copies.iter().filter(|r| r.failed > 0) {
+        // A corrupt offsite copy is a warning: the local bundles are intact (a failed backup or
+        // verification is what puts the backups themselves at risk).
+        alerts
+            .push((Severity::Warning, format!("{} copy(ies) on {} found corrupt by a fetch", r.failed, r.destination)));
+    }
     let disk = crate::space::disk_of(dir);
     let total_size = present.iter().map(|r| r.size).sum();
     let max_total_size = cfg.retention.max_total_size.as_deref().map(parse_size).transpose()?;
@@ -234,6 +286,7 @@ pub fn gather(cfg: &Config) -> Result<Status> {
         last_verification,
         last_shipped,
         last_ship_failure,
+        remote_copies,
     })
 }
 
@@ -283,6 +336,18 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         match &s.last_shipped {
             Some(r) => println!("Last shipped:      {} {}", ago(r), r.bundle.clone().unwrap_or_default()),
             None => println!("Last shipped:      never (a backup on the disk that dies is no backup: see [ship])"),
+        }
+        for r in &s.remote_copies {
+            println!(
+                "Remote copies:     {} on {} ({}), newest verified: {}",
+                r.copies,
+                r.destination,
+                human_size(r.size),
+                match (&r.newest_verified, r.newest_verified_at) {
+                    (Some(k), Some(t)) => format!("{k} at {}", t.format("%Y-%m-%d %H:%M UTC")),
+                    _ => "none".into(),
+                }
+            );
         }
         match &s.last_verification {
             Some(v) => println!(
