@@ -284,13 +284,18 @@ fn tampered_ciphertext_is_refused_naming_the_entry() {
         .stderr(predicate::str::contains("payload.tar.gz.age: digest mismatch"));
     assert!(!root.exists());
     assert!(!t.path().join("backup_20260101000000.test_backup").exists(), "the refused unpack was left behind");
-    packer().arg("verify").arg(&bad).assert().code(1).stdout(predicate::str::contains("payload.tar.gz.age"));
+    packer()
+        .arg("verify")
+        .arg(&bad)
+        .assert()
+        .code(packer::exit::CORRUPT)
+        .stdout(predicate::str::contains("payload.tar.gz.age"));
     packer()
         .args(["verify", "--identity"])
         .arg(&id)
         .arg(&bad)
         .assert()
-        .code(1)
+        .code(packer::exit::CORRUPT)
         .stdout(predicate::str::contains("payload.tar.gz.age"));
     // The untouched one is fine with the same key, and --deep opens its SQLite copy with it.
     packer().args(["verify", "--identity"]).arg(&id).arg(&good).assert().success();
