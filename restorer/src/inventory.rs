@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::manifest::{FileContent, Manifest};
+use crate::manifest::{FileContent, FileMeta, Manifest};
 
 /// `1.5 GiB`-style rendering of a byte count.
 pub fn human_size(n: u64) -> String {
@@ -138,16 +138,7 @@ fn files(s: &mut String, m: &Manifest) {
     if !m.files.is_empty() {
         let _ = writeln!(s, "\nFiles ({}):", m.files.len());
         for f in &m.files {
-            let owner = format!(
-                "{}:{}",
-                f.meta.user.clone().unwrap_or_else(|| f.meta.uid.to_string()),
-                f.meta.group.clone().unwrap_or_else(|| f.meta.gid.to_string())
-            );
-            let what = match &f.content {
-                FileContent::File { size, .. } => human_size(*size),
-                FileContent::Dir => "dir".into(),
-                FileContent::Symlink { target } => format!("-> {}", target.display()),
-            };
+            let (owner, what) = (owner(&f.meta), content(&f.content, "->"));
             let _ = writeln!(
                 s,
                 "  {:<6} {:04o} {:<18} {:>10}  {}",
@@ -194,6 +185,24 @@ fn trailer(s: &mut String, m: &Manifest) {
     }
     for w in &m.warnings {
         let _ = writeln!(s, "warning: {w}");
+    }
+}
+
+/// `user:group` of a captured file, by name when the source host knew it, else by id.
+pub fn owner(meta: &FileMeta) -> String {
+    format!(
+        "{}:{}",
+        meta.user.clone().unwrap_or_else(|| meta.uid.to_string()),
+        meta.group.clone().unwrap_or_else(|| meta.gid.to_string())
+    )
+}
+
+/// What a captured path holds, in a word: its size, `dir`, or `ARROW target` for a link.
+pub fn content(c: &FileContent, arrow: &str) -> String {
+    match c {
+        FileContent::File { size, .. } => human_size(*size),
+        FileContent::Dir => "dir".into(),
+        FileContent::Symlink { target } => format!("{arrow} {}", target.display()),
     }
 }
 

@@ -284,12 +284,7 @@ fn bundle_dir(
     if std::fs::symlink_metadata(&dest).is_ok() {
         say(&format!("verifying {} ...", from.display()));
         let read = unpack::read_archive_with(from, unpack::Sink::Discard, id.as_ref(), "verifying", term())?;
-        if !read.report.ok() {
-            return Err(read.report.into_error());
-        }
-        let there = dest.join(restorer::layout::CHECKSUMS);
-        let same = restorer::digest::sha256_file(&there).map(|d| d.0 == read.checksums_sha256).unwrap_or(false);
-        if !same {
+        if !same_extraction(read, &dest)? {
             return Err(Error::Refused(format!(
                 "{} exists but does not hold the bundle in {} (another or a damaged extraction): remove it, or pass --from {}",
                 dest.display(),
@@ -304,6 +299,17 @@ fn bundle_dir(
         *unpacked = Some(dest.clone());
     }
     Ok(dest)
+}
+
+/// A directory already beside what was just read whole is used only when it holds that very
+/// bundle: the read must be clean (its problems are the error) and `dest`'s checksum list must
+/// be the one read. `Ok(false)` when `dest` is another or a damaged extraction.
+fn same_extraction(read: unpack::ArchiveRead, dest: &Path) -> restorer::Result<bool> {
+    if !read.report.ok() {
+        return Err(read.report.into_error());
+    }
+    let there = dest.join(restorer::layout::CHECKSUMS);
+    Ok(restorer::digest::sha256_file(&there).map(|d| d.0 == read.checksums_sha256).unwrap_or(false))
 }
 
 /// The identity for a sealed bundle: the file named by --identity / RESTORE_IDENTITY_FILE, or a
@@ -330,12 +336,7 @@ fn opened_dir(dir: PathBuf, identity: Option<&Path>, unpacked: &mut Option<PathB
     if std::fs::symlink_metadata(&dest).is_ok() {
         say(&format!("verifying {} ...", dir.display()));
         let read = unpack::read_sealed_dir(&dir, &id, unpack::Sink::Discard)?;
-        if !read.report.ok() {
-            return Err(read.report.into_error());
-        }
-        let there = dest.join(restorer::layout::CHECKSUMS);
-        let same = restorer::digest::sha256_file(&there).map(|d| d.0 == read.checksums_sha256).unwrap_or(false);
-        if !same {
+        if !same_extraction(read, &dest)? {
             return Err(Error::Refused(format!(
                 "{} exists but does not hold the payload of {} (another or a damaged extraction): remove it",
                 dest.display(),

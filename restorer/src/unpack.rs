@@ -485,7 +485,15 @@ pub fn unpack_only_with(
     }
     fs::DirBuilder::new().mode(0o700).create(dest).ctx("creating", dest)?;
     let want = |n: &str| n == layout::MANIFEST || n == layout::CHECKSUMS || want(n);
-    let result = read_archive_with(bundle, Sink::Dir { dest, want: &want }, identity, "unpacking", progress);
+    kept_only_if_clean(
+        dest,
+        read_archive_with(bundle, Sink::Dir { dest, want: &want }, identity, "unpacking", progress),
+    )
+}
+
+/// What an unpack into the new directory `dest` leaves: everything when the read was clean,
+/// nothing (the directory removed) on a refusal or any digest problem.
+fn kept_only_if_clean(dest: &Path, result: Result<ArchiveRead>) -> Result<ArchiveRead> {
     match result {
         Ok(read) if read.report.ok() => Ok(read),
         Ok(read) => {
@@ -542,15 +550,5 @@ pub fn unpack_sealed_dir(dir: &Path, dest: &Path, identity: &Identity) -> Result
     }
     fs::DirBuilder::new().mode(0o700).create(dest).ctx("creating", dest)?;
     let all = |_: &str| true;
-    match read_sealed_dir(dir, identity, Sink::Dir { dest, want: &all }) {
-        Ok(read) if read.report.ok() => Ok(read),
-        Ok(read) => {
-            let _ = fs::remove_dir_all(dest);
-            Err(read.report.into_error())
-        }
-        Err(e) => {
-            let _ = fs::remove_dir_all(dest);
-            Err(e)
-        }
-    }
+    kept_only_if_clean(dest, read_sealed_dir(dir, identity, Sink::Dir { dest, want: &all }))
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use restorer::manifest::{FileContent, Manifest};
+use restorer::manifest::Manifest;
 use restorer::n8n::WorkflowSummary;
 
 use super::jobs::JobView;
@@ -381,16 +381,7 @@ fn inventory(b: &mut String, m: &Manifest, q: &WorkflowQuery, id: i64) {
     if !m.files.is_empty() {
         b.push_str("<table class=\"list\"><thead><tr><th>Kind</th><th>Mode</th><th>Owner</th><th>Size</th><th>Path</th></tr></thead><tbody>");
         for f in &m.files {
-            let owner = format!(
-                "{}:{}",
-                f.meta.user.clone().unwrap_or_else(|| f.meta.uid.to_string()),
-                f.meta.group.clone().unwrap_or_else(|| f.meta.gid.to_string())
-            );
-            let what = match &f.content {
-                FileContent::File { size, .. } => human_size(*size),
-                FileContent::Dir => "dir".into(),
-                FileContent::Symlink { target } => format!("→ {}", target.display()),
-            };
+            let (owner, what) = (restorer::inventory::owner(&f.meta), restorer::inventory::content(&f.content, "→"));
             let _ = write!(
                 b,
                 "<tr><td>{}</td><td>{:04o}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
