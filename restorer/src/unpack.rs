@@ -158,6 +158,9 @@ pub struct ArchiveRead {
     pub checksums_sha256: String,
     /// A sealed bundle's envelope, when its own digest matched.
     pub envelope: Option<Envelope>,
+    /// sha256 of the whole bundle file, hashed in the same pass (for its `.sha256` sidecar or
+    /// the catalog: no second read of a multi-GB file); `None` for an extracted directory.
+    pub file_sha256: Option<String>,
 }
 
 /// What the entries of one tar stream gave, before judging.
@@ -197,12 +200,19 @@ pub fn read_archive_with(
 ) -> Result<ArchiveRead> {
     let f = File::open(bundle).ctx("opening bundle", bundle)?;
     progress.begin(what, f.metadata().ok().map(|m| m.len()));
-    let mut archive =
-        Archive::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, Counting::new(f, progress))));
-    let read = read_entries(bundle, &mut archive, &sink, identity, true, progress)
-        .and_then(|read| check_end(bundle, archive.into_inner(), "").map(|()| read));
+    let file = Counting::new(HashingReader::new(f), progress);
+    let mut archive = Archive::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file)));
+    let read = read_entries(bundle, &mut archive, &sink, identity, true, progress).and_then(|read| {
+        // check_end reads the gzip stream to the end of the file: every byte has been hashed.
+        let mut rest = archive.into_inner();
+        check_end(bundle, &mut rest, "")?;
+        Ok((read, rest.into_inner().into_inner().into_inner().finish().0))
+    });
     progress.end();
-    conclude(bundle, read?)
+    let (read, file_sha256) = read?;
+    let mut read = conclude(bundle, read)?;
+    read.file_sha256 = Some(file_sha256);
+    Ok(read)
 }
 
 /// Past the tar end: the rest of the gzip stream must be zero padding, and reading it to its
@@ -373,7 +383,7 @@ fn conclude(bundle: &Path, read: Entries) -> Result<ArchiveRead> {
     computed.remove(layout::CHECKSUMS);
     if !sealed {
         let (manifest, report) = verify::judge(&manifest_text, &sums_text, &computed)?;
-        return Ok(ArchiveRead { manifest, report, checksums_sha256, envelope: None });
+        return Ok(ArchiveRead { manifest, report, checksums_sha256, envelope: None, file_sha256: None });
     }
     let (envelope, mut report) = verify::judge_sealed(&manifest_text, &sums_text, &computed)?;
     if let Some(e) = payload_error {
@@ -381,18 +391,24 @@ fn conclude(bundle: &Path, read: Entries) -> Result<ArchiveRead> {
         // names it with both digests. One that matches its digest yet does not open was
         // sealed wrong, or re-sealed with recomputed digests: the error says why.
         if report.problems.iter().any(|p| p.entry == layout::PAYLOAD) {
-            return Ok(ArchiveRead { manifest: None, report, checksums_sha256, envelope });
+            return Ok(ArchiveRead { manifest: None, report, checksums_sha256, envelope, file_sha256: None });
         }
         return Err(e);
     }
     let Some(inner) = opened else {
-        return Ok(ArchiveRead { manifest: None, report, checksums_sha256, envelope });
+        return Ok(ArchiveRead { manifest: None, report, checksums_sha256, envelope, file_sha256: None });
     };
     let inner = conclude(bundle, *inner)?;
     report.entries_checked += inner.report.entries_checked;
     report.bytes_checked += inner.report.bytes_checked;
     report.problems.extend(inner.report.problems);
-    Ok(ArchiveRead { manifest: inner.manifest, report, checksums_sha256: inner.checksums_sha256, envelope })
+    Ok(ArchiveRead {
+        manifest: inner.manifest,
+        report,
+        checksums_sha256: inner.checksums_sha256,
+        envelope,
+        file_sha256: None,
+    })
 }
 
 enum CopyError {
@@ -530,6 +546,7 @@ pub fn read_sealed_dir(dir: &Path, identity: &Identity, sink: Sink) -> Result<Ar
             report: outer,
             checksums_sha256: String::new(),
             envelope: Some(envelope),
+            file_sha256: None,
         });
     }
     let payload = dir.join(layout::PAYLOAD);

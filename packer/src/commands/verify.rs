@@ -102,7 +102,7 @@ pub fn verify_file(
     }
     let read =
         restorer::unpack::read_archive_with(path, restorer::unpack::Sink::Discard, identity, "verifying", progress);
-    let (manifest, report) = match read.map(|r| (r.manifest, r.report)) {
+    let (manifest, report, read_digest) = match read.map(|r| (r.manifest, r.report, r.file_sha256)) {
         Ok(r) => r,
         // A damaged or unsafe archive is a verification result, not an error of the command.
         Err(e @ (restorer::Error::Corrupt(_) | restorer::Error::Unsafe(_) | restorer::Error::Manifest(_))) => {
@@ -112,7 +112,11 @@ pub fn verify_file(
                 expected: None,
                 actual: None,
             };
-            (None, restorer::verify::VerifyReport { entries_checked: 0, bytes_checked: 0, problems: vec![problem] })
+            (
+                None,
+                restorer::verify::VerifyReport { entries_checked: 0, bytes_checked: 0, problems: vec![problem] },
+                None,
+            )
         }
         Err(e) => return Err(e.into()),
     };
@@ -121,7 +125,11 @@ pub fn verify_file(
         .map(str::to_string)
         .or_else(|| sidecar.and_then(|s| s.split_whitespace().next().map(str::to_string)));
     let file_digest = match expected {
-        Some(e) if e.len() == 64 => Some(file_sha256(path, progress)? == e),
+        // The read above hashed the file as it went; a read that stopped early did not.
+        Some(e) if e.len() == 64 => Some(match read_digest {
+            Some(d) => d == e,
+            None => file_sha256(path, progress)? == e,
+        }),
         _ => None,
     };
     let contents_checked = !sealed || identity.is_some();
