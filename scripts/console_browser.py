@@ -11,6 +11,7 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -26,7 +27,9 @@ for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window
     opts.add_argument(a)
 opts.add_experimental_option("prefs", {"download.default_directory": downloads, "download.prompt_for_download": False})
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-wait = WebDriverWait(driver, 120)
+# A condition may read the page while a click's navigation replaces it: the element it found is
+# then stale (CI saw exactly this after the delete click). Such a read is retried, not a failure.
+wait = WebDriverWait(driver, 120, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 step = 0
 
 
@@ -67,6 +70,7 @@ try:
     shot("login")
     driver.find_element(By.ID, "password").send_keys("not the token")
     driver.find_element(By.ID, "login").click()
+    wait.until(lambda d: "Wrong password or token." in body())
     ok("Wrong password or token." in body() and driver.current_url.endswith("/login"), "a wrong password is refused")
     shot("login-refused")
 
