@@ -421,28 +421,9 @@ fn check_ids<'a>(mut ids: impl Iterator<Item = &'a String>) -> std::result::Resu
 /// WAL first).
 const STOPPED_SERVER_TRIES: u32 = 60;
 
-#[expect(clippy::too_many_lines, reason = "issue 13: undo is to be split where a name would explain a part")]
 fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> Result<()> {
     match change {
-        Change::InContainer { container, inner } => {
-            // The container went (a later `down` of a project the restore started): whatever
-            // was made inside went with it.
-            let Ok(facts) = crate::container::inspect(container) else { return Ok(()) };
-            if !facts.running {
-                // Stopped (a reboot during an interrupted restore): on volumes this restore
-                // created there is nothing to undo, they go with their own entries. On a volume
-                // that was there before (a deployment replaced with --overwrite) the old database
-                // is still renamed aside in it: start the container to put it back (the
-                // project's own entries stop or remove it afterwards).
-                if facts.volumes.iter().all(|(v, _)| created_volumes.contains(v)) {
-                    return Ok(());
-                }
-                crate::sys::run(std::process::Command::new("docker").args(["start", "--"]).arg(container))?;
-                let target = crate::container::wait_for_server(container, STOPPED_SERVER_TRIES)?;
-                return undo(inner, Some(&target), created_volumes);
-            }
-            undo(inner, Some(&facts.pg_target(Some("postgres"))?), created_volumes)
-        }
+        Change::InContainer { container, inner } => undo_in_container(container, inner, created_volumes),
         Change::VolumeCreated { name } => {
             if crate::container::volume_mountpoint(name)?.is_none() {
                 return Ok(());
@@ -450,79 +431,10 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
             crate::sys::run(std::process::Command::new("docker").args(["volume", "rm", "--"]).arg(name)).map(|_| ())
         }
         Change::ComposeUp { program, project, directory, files, kept, kept_networks } => {
-            let compose = crate::container::Compose {
-                program: program.clone(),
-                project: project.clone(),
-                directory: directory.clone(),
-                files: files.clone(),
-            };
-            if kept.is_empty() {
-                return crate::sys::run(&mut compose.command(&["down"])).map(|_| ());
-            }
-            // The project ran before the restore: `down` would remove its containers, which a
-            // rollback must start again on their old data (they are the deployment, with their
-            // configuration and anything written into them). So undoing `up` is: remove what
-            // the restore made (containers it created, or recreated for another configuration,
-            // and networks that were not there), stop the kept containers it started. The
-            // `ComposeStopped` entry, older, is undone later and starts those that ran before,
-            // once the files (project files, volume contents) are back.
-            let docker = |args: &[&str], ids: &[String]| {
-                crate::sys::run(std::process::Command::new("docker").args(args).arg("--").args(ids)).map(|_| ())
-            };
-            let (old, new): (Vec<String>, Vec<String>) =
-                compose.containers()?.into_iter().partition(|c| kept.contains(c));
-            let running: Vec<String> =
-                old.into_iter().filter(|id| crate::container::inspect(id).is_ok_and(|f| f.running)).collect();
-            if !new.is_empty() {
-                docker(&["rm", "-f"], &new)?;
-            }
-            if !running.is_empty() {
-                docker(&["stop"], &running)?;
-            }
-            let networks: Vec<String> =
-                compose.networks()?.into_iter().filter(|n| !kept_networks.contains(n)).collect();
-            if !networks.is_empty() {
-                docker(&["network", "rm"], &networks)?;
-            }
-            Ok(())
+            undo_compose_up(&compose_of(program, project, directory, files), kept, kept_networks)
         }
         Change::ComposeStopped { program, project, directory, files, containers } => {
-            let compose = crate::container::Compose {
-                program: program.clone(),
-                project: project.clone(),
-                directory: directory.clone(),
-                files: files.clone(),
-            };
-            let mut start = Vec::new();
-            let mut recreate: Vec<&StoppedContainer> = Vec::new();
-            for c in containers {
-                match crate::container::inspect(&c.id) {
-                    Ok(f) if c.running && !f.running => start.push(c.id.clone()),
-                    Ok(_) => {}
-                    Err(_) => recreate.push(c),
-                }
-            }
-            if !start.is_empty() {
-                crate::sys::run(std::process::Command::new("docker").args(["start", "--"]).args(&start))?;
-            }
-            // A container compose replaced during the restore (the bundle's configuration
-            // differed) is gone: made again from the project's files, which the rollback has put
-            // back by now (they were changed after this entry was journaled).
-            for (running, args) in [(true, ["up", "-d", "--no-deps"]), (false, ["up", "--no-start", "--no-deps"])] {
-                let services: Vec<&str> =
-                    recreate.iter().filter(|c| c.running == running).map(|c| c.service.as_str()).collect();
-                if !services.is_empty() {
-                    let mut all: Vec<&str> = args.to_vec();
-                    all.extend(services);
-                    crate::sys::run(&mut compose.command(&all)).map_err(|e| {
-                        Error::Other(format!(
-                            "project {project}: containers replaced during the restore could not be made again from its files in {} ({e}); run `docker-compose -p {project} up -d` there",
-                            directory.display()
-                        ))
-                    })?;
-                }
-            }
-            Ok(())
+            undo_compose_stopped(&compose_of(program, project, directory, files), containers)
         }
         Change::MovedAside { original, saved } => {
             // Recorded before the move: if the move never happened, there is nothing to undo
@@ -573,6 +485,106 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
                 .map_err(|source| Error::Postgres { context: format!("renaming database {to} back to {from}"), source })
         }
     }
+}
+
+/// The compose project a journal entry names.
+fn compose_of(program: &[String], project: &str, directory: &Path, files: &[PathBuf]) -> crate::container::Compose {
+    crate::container::Compose {
+        program: program.to_vec(),
+        project: project.to_string(),
+        directory: directory.to_path_buf(),
+        files: files.to_vec(),
+    }
+}
+
+/// Undoes `inner` inside the container it was made in, which may have to be started first.
+fn undo_in_container(container: &str, inner: &Change, created_volumes: &[String]) -> Result<()> {
+    // The container went (a later `down` of a project the restore started): whatever
+    // was made inside went with it.
+    let Ok(facts) = crate::container::inspect(container) else { return Ok(()) };
+    if !facts.running {
+        // Stopped (a reboot during an interrupted restore): on volumes this restore
+        // created there is nothing to undo, they go with their own entries. On a volume
+        // that was there before (a deployment replaced with --overwrite) the old database
+        // is still renamed aside in it: start the container to put it back (the
+        // project's own entries stop or remove it afterwards).
+        if facts.volumes.iter().all(|(v, _)| created_volumes.contains(v)) {
+            return Ok(());
+        }
+        crate::sys::run(std::process::Command::new("docker").args(["start", "--"]).arg(container))?;
+        let target = crate::container::wait_for_server(container, STOPPED_SERVER_TRIES)?;
+        return undo(inner, Some(&target), created_volumes);
+    }
+    undo(inner, Some(&facts.pg_target(Some("postgres"))?), created_volumes)
+}
+
+/// Undoes a `compose up` of the restore: `down`, or for a project that ran before, only what
+/// the restore made (see the comment inside).
+fn undo_compose_up(compose: &crate::container::Compose, kept: &[String], kept_networks: &[String]) -> Result<()> {
+    if kept.is_empty() {
+        return crate::sys::run(&mut compose.command(&["down"])).map(|_| ());
+    }
+    // The project ran before the restore: `down` would remove its containers, which a
+    // rollback must start again on their old data (they are the deployment, with their
+    // configuration and anything written into them). So undoing `up` is: remove what
+    // the restore made (containers it created, or recreated for another configuration,
+    // and networks that were not there), stop the kept containers it started. The
+    // `ComposeStopped` entry, older, is undone later and starts those that ran before,
+    // once the files (project files, volume contents) are back.
+    let docker = |args: &[&str], ids: &[String]| {
+        crate::sys::run(std::process::Command::new("docker").args(args).arg("--").args(ids)).map(|_| ())
+    };
+    let (old, new): (Vec<String>, Vec<String>) = compose.containers()?.into_iter().partition(|c| kept.contains(c));
+    let running: Vec<String> =
+        old.into_iter().filter(|id| crate::container::inspect(id).is_ok_and(|f| f.running)).collect();
+    if !new.is_empty() {
+        docker(&["rm", "-f"], &new)?;
+    }
+    if !running.is_empty() {
+        docker(&["stop"], &running)?;
+    }
+    let networks: Vec<String> = compose.networks()?.into_iter().filter(|n| !kept_networks.contains(n)).collect();
+    if !networks.is_empty() {
+        docker(&["network", "rm"], &networks)?;
+    }
+    Ok(())
+}
+
+/// Undoes a project stopped by the restore: its containers that ran started again, those
+/// compose replaced made again from the project's files (put back by then).
+fn undo_compose_stopped(compose: &crate::container::Compose, containers: &[StoppedContainer]) -> Result<()> {
+    let mut start = Vec::new();
+    let mut recreate: Vec<&StoppedContainer> = Vec::new();
+    for c in containers {
+        match crate::container::inspect(&c.id) {
+            Ok(f) if c.running && !f.running => start.push(c.id.clone()),
+            Ok(_) => {}
+            Err(_) => recreate.push(c),
+        }
+    }
+    if !start.is_empty() {
+        crate::sys::run(std::process::Command::new("docker").args(["start", "--"]).args(&start))?;
+    }
+    // A container compose replaced during the restore (the bundle's configuration
+    // differed) is gone: made again from the project's files, which the rollback has put
+    // back by now (they were changed after this entry was journaled).
+    for (running, args) in [(true, ["up", "-d", "--no-deps"]), (false, ["up", "--no-start", "--no-deps"])] {
+        let services: Vec<&str> =
+            recreate.iter().filter(|c| c.running == running).map(|c| c.service.as_str()).collect();
+        if !services.is_empty() {
+            let mut all: Vec<&str> = args.to_vec();
+            all.extend(services);
+            crate::sys::run(&mut compose.command(&all)).map_err(|e| {
+                Error::Other(format!(
+                    "project {}: containers replaced during the restore could not be made again from its files in {} ({e}); run `docker-compose -p {} up -d` there",
+                    compose.project,
+                    compose.directory.display(),
+                    compose.project
+                ))
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes a file, link or directory tree; absence is fine.

@@ -14,6 +14,7 @@
 pub mod broken_pipe;
 pub mod checkpoint;
 pub mod cli_docs;
+pub mod commands;
 pub mod container;
 pub mod digest;
 pub mod docker;
@@ -27,6 +28,7 @@ pub mod log;
 pub mod manifest;
 pub mod n8n;
 pub mod names;
+pub mod open;
 pub mod owners;
 pub mod pg;
 pub mod pg_tls;
@@ -41,6 +43,7 @@ pub mod space;
 pub mod sqlite;
 pub mod steps;
 pub mod sys;
+pub mod take;
 pub mod unpack;
 pub mod verify;
 

@@ -230,6 +230,38 @@ fn check_end(bundle: &Path, mut rest: impl Read, of: &str) -> Result<()> {
     }
 }
 
+/// `checksums.sha256`, bounded in size, into `sink`: its text and its own digest.
+fn read_checksums_entry<R: Read>(
+    bundle: &Path,
+    entry: &mut tar::Entry<R>,
+    sink: &Sink,
+) -> Result<(String, (String, u64))> {
+    let (name, size) = (layout::CHECKSUMS, entry.size());
+    if size > CHECKSUMS_LIMIT {
+        return Err(Error::Corrupt(format!("{name} is {size} bytes")));
+    }
+    let mut hashing = HashingReader::new(entry);
+    let mut text = String::new();
+    hashing.read_to_string(&mut text).map_err(|e| damaged(bundle, &format!(" in {name}"), e))?;
+    write_entry(sink, name, text.as_bytes())?;
+    Ok((text, hashing.finish()))
+}
+
+/// The entries the (not yet trusted: its digest is checked at the end) manifest or envelope
+/// declares, with their sizes: only what it declares is read at all.
+fn declared_sizes(bundle: &Path, text: &str, sealed: bool) -> Result<BTreeMap<String, u64>> {
+    let as_corrupt = |e| match e {
+        Error::Manifest(e) => Error::Corrupt(format!("{}: {} cannot be read: {e}", bundle.display(), layout::MANIFEST)),
+        e => e,
+    };
+    let listed = if sealed {
+        Envelope::from_json(text).map_err(as_corrupt)?.entries()
+    } else {
+        Manifest::from_json(text).map_err(as_corrupt)?.entries()
+    };
+    Ok(listed.into_iter().map(|(entry, (size, _))| (entry, size)).collect())
+}
+
 /// The entries of one tar stream (the bundle, or a sealed bundle's payload when `outer` is
 /// false), judged as they stream.
 fn read_entries<R: Read>(
@@ -243,7 +275,7 @@ fn read_entries<R: Read>(
     let mut computed: BTreeMap<String, (String, u64)> = BTreeMap::new();
     let mut sums_text = None;
     let manifest_text;
-    let mut declared = BTreeMap::new();
+    let declared;
     let mut opened = None;
     let mut payload_error = None;
     let sealed;
@@ -256,21 +288,7 @@ fn read_entries<R: Read>(
         let (text, digest) = read_manifest_entry(bundle, first)?;
         // A payload holds a plain bundle only: an envelope inside one is not read as such.
         sealed = outer && sealed::is_envelope(&text);
-        // Not trusted yet (its digest is checked at the end): used only for what it declares.
-        let as_corrupt = |e| match e {
-            Error::Manifest(e) => {
-                Error::Corrupt(format!("{}: {} cannot be read: {e}", bundle.display(), layout::MANIFEST))
-            }
-            e => e,
-        };
-        let listed = if sealed {
-            Envelope::from_json(&text).map_err(as_corrupt)?.entries()
-        } else {
-            Manifest::from_json(&text).map_err(as_corrupt)?.entries()
-        };
-        for (entry, (size, _)) in listed {
-            declared.insert(entry, size);
-        }
+        declared = declared_sizes(bundle, &text, sealed)?;
         // Opened with the identity, the sink receives the payload's plain bundle, not the
         // envelope and the ciphertext (two manifest.json cannot share one directory).
         let own_sink = if sealed && identity.is_some() { &Sink::Discard } else { sink };
@@ -294,14 +312,8 @@ fn read_entries<R: Read>(
             }
             let size = entry.size();
             if name == layout::CHECKSUMS {
-                if size > CHECKSUMS_LIMIT {
-                    return Err(Error::Corrupt(format!("{name} is {size} bytes")));
-                }
-                let mut hashing = HashingReader::new(&mut entry);
-                let mut text = String::new();
-                hashing.read_to_string(&mut text).map_err(|e| damaged(bundle, &format!(" in {name}"), e))?;
-                write_entry(own_sink, &name, text.as_bytes())?;
-                computed.insert(name.clone(), hashing.finish());
+                let (text, digest) = read_checksums_entry(bundle, &mut entry, own_sink)?;
+                computed.insert(name.clone(), digest);
                 sums_text = Some(text);
             } else {
                 let Some(&want_size) = declared.get(&name) else {

@@ -366,52 +366,11 @@ pub fn push_workflow(
             return Err(Error::Other(format!("{api}/workflows answered {code}: {body}; is this n8n's URL?")))
         }
     }
-    // Credentials on the target (id, name, type), all pages.
-    let mut target = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut listed = true;
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("{api}/credentials?limit=250&cursor={c}"),
-            None => format!("{api}/credentials?limit=250"),
-        };
-        let (code, body) = http("GET", &url, api_key, None)?;
-        if code != 200 {
-            listed = false;
-            break;
-        }
-        for c in body.get("data").and_then(Value::as_array).into_iter().flatten() {
-            let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            target.push((s("id"), s("name"), s("type")));
-        }
-        cursor = body.get("nextCursor").and_then(Value::as_str).map(str::to_string);
-        if cursor.is_none() {
-            break;
-        }
-    }
+    let (target, listed) = target_credentials(&api, api_key)?;
     let mut nodes = doc.get("nodes").cloned().unwrap_or(Value::Array(vec![]));
-    let mut missing = Vec::new();
-    let mut mapped = Vec::new();
-    for (kind, id, name) in credential_refs(&nodes) {
-        if target.iter().any(|t| t.0 == id && t.2 == kind) {
-            continue;
-        }
-        let same_name = target.iter().find(|t| t.1 == name && t.2 == kind);
-        match (map_by_name, same_name) {
-            (true, Some(t)) => {
-                for node in nodes.as_array_mut().into_iter().flatten() {
-                    if let Some(r) = node.get_mut("credentials").and_then(|c| c.get_mut(&kind)) {
-                        if r.get("id").and_then(Value::as_str) == Some(id.as_str()) {
-                            r["id"] = Value::String(t.0.clone());
-                        }
-                    }
-                }
-                mapped.push((name, kind, t.0.clone()));
-            }
-            _ => missing.push((name, kind)),
-        }
-    }
+    let (mut missing, mapped) = map_credentials(&mut nodes, &target, map_by_name);
     if !listed {
+        // What the target lacks cannot be told.
         missing.clear();
     }
     let name = format!("{}_backup_{date}", doc.get("name").and_then(Value::as_str).unwrap_or("workflow"));
@@ -446,6 +405,67 @@ pub fn push_workflow(
         missing_credentials: missing,
         mapped_credentials: mapped,
     })
+}
+
+/// A credential of the target n8n: (id, name, type).
+type TargetCredential = (String, String, String);
+
+/// The target's credentials (id, name, type), every page, and whether all of them were listed
+/// (an API key may not be allowed to).
+fn target_credentials(api: &str, api_key: &str) -> Result<(Vec<TargetCredential>, bool)> {
+    let mut target = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{api}/credentials?limit=250&cursor={c}"),
+            None => format!("{api}/credentials?limit=250"),
+        };
+        let (code, body) = http("GET", &url, api_key, None)?;
+        if code != 200 {
+            return Ok((target, false));
+        }
+        for c in body.get("data").and_then(Value::as_array).into_iter().flatten() {
+            let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            target.push((s("id"), s("name"), s("type")));
+        }
+        cursor = body.get("nextCursor").and_then(Value::as_str).map(str::to_string);
+        if cursor.is_none() {
+            return Ok((target, true));
+        }
+    }
+}
+
+/// The workflow's credential references the target lacks, (name, type); with `map_by_name`
+/// those that have a same-named credential of the same type there are re-pointed at it in
+/// `nodes` instead, (name, type, target id).
+#[expect(clippy::type_complexity, reason = "the two lists of Pushed, as they are reported")]
+fn map_credentials(
+    nodes: &mut Value,
+    target: &[TargetCredential],
+    map_by_name: bool,
+) -> (Vec<(String, String)>, Vec<(String, String, String)>) {
+    let mut missing = Vec::new();
+    let mut mapped = Vec::new();
+    for (kind, id, name) in credential_refs(nodes) {
+        if target.iter().any(|t| t.0 == id && t.2 == kind) {
+            continue;
+        }
+        let same_name = target.iter().find(|t| t.1 == name && t.2 == kind);
+        match (map_by_name, same_name) {
+            (true, Some(t)) => {
+                for node in nodes.as_array_mut().into_iter().flatten() {
+                    if let Some(r) = node.get_mut("credentials").and_then(|c| c.get_mut(&kind)) {
+                        if r.get("id").and_then(Value::as_str) == Some(id.as_str()) {
+                            r["id"] = Value::String(t.0.clone());
+                        }
+                    }
+                }
+                mapped.push((name, kind, t.0.clone()));
+            }
+            _ => missing.push((name, kind)),
+        }
+    }
+    (missing, mapped)
 }
 
 #[cfg(test)]
