@@ -10,9 +10,9 @@ use restorer::n8n::WorkflowSummary;
 
 use super::jobs::JobView;
 use crate::catalog::{BundleRow, BundleStatus, VerifyDepth};
-use crate::commands::status::{RunInfo, Status};
 use crate::config::RetentionSection;
 use crate::job::{PruneAction, PruneLine};
+use crate::status::{RunInfo, Status};
 use crate::units::{human_duration, human_size};
 
 /// HTML-escapes text for element content and quoted attributes.
