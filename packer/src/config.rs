@@ -595,10 +595,6 @@ impl Config {
         Config::parse_unmarked(text, base, origin).map_err(|e| Invalid(crate::error_text::chain(&e)).into())
     }
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "issue 13: parse_unmarked is to be split where a name would explain a part"
-    )]
     fn parse_unmarked(text: &str, base: &Path, origin: &str) -> Result<Config> {
         let mut c: Config =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
@@ -608,8 +604,29 @@ impl Config {
         if !(1..=9).contains(&c.bundle.compression_level) {
             bail!("[bundle] compression_level = {}: must be 1..9", c.bundle.compression_level);
         }
-        let mut sealed_to = c.bundle.recipients.clone();
-        if let Some(f) = &c.bundle.recipients_file {
+        c.resolve_recipients(base)?;
+        // Entry names of the databases: unique across [[postgres]] and [[sqlite]].
+        let mut names = HashSet::new();
+        c.check_postgres(base, &mut names)?;
+        c.check_volumes(base)?;
+        c.check_compose(base)?;
+        c.check_sqlite(base, &mut names)?;
+        for f in &mut c.files {
+            for p in &mut f.paths {
+                *p = resolve(base, p, "[[files]] paths")?;
+            }
+        }
+        c.check_services()?;
+        c.check_names()?;
+        c.check_ship_and_schedule(base)?;
+        Ok(c)
+    }
+
+    /// `[bundle] recipients` and the lines of `recipients_file`, each parsed: what a bundle is
+    /// sealed to.
+    fn resolve_recipients(&mut self, base: &Path) -> Result<()> {
+        let mut sealed_to = self.bundle.recipients.clone();
+        if let Some(f) = &self.bundle.recipients_file {
             let f = resolve(base, f, "[bundle] recipients_file")?;
             let text = fs::read_to_string(&f).with_context(|| format!("[bundle] recipients_file {}", f.display()))?;
             let lines = restorer::sealed::recipients_file_lines(&text);
@@ -620,14 +637,18 @@ impl Config {
                 );
             }
             sealed_to.extend(lines);
-            c.bundle.recipients_file = Some(f);
+            self.bundle.recipients_file = Some(f);
         }
         for r in &sealed_to {
             restorer::sealed::parse_recipient(r).map_err(|e| anyhow::anyhow!("[bundle] recipients: {e}"))?;
         }
-        c.bundle.sealed_to = sealed_to;
-        let mut names = HashSet::new();
-        for p in &mut c.postgres {
+        self.bundle.sealed_to = sealed_to;
+        Ok(())
+    }
+
+    /// Each `[[postgres]]`: a unique name, one way to reach it, the keys that go with it.
+    fn check_postgres(&mut self, base: &Path, names: &mut HashSet<String>) -> Result<()> {
+        for p in &mut self.postgres {
             layout::check_name("[[postgres]] name", &p.name)?;
             if !names.insert(format!("{}.dump", p.name)) {
                 bail!("[[postgres]] name = {:?} appears twice", p.name);
@@ -655,7 +676,12 @@ impl Config {
                 );
             }
         }
-        for (i, v) in c.volumes.iter_mut().enumerate() {
+        Ok(())
+    }
+
+    /// Each `[[volumes]]`: names and/or a compose project.
+    fn check_volumes(&mut self, base: &Path) -> Result<()> {
+        for (i, v) in self.volumes.iter_mut().enumerate() {
             let key = format!("[[volumes]] #{}", i + 1);
             resolve_compose(base, &key, COMPOSE_KEYS, &mut v.compose_file, &mut v.compose_dir, &v.compose_project)?;
             if v.names.is_empty() && !v.compose().is_set() {
@@ -667,14 +693,24 @@ impl Config {
                 check_volume_name(&format!("{key} names"), n)?;
             }
         }
-        for (i, cs) in c.compose.iter_mut().enumerate() {
+        Ok(())
+    }
+
+    /// Each `[[compose]]`: a compose file or project directory.
+    fn check_compose(&mut self, base: &Path) -> Result<()> {
+        for (i, cs) in self.compose.iter_mut().enumerate() {
             let key = format!("[[compose]] #{}", i + 1);
             if !cs.compose().is_set() {
                 bail!("{key}: give file (the compose file) or dir (the project directory)");
             }
             resolve_compose(base, &key, ["file", "dir", "project"], &mut cs.file, &mut cs.dir, &cs.project)?;
         }
-        for s in &mut c.sqlite {
+        Ok(())
+    }
+
+    /// Each `[[sqlite]]`: a unique name, and its path on the host or inside a volume.
+    fn check_sqlite(&mut self, base: &Path, names: &mut HashSet<String>) -> Result<()> {
+        for s in &mut self.sqlite {
             layout::check_name("[[sqlite]] name", &s.name)?;
             if !names.insert(format!("{}.sqlite", s.name)) {
                 bail!("[[sqlite]] name = {:?} appears twice", s.name);
@@ -697,25 +733,25 @@ impl Config {
                 None => s.path = resolve(base, &s.path, &format!("{key} path"))?,
             }
         }
-        for f in &mut c.files {
-            for p in &mut f.paths {
-                *p = resolve(base, p, "[[files]] paths")?;
-            }
-        }
-        let n8n = c.postgres.iter().filter(|p| p.profile.is_some()).count()
-            + c.sqlite.iter().filter(|s| s.profile.is_some()).count();
+        Ok(())
+    }
+
+    /// `[services]`: health URLs, n8n_url (with the one database of profile n8n it needs).
+    fn check_services(&self) -> Result<()> {
+        let n8n = self.postgres.iter().filter(|p| p.profile.is_some()).count()
+            + self.sqlite.iter().filter(|s| s.profile.is_some()).count();
         if n8n > 1 {
             bail!("profile = \"n8n\" is set on {n8n} databases; a bundle describes one n8n");
         }
-        for h in &c.services.health {
+        for h in &self.services.health {
             if !(h.starts_with("http://") || h.starts_with("https://") || h.starts_with("tcp://")) {
                 bail!("[services] health {h:?}: use http://, https:// or tcp://HOST:PORT");
             }
         }
-        for h in c.services.health.iter().filter(|h| h.starts_with("http")) {
+        for h in self.services.health.iter().filter(|h| h.starts_with("http")) {
             restorer::http::Url::parse(h).with_context(|| format!("[services] health {h:?}"))?;
         }
-        if let Some(u) = &c.services.n8n_url {
+        if let Some(u) = &self.services.n8n_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 bail!(
                     "[services] n8n_url {u:?}: use http://HOST:PORT (n8n's base URL, as the restored host reaches it)"
@@ -726,41 +762,52 @@ impl Config {
                 bail!("[services] n8n_url is set but no database has profile = \"n8n\": the restore compares n8n's workflows with that database's");
             }
         }
+        Ok(())
+    }
+
+    /// Package and service names the restore would refuse.
+    fn check_names(&self) -> Result<()> {
         // The restore refuses a bundle with other names (restorer::names): say so here, where
         // the name can still be fixed.
-        for p in &c.requirements.packages {
+        for p in &self.requirements.packages {
             if !restorer::names::is_package(p) {
                 bail!(
                     "[requirements] packages {p:?}: not a Debian package name ([a-z0-9][a-z0-9+.-]+, optional :arch)"
                 );
             }
         }
-        for s in &c.services.start {
+        for s in &self.services.start {
             if !restorer::names::is_unit(s) && !restorer::names::is_compose_file(s) {
                 bail!("[services] start {s:?}: use a service name ([A-Za-z0-9:_.@-]+, not starting with '-') or a compose file's absolute path");
             }
         }
-        for d in &c.ship.destinations {
+        Ok(())
+    }
+
+    /// `[ship]` destinations and `[ship.s3]`, remote retention, `[retention]`, `[schedule]`.
+    fn check_ship_and_schedule(&mut self, base: &Path) -> Result<()> {
+        for d in &self.ship.destinations {
             crate::ship::Target::parse(d).context("[ship] destinations")?;
         }
-        crate::s3::check_section(&c.ship.s3)?;
-        if let Some(f) = &mut c.ship.s3.credentials_file {
+        crate::s3::check_section(&self.ship.s3)?;
+        if let Some(f) = &mut self.ship.s3.credentials_file {
             *f = resolve(base, f, "[ship.s3] credentials_file")?;
         }
-        if c.retention.remote && !c.ship.destinations.iter().any(|d| d.starts_with("s3://")) {
+        if self.retention.remote && !self.ship.destinations.iter().any(|d| d.starts_with("s3://")) {
             bail!("[retention] remote = true, but no [ship] destination is s3://: remote retention applies to object storage copies only");
         }
-        c.retention.policy()?;
-        if let Some(cron) = &c.schedule.cron {
+        self.retention.policy()?;
+        if let Some(cron) = &self.schedule.cron {
             crate::schedule::Cron::parse(cron).context("[schedule] cron")?;
         }
-        for (key, v) in [("[schedule] jitter", &c.schedule.jitter), ("[schedule] alert_after", &c.schedule.alert_after)]
+        for (key, v) in
+            [("[schedule] jitter", &self.schedule.jitter), ("[schedule] alert_after", &self.schedule.alert_after)]
         {
             if let Some(v) = v {
                 crate::units::parse_duration(v).context(key)?;
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     /// Reads and parses a configuration file. Any error is an [`Invalid`].

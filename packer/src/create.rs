@@ -12,7 +12,15 @@ use restorer::log::Level;
 use restorer::manifest::{EntryDigest, Manifest, Services};
 use restorer::progress::Progress;
 
-use crate::config::Config;
+use restorer::docker::DockerInfo;
+use restorer::manifest::{FileRecord, PostgresDb, SqliteDb};
+use restorer::n8n::N8nInfo;
+
+use crate::config::{Config, FilesSource, PostgresSource, SqliteSource};
+use crate::job::Log;
+use crate::sources::docker::SqliteLocation;
+use crate::sources::files::Captured;
+use crate::sources::n8n::N8nData;
 use crate::sources::{self, Payload};
 use crate::writer::{self, Written};
 use crate::{restorer_bin, system_info};
@@ -45,10 +53,10 @@ fn n8n_metadata(
     data: &sources::n8n::N8nData,
     entry: &str,
     kind: &str,
-    files: &[restorer::manifest::FileRecord],
+    files: &[FileRecord],
     warnings: &mut Vec<String>,
-    log: &mut impl FnMut(Level, &str),
-) -> Result<restorer::n8n::N8nInfo> {
+    log: Log<'_>,
+) -> Result<N8nInfo> {
     use restorer::manifest::FileContent;
     use restorer::n8n::{decrypt_credential, find_key, fingerprint, release_from_compose, KeyInfo};
     let mut keys: Vec<(String, String)> = Vec::new();
@@ -102,7 +110,7 @@ fn n8n_metadata(
         }
         (None, _) => {}
     }
-    Ok(restorer::n8n::N8nInfo {
+    Ok(N8nInfo {
         database_entry: entry.to_string(),
         database_kind: kind.to_string(),
         schema_level: data.schema_level.clone(),
@@ -155,14 +163,79 @@ pub fn check(cfg: &Config, restorer: Option<&Path>) -> Result<PathBuf> {
     Ok(restore_bin)
 }
 
+/// What the sources put in the spool and the manifest, gathered source by source (each
+/// warning in the order it arose).
+struct Gathered {
+    postgres: Vec<PostgresDb>,
+    sqlite: Vec<SqliteDb>,
+    /// The dumps and copies, streamed after the support entries.
+    payloads: Vec<Payload>,
+    /// Each server's roles: (entry, file in the spool).
+    roles_files: Vec<(String, PathBuf)>,
+    /// n8n's data, its database's entry and kind (the last database holding it wins).
+    n8n: Option<(N8nData, String, &'static str)>,
+    /// Docker volumes holding a SQLite database: (volume, the section that needs it).
+    sqlite_volumes: Vec<(String, String)>,
+    docker: DockerInfo,
+    /// `[[files]]` plus what Docker adds (compose files, bind mounts, volume mount points).
+    file_sources: Vec<FilesSource>,
+    /// Docker's notes for the manifest (captured with the files' notes).
+    docker_notes: Vec<String>,
+    /// Saved images: (entry, file in the spool).
+    images: Vec<(String, PathBuf)>,
+    warnings: Vec<String>,
+}
+
+impl Gathered {
+    fn new(cfg: &Config) -> Gathered {
+        Gathered {
+            postgres: Vec::new(),
+            sqlite: Vec::new(),
+            payloads: Vec::new(),
+            roles_files: Vec::new(),
+            n8n: None,
+            sqlite_volumes: Vec::new(),
+            docker: DockerInfo::default(),
+            file_sources: cfg.files.clone(),
+            docker_notes: Vec::new(),
+            images: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Logs a warning and keeps it for the manifest.
+    fn warn(&mut self, w: String, log: Log<'_>) {
+        log(Level::Warning, &w);
+        self.warnings.push(w);
+    }
+}
+
+/// The support entries (restore binary, roles, images, n8n's exports, requirements, system
+/// info): their digests for the manifest and their payloads, streamed first.
+struct Support {
+    digests: Vec<EntryDigest>,
+    payloads: Vec<Payload>,
+    /// Their modification time: the bundle's.
+    mtime: i64,
+}
+
+impl Support {
+    fn add(&mut self, entry: &str, path: PathBuf) -> Result<()> {
+        let (sha256, size) = sha256_file(&path)?;
+        self.digests.push(EntryDigest { entry: entry.to_string(), size, sha256: sha256.clone() });
+        self.payloads.push(Payload { entry: entry.to_string(), source: path, size, sha256, mtime: self.mtime });
+        Ok(())
+    }
+}
+
 /// Builds one bundle with the restore binary that [`check`] returned.
-#[expect(clippy::too_many_lines, reason = "issue 13: create is to be split where a name would explain a part")]
 pub fn create(
     cfg: &Config,
     restore_bin: &Path,
     mut log: impl FnMut(Level, &str),
     progress: &dyn Progress,
 ) -> Result<Created> {
+    let log: Log<'_> = &mut log;
     // The output directory exists: job::open made it (0700) and holds its lock.
     let out_dir = &cfg.bundle.output_dir;
     let created_at = Utc::now();
@@ -176,18 +249,85 @@ pub fn create(
         .prefix(".packer-spool-")
         .tempdir_in(out_dir)
         .with_context(|| format!("creating a spool directory in {}", out_dir.display()))?;
-    let mut payloads: Vec<Payload> = Vec::new();
-    let mut warnings = Vec::new();
+    let mut g = Gathered::new(cfg);
+    dump_postgres(cfg, spool.path(), &mut g, log, progress)?;
+    let locations = sources::docker::sqlite_locations(&cfg.sqlite)?;
+    copy_sqlite(&locations, spool.path(), &mut g, log)?;
+    read_compose(cfg, &mut g, log)?;
+    warn_uncaptured_projects(&mut g, log);
+    read_volumes(cfg, &mut g, log)?;
+    save_images(cfg, spool.path(), &mut g, log)?;
+    let sqlite_sources: Vec<_> = locations.into_iter().map(|l| l.source).collect();
+    let captured = capture_files(&sqlite_sources, out_dir, &mut g, log, progress)?;
 
-    let mut n8n_data = None;
-    let mut roles_of_server: Vec<(String, String, bool)> = Vec::new();
-    let mut roles_files: Vec<(String, PathBuf)> = Vec::new();
-    let mut postgres = Vec::new();
+    let info = system_info::collect();
+    let info_path = spool.path().join("system_info.json");
+    fs::write(&info_path, serde_json::to_string_pretty(&info)?).context("writing system_info.json")?;
+    let mut support = Support { digests: Vec::new(), payloads: Vec::new(), mtime: created_at.timestamp() };
+    support.add(layout::RESTORE_BIN, restore_bin.to_path_buf())?;
+    for (entry, path) in g.roles_files.iter().chain(&g.images) {
+        support.add(entry, path.clone())?;
+    }
+    let n8n = match g.n8n.take() {
+        Some(found) => Some(n8n_section(found, spool.path(), &captured.records, &mut g, &mut support, log)?),
+        None => None,
+    };
+    if let (Some(url), Some(n)) = (&cfg.services.n8n_url, &n8n) {
+        warn_without_api_key(url, n, &mut g, log);
+    }
+    let mut manifest = Manifest {
+        format_version: layout::FORMAT_VERSION,
+        created_by: format!("packer {}", env!("CARGO_PKG_VERSION")),
+        created_at,
+        bundle_name: cfg.bundle.name.clone(),
+        source_host: info.short(),
+        postgres: g.postgres,
+        sqlite: g.sqlite,
+        files: captured.records,
+        support: Vec::new(),
+        services: Services {
+            start: cfg.services.start.clone(),
+            health: cfg.services.health.clone(),
+            n8n_url: cfg.services.n8n_url.clone(),
+        },
+        requirements: Vec::new(),
+        warnings: g.warnings,
+        notes: captured.notes,
+        n8n,
+        docker: (g.docker != DockerInfo::default()).then_some(g.docker),
+    };
+    manifest.requirements = requirements(cfg, &manifest);
+    support.add(layout::REQUIREMENTS, write_requirements(&manifest.requirements, spool.path())?)?;
+    support.add(layout::SYSTEM_INFO, info_path)?;
+    manifest.support = support.digests;
+
+    // Order: manifest (written by the writer), restore, requirements, system info, databases,
+    // then captured files: what a reader needs first comes first.
+    let mut ordered = support.payloads;
+    ordered.extend(g.payloads);
+    ordered.extend(captured.payloads);
+    let written = write(cfg, &file_name, &manifest, &ordered, log, progress)?;
+    drop(spool);
+    Ok(Created {
+        written,
+        created_at,
+        postgres: manifest.postgres.len(),
+        sqlite: manifest.sqlite.len(),
+        files: manifest.files.len(),
+        warnings: manifest.warnings.clone(),
+        manifest,
+    })
+}
+
+/// Dumps every `[[postgres]]` database into the spool, and each server's roles once.
+fn dump_postgres(cfg: &Config, spool: &Path, g: &mut Gathered, log: Log<'_>, progress: &dyn Progress) -> Result<()> {
+    // The servers whose roles are dumped: (server, roles entry, with passwords).
+    let mut servers: Vec<(String, String, bool)> = Vec::new();
     for src in &cfg.postgres {
         log(Level::Info, &format!("dumping PostgreSQL database {} ...", src.name));
         progress.begin(&format!("dumping {}", src.name), None);
         let t = std::time::Instant::now();
-        let dumped = sources::postgres::dump(src, spool.path());
+        let dumped = sources::postgres::dump(src, spool);
         progress.end();
         let (mut db, payload, n8n) = dumped?;
         log(
@@ -199,42 +339,9 @@ pub fn create(
                 payload.size
             ),
         );
-        // Roles once per server (the databases of one server share them).
-        let server = match (&db.container, &src.url) {
-            (Some(c), _) => format!("container {}", c.name),
-            (None, Some(url)) => restorer::pg::PgTarget::parse(url)?.host_port(),
-            (None, None) => unreachable!("config: a [[postgres]] without url is in a container"),
-        };
-        match roles_of_server.iter().find(|(s, _, _)| *s == server) {
-            Some((_, entry, with_pw)) => {
-                db.roles_entry = Some(entry.clone());
-                db.role_passwords = *with_pw;
-            }
-            None => match sources::postgres::dump_roles(src, spool.path(), db.server_version_num / 10000) {
-                Ok((path, with_pw)) => {
-                    let entry = layout::roles_entry(&src.name);
-                    if !with_pw {
-                        let w = format!("[[postgres]] {}: roles were saved without passwords (the user may not read them); the restore will list the passwords to set", src.name);
-                        log(Level::Warning, &w.to_string());
-                        warnings.push(w);
-                    }
-                    roles_files.push((entry.clone(), path));
-                    roles_of_server.push((server, entry.clone(), with_pw));
-                    db.roles_entry = Some(entry);
-                    db.role_passwords = with_pw;
-                }
-                Err(e) => {
-                    let w = format!(
-                        "{}; the restore will recreate objects without their owners' roles",
-                        crate::error_text::chain(&e)
-                    );
-                    log(Level::Warning, &w.to_string());
-                    warnings.push(w);
-                }
-            },
-        }
+        roles(src, spool, &mut db, &mut servers, g, log)?;
         if let Some(d) = n8n {
-            n8n_data = Some((d, db.entry.clone(), "postgres"));
+            g.n8n = Some((d, db.entry.clone(), "postgres"));
         }
         log(
             Level::Info,
@@ -245,42 +352,83 @@ pub fn create(
                 db.size
             ),
         );
-        postgres.push(db);
-        payloads.push(payload);
+        g.postgres.push(db);
+        g.payloads.push(payload);
     }
-    let mut sqlite = Vec::new();
-    let mut docker_notes = Vec::new();
-    // A database inside a named volume brings the volume: the restore must create it (with
-    // compose's labels) before the copy goes back, and its other files (n8n's `config` with
-    // the key) belong with the database.
-    let mut sqlite_volumes: Vec<(String, String)> = Vec::new();
-    let locations = sources::docker::sqlite_locations(&cfg.sqlite)?;
-    for loc in &locations {
+    Ok(())
+}
+
+/// Points `db` at its server's roles (the databases of one server share them), dumped with the
+/// server's first database. A server whose roles cannot be read is a warning, not a failure.
+fn roles(
+    src: &PostgresSource,
+    spool: &Path,
+    db: &mut PostgresDb,
+    servers: &mut Vec<(String, String, bool)>,
+    g: &mut Gathered,
+    log: Log<'_>,
+) -> Result<()> {
+    let server = match (&db.container, &src.url) {
+        (Some(c), _) => format!("container {}", c.name),
+        (None, Some(url)) => restorer::pg::PgTarget::parse(url)?.host_port(),
+        (None, None) => unreachable!("config: a [[postgres]] without url is in a container"),
+    };
+    if let Some((_, entry, with_pw)) = servers.iter().find(|(s, _, _)| *s == server) {
+        db.roles_entry = Some(entry.clone());
+        db.role_passwords = *with_pw;
+        return Ok(());
+    }
+    match sources::postgres::dump_roles(src, spool, db.server_version_num / 10000) {
+        Ok((path, with_pw)) => {
+            let entry = layout::roles_entry(&src.name);
+            if !with_pw {
+                g.warn(format!("[[postgres]] {}: roles were saved without passwords (the user may not read them); the restore will list the passwords to set", src.name), log);
+            }
+            g.roles_files.push((entry.clone(), path));
+            servers.push((server, entry.clone(), with_pw));
+            db.roles_entry = Some(entry);
+            db.role_passwords = with_pw;
+        }
+        Err(e) => g.warn(
+            format!("{}; the restore will recreate objects without their owners' roles", crate::error_text::chain(&e)),
+            log,
+        ),
+    }
+    Ok(())
+}
+
+/// Copies every `[[sqlite]]` database into the spool. A database inside a named volume brings
+/// the volume: the restore must create it (with compose's labels) before the copy goes back,
+/// and its other files (n8n's `config` with the key) belong with the database.
+fn copy_sqlite(locations: &[SqliteLocation], spool: &Path, g: &mut Gathered, log: Log<'_>) -> Result<()> {
+    for loc in locations {
         let src = &loc.source;
         log(Level::Info, &format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
-        let (mut db, payload, n8n) = sources::sqlite::snapshot(src, spool.path())?;
+        let (mut db, payload, n8n) = sources::sqlite::snapshot(src, spool)?;
         if let Some(v) = &loc.volume {
             db.volume = Some(v.clone());
-            sqlite_volumes.push((v.clone(), format!("[[sqlite]] {}", src.name)));
-            docker_notes.push(format!(
+            g.sqlite_volumes.push((v.clone(), format!("[[sqlite]] {}", src.name)));
+            g.docker_notes.push(format!(
                 "[[sqlite]] {} lies in Docker volume {v}: the volume is captured with it (the restore creates it and puts the copy {} back into it)",
                 src.name, db.entry
             ));
         }
         if let Some(d) = n8n {
-            n8n_data = Some((d, db.entry.clone(), "sqlite"));
+            g.n8n = Some((d, db.entry.clone(), "sqlite"));
         }
         log(
             Level::Info,
             &format!("  {} tables, {} rows", db.tables.len(), db.tables.iter().map(|t| t.rows).sum::<u64>()),
         );
-        sqlite.push(db);
-        payloads.push(payload);
+        g.sqlite.push(db);
+        g.payloads.push(payload);
     }
-    // Docker: compose projects (their files join the configuration files), named volumes (their
-    // mount points join the data files, owners and modes kept as for any file).
-    let mut file_sources = cfg.files.clone();
-    let mut docker = restorer::docker::DockerInfo::default();
+    Ok(())
+}
+
+/// Docker compose projects: their files join the configuration files, their bind-mounted
+/// directories the data files (owners and modes kept as for any file).
+fn read_compose(cfg: &Config, g: &mut Gathered, log: Log<'_>) -> Result<()> {
     for (i, cs) in cfg.compose.iter().enumerate() {
         let section = format!("[[compose]] #{}", i + 1);
         let c = sources::docker::project(&cs.compose(), &section)?;
@@ -296,13 +444,13 @@ pub fn create(
                 paths.push(b);
             }
         }
-        file_sources.push(crate::config::FilesSource { kind: layout::FileKind::Config, paths });
+        g.file_sources.push(FilesSource { kind: layout::FileKind::Config, paths });
         if !bind_dirs.is_empty() {
-            file_sources.push(crate::config::FilesSource { kind: layout::FileKind::Data, paths: bind_dirs });
+            g.file_sources.push(FilesSource { kind: layout::FileKind::Data, paths: bind_dirs });
         }
         for b in host_binds {
             if !cfg.files.iter().flat_map(|f| &f.paths).any(|p| b.starts_with(p)) {
-                docker_notes.push(format!(
+                g.docker_notes.push(format!(
                     "compose project {}: {} is bind-mounted from outside the project directory and not packed (list it in [[files]] to pack it)",
                     c.project,
                     b.display()
@@ -310,173 +458,170 @@ pub fn create(
             }
         }
         log(Level::Info, &format!("  {} services", project.services.len()));
-        docker.compose.push(project);
+        g.docker.compose.push(project);
     }
-    for db in &postgres {
-        let Some(ct) = &db.container else { continue };
-        if let Some(p) = &ct.project {
-            if !docker.compose.iter().any(|c| &c.project == p) {
-                let w = format!(
-                    "[[postgres]] {}: its container belongs to compose project {p}, which no [[compose]] section captures: the restore cannot start it; add [[compose]] with the project's file",
-                    db.name
-                );
-                log(Level::Warning, &w.to_string());
-                warnings.push(w);
-            }
-        }
+    Ok(())
+}
+
+/// A database container of a compose project no `[[compose]]` captures: the restore could not
+/// start it.
+fn warn_uncaptured_projects(g: &mut Gathered, log: Log<'_>) {
+    let uncaptured: Vec<String> = g
+        .postgres
+        .iter()
+        .filter_map(|db| {
+            let p = db.container.as_ref()?.project.as_ref()?;
+            (!g.docker.compose.iter().any(|c| &c.project == p)).then(|| format!(
+                "[[postgres]] {}: its container belongs to compose project {p}, which no [[compose]] section captures: the restore cannot start it; add [[compose]] with the project's file",
+                db.name
+            ))
+        })
+        .collect();
+    for w in uncaptured {
+        g.warn(w, log);
+    }
+}
+
+/// Named volumes (`[[volumes]]` and those holding a SQLite database): their mount points join
+/// the data files, except those a database's dump already covers.
+fn read_volumes(cfg: &Config, g: &mut Gathered, log: Log<'_>) -> Result<()> {
+    if cfg.volumes.is_empty() && g.sqlite_volumes.is_empty() {
+        return Ok(());
     }
     let databases: std::collections::BTreeMap<String, String> =
-        postgres.iter().filter_map(|d| Some((d.container.as_ref()?.name.clone(), d.name.clone()))).collect();
-    if !cfg.volumes.is_empty() || !sqlite_volumes.is_empty() {
-        log(Level::Info, "reading Docker volumes ...");
-        let mut paths = Vec::new();
-        for v in sources::docker::volumes(cfg, &databases, &sqlite_volumes)? {
-            match v.skip {
-                Some(note) => docker_notes.push(note),
-                None => paths.push(v.volume.mountpoint.clone()),
-            }
-            docker.volumes.push(v.volume);
+        g.postgres.iter().filter_map(|d| Some((d.container.as_ref()?.name.clone(), d.name.clone()))).collect();
+    log(Level::Info, "reading Docker volumes ...");
+    let mut paths = Vec::new();
+    for v in sources::docker::volumes(cfg, &databases, &g.sqlite_volumes)? {
+        match v.skip {
+            Some(note) => g.docker_notes.push(note),
+            None => paths.push(v.volume.mountpoint.clone()),
         }
-        if !paths.is_empty() {
-            file_sources.push(crate::config::FilesSource { kind: layout::FileKind::Data, paths });
-        }
-        log(Level::Info, &format!("  {} volumes", docker.volumes.len()));
+        g.docker.volumes.push(v.volume);
     }
-    let mut images = Vec::new();
-    if cfg.docker.include_images {
-        let dir = spool.path().join("images");
-        fs::create_dir_all(&dir).context("creating the spool's images directory")?;
-        let mut ids: Vec<&String> =
-            docker.compose.iter().flat_map(|c| &c.services).filter_map(|s| s.image_id.as_ref()).collect();
-        ids.sort();
-        ids.dedup();
-        for id in ids {
-            log(Level::Info, &format!("saving image {id} ..."));
-            let (saved, path) = sources::docker::save_image(id, &dir).context("[docker] include_images")?;
-            images.push((saved.entry.clone(), path));
-            docker.images.push(saved);
-        }
+    if !paths.is_empty() {
+        g.file_sources.push(FilesSource { kind: layout::FileKind::Data, paths });
     }
+    log(Level::Info, &format!("  {} volumes", g.docker.volumes.len()));
+    Ok(())
+}
 
+/// With `[docker] include_images`: every compose service's image saved into the spool, once.
+fn save_images(cfg: &Config, spool: &Path, g: &mut Gathered, log: Log<'_>) -> Result<()> {
+    if !cfg.docker.include_images {
+        return Ok(());
+    }
+    let dir = spool.join("images");
+    fs::create_dir_all(&dir).context("creating the spool's images directory")?;
+    let mut ids: Vec<String> =
+        g.docker.compose.iter().flat_map(|c| &c.services).filter_map(|s| s.image_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        log(Level::Info, &format!("saving image {id} ..."));
+        let (saved, path) = sources::docker::save_image(&id, &dir).context("[docker] include_images")?;
+        g.images.push((saved.entry.clone(), path));
+        g.docker.images.push(saved);
+    }
+    Ok(())
+}
+
+/// Captures the files (the databases and the bundles themselves left out), with Docker's notes.
+fn capture_files(
+    sqlite_sources: &[SqliteSource],
+    out_dir: &Path,
+    g: &mut Gathered,
+    log: Log<'_>,
+    progress: &dyn Progress,
+) -> Result<Captured> {
     log(Level::Info, "reading files ...");
-    let sqlite_sources: Vec<_> = locations.into_iter().map(|l| l.source).collect();
-    let excluded = sources::files::Exclusions::new(&sqlite_sources, out_dir);
+    let excluded = sources::files::Exclusions::new(sqlite_sources, out_dir);
     progress.begin("reading files", None);
-    let captured = sources::files::capture(&file_sources, &excluded, |p| progress.item(&p.to_string_lossy()));
+    let captured = sources::files::capture(&g.file_sources, &excluded, |p| progress.item(&p.to_string_lossy()));
     progress.end();
     let mut captured = captured?;
-    captured.notes.extend(docker_notes);
+    captured.notes.append(&mut g.docker_notes);
     log(Level::Info, &format!("  {} paths, {} files", captured.records.len(), captured.payloads.len()));
     // Each warning is logged once, when it arises (the sources' own are logged here).
     for w in &captured.warnings {
-        log(Level::Warning, &w.to_string());
+        log(Level::Warning, w);
     }
-    warnings.extend(captured.warnings.iter().cloned());
+    g.warnings.extend(captured.warnings.iter().cloned());
     for n in &captured.notes {
         log(Level::Info, &format!("note: {n}"));
     }
+    Ok(captured)
+}
 
-    let info = system_info::collect();
-    let info_path = spool.path().join("system_info.json");
-    fs::write(&info_path, serde_json::to_string_pretty(&info)?).context("writing system_info.json")?;
-    let mut support = Vec::new();
-    let mut support_payloads = Vec::new();
-    let mut add_support = |entry: &str, path: PathBuf, mtime: i64| -> Result<()> {
-        let (sha256, size) = sha256_file(&path)?;
-        support.push(EntryDigest { entry: entry.to_string(), size, sha256: sha256.clone() });
-        support_payloads.push(Payload { entry: entry.to_string(), source: path, size, sha256, mtime });
-        Ok(())
-    };
-    let now = created_at.timestamp();
-    add_support(layout::RESTORE_BIN, restore_bin.to_path_buf(), now)?;
-    for (entry, path) in &roles_files {
-        add_support(entry, path.clone(), now)?;
+/// The n8n section, and its workflows (summaries and each in import shape) and credentials as
+/// support entries.
+fn n8n_section(
+    (data, entry, kind): (N8nData, String, &'static str),
+    spool: &Path,
+    files: &[FileRecord],
+    g: &mut Gathered,
+    support: &mut Support,
+    log: Log<'_>,
+) -> Result<N8nInfo> {
+    let info = n8n_metadata(&data, &entry, kind, files, &mut g.warnings, log)?;
+    let wf_dir = spool.join("workflows");
+    fs::create_dir_all(&wf_dir)?;
+    let list: Vec<_> = data.workflows.iter().map(|w| &w.0).collect();
+    let p = spool.join("workflows.json");
+    fs::write(&p, serde_json::to_string_pretty(&list)?)?;
+    support.add(layout::N8N_WORKFLOWS, p)?;
+    for (summary, doc) in &data.workflows {
+        let p = wf_dir.join(summary.entry.rsplit('/').next().unwrap_or("w.json"));
+        fs::write(&p, serde_json::to_string_pretty(doc)?)?;
+        support.add(&summary.entry, p)?;
     }
-    for (entry, path) in &images {
-        add_support(entry, path.clone(), now)?;
+    let p = spool.join("credentials.json");
+    fs::write(&p, serde_json::to_string_pretty(&data.credentials)?)?;
+    support.add(layout::N8N_CREDENTIALS, p)?;
+    Ok(info)
+}
+
+/// The restore asks n8n (at `[services] n8n_url`) for its workflows with a key of the restored
+/// database: say now, while one can still be made, that there is none.
+fn warn_without_api_key(url: &str, n: &N8nInfo, g: &mut Gathered, log: Log<'_>) {
+    let tables = g
+        .postgres
+        .iter()
+        .filter(|d| d.entry == n.database_entry)
+        .flat_map(|d| &d.tables)
+        .chain(g.sqlite.iter().filter(|d| d.entry == n.database_entry).flat_map(|d| &d.tables));
+    let keys: u64 = tables.filter(|t| t.name == "user_api_keys").map(|t| t.rows).sum();
+    if keys == 0 {
+        g.warn(format!("[services] n8n_url {url}: n8n's database holds no API key, so the restore cannot ask n8n for its workflows (create one under Settings > n8n API, or set N8N_API_KEY when restoring)"), log);
     }
+}
 
-    let n8n = match n8n_data {
-        Some((data, entry, kind)) => {
-            let info = n8n_metadata(&data, &entry, kind, &captured.records, &mut warnings, &mut log)?;
-            // Workflows (summaries and each in import shape) and credentials as entries.
-            let wf_dir = spool.path().join("workflows");
-            fs::create_dir_all(&wf_dir)?;
-            let list: Vec<_> = data.workflows.iter().map(|w| &w.0).collect();
-            let p = spool.path().join("workflows.json");
-            fs::write(&p, serde_json::to_string_pretty(&list)?)?;
-            add_support(layout::N8N_WORKFLOWS, p, now)?;
-            for (summary, doc) in &data.workflows {
-                let p = wf_dir.join(summary.entry.rsplit('/').next().unwrap_or("w.json"));
-                fs::write(&p, serde_json::to_string_pretty(doc)?)?;
-                add_support(&summary.entry, p, now)?;
-            }
-            let p = spool.path().join("credentials.json");
-            fs::write(&p, serde_json::to_string_pretty(&data.credentials)?)?;
-            add_support(layout::N8N_CREDENTIALS, p, now)?;
-            Some(info)
-        }
-        None => None,
-    };
-
-    if let (Some(url), Some(n)) = (&cfg.services.n8n_url, &n8n) {
-        // The restore asks n8n for its workflows with a key of the restored database: say now,
-        // while one can still be made, that there is none.
-        let tables = postgres
-            .iter()
-            .filter(|d| d.entry == n.database_entry)
-            .flat_map(|d| &d.tables)
-            .chain(sqlite.iter().filter(|d| d.entry == n.database_entry).flat_map(|d| &d.tables));
-        let keys: u64 = tables.filter(|t| t.name == "user_api_keys").map(|t| t.rows).sum();
-        if keys == 0 {
-            let w = format!("[services] n8n_url {url}: n8n's database holds no API key, so the restore cannot ask n8n for its workflows (create one under Settings > n8n API, or set N8N_API_KEY when restoring)");
-            log(Level::Warning, &w.to_string());
-            warnings.push(w);
-        }
+/// `requirements.txt` in the spool: one Debian package a line.
+fn write_requirements(packages: &[String], spool: &Path) -> Result<PathBuf> {
+    let path = spool.join("requirements.txt");
+    let mut text = String::from("# System packages the restored host needs (Debian names), one per line.\n");
+    for p in packages {
+        text.push_str(p);
+        text.push('\n');
     }
+    fs::write(&path, text).context("writing requirements.txt")?;
+    Ok(path)
+}
 
-    let mut manifest = Manifest {
-        format_version: layout::FORMAT_VERSION,
-        created_by: format!("packer {}", env!("CARGO_PKG_VERSION")),
-        created_at,
-        bundle_name: cfg.bundle.name.clone(),
-        source_host: info.short(),
-        postgres,
-        sqlite,
-        files: captured.records,
-        support: Vec::new(),
-        services: Services {
-            start: cfg.services.start.clone(),
-            health: cfg.services.health.clone(),
-            n8n_url: cfg.services.n8n_url.clone(),
-        },
-        requirements: Vec::new(),
-        warnings,
-        notes: captured.notes,
-        n8n,
-        docker: (docker != restorer::docker::DockerInfo::default()).then_some(docker),
-    };
-    manifest.requirements = requirements(cfg, &manifest);
-    let req_path = spool.path().join("requirements.txt");
-    let mut req_text = String::from("# System packages the restored host needs (Debian names), one per line.\n");
-    for p in &manifest.requirements {
-        req_text.push_str(p);
-        req_text.push('\n');
-    }
-    fs::write(&req_path, req_text).context("writing requirements.txt")?;
-    add_support(layout::REQUIREMENTS, req_path, now)?;
-    add_support(layout::SYSTEM_INFO, info_path, now)?;
-    manifest.support = support;
-
-    // Order: manifest (written by the writer), restore, requirements, system info, databases,
-    // then captured files: what a reader needs first comes first.
-    let mut ordered = support_payloads;
-    ordered.extend(payloads);
-    ordered.extend(captured.payloads);
-
+/// Writes the bundle (sealed when `[bundle] recipients` are set), read back before it is
+/// published.
+fn write(
+    cfg: &Config,
+    file_name: &str,
+    manifest: &Manifest,
+    ordered: &[Payload],
+    log: Log<'_>,
+    progress: &dyn Progress,
+) -> Result<Written> {
+    let out_dir = &cfg.bundle.output_dir;
     log(
         Level::Info,
-        &format!("writing {} (read back and checked before it is published) ...", out_dir.join(&file_name).display()),
+        &format!("writing {} (read back and checked before it is published) ...", out_dir.join(file_name).display()),
     );
     let recipients = cfg.bundle.parsed_recipients()?;
     if !recipients.is_empty() {
@@ -485,9 +630,9 @@ pub fn create(
     let t = std::time::Instant::now();
     let written = writer::write_bundle_to(
         out_dir,
-        &file_name,
+        file_name,
         &manifest.to_json(),
-        &ordered,
+        ordered,
         cfg.bundle.compression_level,
         &recipients,
         progress,
@@ -503,14 +648,5 @@ pub fn create(
             t.elapsed().as_secs_f64()
         ),
     );
-    drop(spool);
-    Ok(Created {
-        written,
-        created_at,
-        postgres: manifest.postgres.len(),
-        sqlite: manifest.sqlite.len(),
-        files: manifest.files.len(),
-        warnings: manifest.warnings.clone(),
-        manifest,
-    })
+    Ok(written)
 }

@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use restorer::container;
 use restorer::docker::{ComposeService, DbContainer, SavedImage};
 use restorer::log::Level;
-use restorer::manifest::{Manifest, PostgresDb, TableCount};
+use restorer::manifest::{Manifest, PostgresDb, SqliteDb, TableCount};
 use restorer::n8n::{N8nInfo, WorkflowSummary};
 use restorer::pg::{quote_ident, table_counts, PgTarget};
 use restorer::progress::Progress;
@@ -261,8 +261,15 @@ fn into_container(
     })
 }
 
+/// Stops between steps once Ctrl-C or SIGTERM arrived.
+fn interrupted(stop: &AtomicBool) -> Result<()> {
+    if stop.load(Ordering::Relaxed) {
+        bail!("interrupted; the throwaway servers are being removed");
+    }
+    Ok(())
+}
+
 /// Runs the deep checks of `bundle` (whose digests were verified by the caller).
-#[expect(clippy::too_many_lines, reason = "issue 13: verify is to be split where a name would explain a part")]
 pub fn verify(
     bundle: &Path,
     manifest: &Manifest,
@@ -277,12 +284,6 @@ pub fn verify(
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    let interrupted = || -> Result<()> {
-        if stop.load(Ordering::Relaxed) {
-            bail!("interrupted; the throwaway servers are being removed");
-        }
-        Ok(())
-    };
     let in_containers = manifest.postgres.iter().any(|d| d.container.is_some());
     let engine = in_containers && container::engine_answers();
     let servers: Vec<Server> = manifest
@@ -290,6 +291,37 @@ pub fn verify(
         .iter()
         .map(|db| choose(db, manifest, engine, &|image| container::image_id(image).is_some()))
         .collect();
+    let work = extract(bundle, &servers, identity, log, progress)?;
+    let dir = work.path().join("x");
+    let mut out = Vec::new();
+    let n8n = manifest.n8n.as_ref();
+    {
+        // Dropped (every server removed) before the work directory.
+        let mut throwaway =
+            Throwaway { cluster: None, containers: BTreeMap::new(), loaded: Vec::new(), dir: &dir, stop: &stop };
+        for (db, server) in manifest.postgres.iter().zip(&servers) {
+            interrupted(&stop)?;
+            throwaway.restore(&mut out, db, server, n8n, log)?;
+        }
+    }
+    for db in &manifest.sqlite {
+        interrupted(&stop)?;
+        check_sqlite(&mut out, db, &dir, n8n)?;
+    }
+    interrupted(&stop)?;
+    drop(work);
+    Ok(out)
+}
+
+/// Unpacks the databases (and the saved images some server loads) into a work directory beside
+/// the bundle, as `x/` in it.
+fn extract(
+    bundle: &Path,
+    servers: &[Server],
+    identity: Option<&restorer::sealed::Identity>,
+    log: &mut dyn FnMut(Level, &str),
+    progress: &dyn Progress,
+) -> Result<tempfile::TempDir> {
     let image_entries: Vec<String> = servers
         .iter()
         .filter_map(|s| match s {
@@ -302,7 +334,6 @@ pub fn verify(
         .prefix(".packer-deep-")
         .tempdir_in(parent)
         .with_context(|| format!("creating a work directory in {}", parent.display()))?;
-    let dir = work.path().join("x");
     log(
         Level::Info,
         &match image_entries.len() {
@@ -312,105 +343,145 @@ pub fn verify(
     );
     restorer::unpack::unpack_only_with(
         bundle,
-        &dir,
+        &work.path().join("x"),
         identity,
         |n| n.starts_with("databases/") || image_entries.iter().any(|e| e == n),
         progress,
     )?;
-    let mut out = Vec::new();
-    let n8n = manifest.n8n.as_ref();
+    Ok(work)
+}
 
-    // Declared in this order so that they are dropped in the reverse one: the containers are
-    // removed before the images they ran, and before the work directory.
-    let mut loaded: Vec<LoadedImage> = Vec::new();
-    let mut containers: BTreeMap<String, std::result::Result<PgContainer, String>> = BTreeMap::new();
-    let mut cluster: Option<Cluster> = None;
-    for (db, server) in manifest.postgres.iter().zip(&servers) {
-        interrupted()?;
+/// The throwaway servers of one deep verification, each started when first needed. Fields drop
+/// in declaration order: the cluster, then the containers, then the images they ran.
+struct Throwaway<'a> {
+    cluster: Option<Cluster>,
+    /// Per image to run: the started container, or why it did not start.
+    containers: BTreeMap<String, std::result::Result<PgContainer, String>>,
+    loaded: Vec<LoadedImage>,
+    /// Where the bundle's databases and images were extracted.
+    dir: &'a Path,
+    stop: &'a AtomicBool,
+}
+
+impl Throwaway<'_> {
+    /// Restores `db` into the server chosen for it and compares.
+    fn restore(
+        &mut self,
+        out: &mut Vec<Check>,
+        db: &PostgresDb,
+        server: &Server,
+        n8n: Option<&N8nInfo>,
+        log: &mut dyn FnMut(Level, &str),
+    ) -> Result<()> {
         let prefix = format!("postgres {}", db.database);
         match server {
             Server::Host => {
-                let cluster = host_cluster(&mut cluster, log)?;
+                let cluster = host_cluster(&mut self.cluster, log)?;
                 log(Level::Info, &format!("restoring {} into the throwaway cluster ...", db.entry));
-                into_cluster(&mut out, cluster, db, &dir, n8n)?;
+                into_cluster(out, cluster, db, self.dir, n8n)?;
             }
             Server::Container { run, shown, load } => {
-                if !containers.contains_key(run) {
-                    let started = (|| -> Result<PgContainer> {
-                        if let Some(i) = load {
-                            log(Level::Info, &format!("loading image {shown} from the bundle ..."));
-                            let tar = dir.join(&i.entry);
-                            let image = LoadedImage::load(&tar, &i.references, &i.id);
-                            // The engine holds it now (or it failed): its tar is not needed again.
-                            let _ = std::fs::remove_file(&tar);
-                            loaded.push(image?);
-                        }
-                        log(Level::Info, &format!("starting a throwaway container of image {shown} ..."));
-                        PgContainer::start(run, &stop)
-                    })();
-                    containers.insert(run.clone(), started.map_err(|e| crate::error_text::chain(&e)));
+                if !self.containers.contains_key(run) {
+                    let started = self.start(run, shown, load.as_ref(), log);
+                    self.containers.insert(run.clone(), started.map_err(|e| crate::error_text::chain(&e)));
                 }
-                interrupted()?;
+                interrupted(self.stop)?;
                 let what = format!("{prefix}: restored in a throwaway container of image {shown}");
-                match &containers[run] {
+                match &self.containers[run] {
                     Ok(c) => {
-                        check(&mut out, format!("{what} ({})", c.name), Ok(()));
+                        check(out, format!("{what} ({})", c.name), Ok(()));
                         log(Level::Info, &format!("restoring {} into container {} ...", db.entry, c.name));
-                        into_container(&mut out, c, db, &dir, n8n)?;
+                        into_container(out, c, db, self.dir, n8n)?;
                     }
-                    Err(e) => check(&mut out, what, Err(anyhow::anyhow!("{e}"))),
+                    Err(e) => check(out, what, Err(anyhow::anyhow!("{e}"))),
                 }
             }
             Server::Fallback { image, why } => {
-                let image = image.as_deref().unwrap_or("(unknown)");
-                match fallback_cluster(&mut cluster, db, log) {
-                    Ok(cluster) => {
-                        let what = format!(
-                            "{prefix}: restored in the host's PostgreSQL ({}) instead of a container of image {image}: {why}",
-                            cluster.bin().display()
-                        );
-                        log(Level::Warning, &what.to_string());
-                        check(&mut out, what, Ok(()));
-                        into_cluster(&mut out, cluster, db, &dir, n8n)?;
-                    }
-                    Err(e) => {
-                        let need = db.server_version_num / 10000;
-                        out.push(Check {
-                            check: format!("{prefix}: a PostgreSQL server to restore into"),
-                            expected: format!("a container of image {image}, or a host PostgreSQL {need} or newer"),
-                            actual: format!(
-                                "{why}; and {}: install Docker with image {image} (`docker load` or `docker pull`), or postgresql-{need} (its server binaries; or set PG_BIN)",
-                                crate::error_text::chain(&e)
-                            ),
-                            ok: false,
-                        });
-                    }
+                self.fallback(out, db, (image.as_deref().unwrap_or("(unknown)"), why), n8n, log)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a container of `run`, first loading its image from the bundle when `load` says so.
+    fn start(
+        &mut self,
+        run: &str,
+        shown: &str,
+        load: Option<&SavedImage>,
+        log: &mut dyn FnMut(Level, &str),
+    ) -> Result<PgContainer> {
+        if let Some(i) = load {
+            log(Level::Info, &format!("loading image {shown} from the bundle ..."));
+            let tar = self.dir.join(&i.entry);
+            let image = LoadedImage::load(&tar, &i.references, &i.id);
+            // The engine holds it now (or it failed): its tar is not needed again.
+            let _ = std::fs::remove_file(&tar);
+            self.loaded.push(image?);
+        }
+        log(Level::Info, &format!("starting a throwaway container of image {shown} ..."));
+        PgContainer::start(run, self.stop)
+    }
+
+    /// A container database whose image cannot run here: restored into the host's PostgreSQL,
+    /// with a warning, or a failed check saying what would make one possible.
+    fn fallback(
+        &mut self,
+        out: &mut Vec<Check>,
+        db: &PostgresDb,
+        (image, why): (&str, &str),
+        n8n: Option<&N8nInfo>,
+        log: &mut dyn FnMut(Level, &str),
+    ) -> Result<()> {
+        let prefix = format!("postgres {}", db.database);
+        match fallback_cluster(&mut self.cluster, db, log) {
+            Ok(cluster) => {
+                let what = format!(
+                    "{prefix}: restored in the host's PostgreSQL ({}) instead of a container of image {image}: {why}",
+                    cluster.bin().display()
+                );
+                log(Level::Warning, &what);
+                check(out, what, Ok(()));
+                into_cluster(out, cluster, db, self.dir, n8n)?;
+            }
+            Err(e) => {
+                let need = db.server_version_num / 10000;
+                out.push(Check {
+                    check: format!("{prefix}: a PostgreSQL server to restore into"),
+                    expected: format!("a container of image {image}, or a host PostgreSQL {need} or newer"),
+                    actual: format!(
+                        "{why}; and {}: install Docker with image {image} (`docker load` or `docker pull`), or postgresql-{need} (its server binaries; or set PG_BIN)",
+                        crate::error_text::chain(&e)
+                    ),
+                    ok: false,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens a SQLite copy read-only, checks its integrity, and compares its counts (and n8n's
+/// workflows, when it is n8n's database) with the manifest.
+fn check_sqlite(out: &mut Vec<Check>, db: &SqliteDb, dir: &Path, n8n: Option<&N8nInfo>) -> Result<()> {
+    let path = dir.join(&db.entry);
+    let prefix = format!("sqlite {}", db.name);
+    let opened =
+        restorer::sqlite::open_read_only(&path).and_then(|c| restorer::sqlite::integrity_check(&c, &path).map(|_| c));
+    match opened {
+        Ok(conn) => {
+            check(out, format!("{prefix}: integrity_check"), Ok(()));
+            compare_counts(out, &prefix, &db.tables, &restorer::sqlite::table_counts(&conn, &path)?);
+            if let Some(n) = n8n.filter(|n| n.database_entry == db.entry) {
+                match crate::sources::n8n::read_sqlite(&conn) {
+                    Ok(data) => compare_workflows(out, &n.workflows, &data),
+                    Err(e) => check(out, "n8n: reading workflows from the copy".into(), Err(e)),
                 }
             }
         }
+        Err(e) => check(out, format!("{prefix}: integrity_check"), Err(e.into())),
     }
-    for db in &manifest.sqlite {
-        interrupted()?;
-        let path = dir.join(&db.entry);
-        let prefix = format!("sqlite {}", db.name);
-        let opened = restorer::sqlite::open_read_only(&path)
-            .and_then(|c| restorer::sqlite::integrity_check(&c, &path).map(|_| c));
-        match opened {
-            Ok(conn) => {
-                check(&mut out, format!("{prefix}: integrity_check"), Ok(()));
-                compare_counts(&mut out, &prefix, &db.tables, &restorer::sqlite::table_counts(&conn, &path)?);
-                if let Some(n) = n8n.filter(|n| n.database_entry == db.entry) {
-                    match crate::sources::n8n::read_sqlite(&conn) {
-                        Ok(data) => compare_workflows(&mut out, &n.workflows, &data),
-                        Err(e) => check(&mut out, "n8n: reading workflows from the copy".into(), Err(e)),
-                    }
-                }
-            }
-            Err(e) => check(&mut out, format!("{prefix}: integrity_check"), Err(e.into())),
-        }
-    }
-    interrupted()?;
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

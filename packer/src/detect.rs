@@ -167,14 +167,17 @@ fn project_name(s: &str) -> String {
     s.to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect()
 }
 
-#[expect(clippy::too_many_lines, reason = "issue 13: parse_compose is to be split where a name would explain a part")]
+/// Variables from the project's `.env`, for `${VAR}` substitution.
+type Vars = BTreeMap<String, String>;
+
+/// A compose file as far as detection needs it, `${VAR}`s filled from the project's `.env`.
 fn parse_compose(host: &Host, file: &Path) -> Option<Project> {
     let text = host.read(file)?;
     let doc = YamlLoader::load_from_str(&text).ok()?.into_iter().next()?;
     let dir = file.parent()?.to_path_buf();
     let dotenv_path = dir.join(".env");
     let dotenv = host.is_file(&dotenv_path).then_some(dotenv_path);
-    let vars: BTreeMap<String, String> =
+    let vars: Vars =
         dotenv.as_ref().and_then(|p| host.read(p)).map(|t| parse_env(&t).into_iter().collect()).unwrap_or_default();
     let sub = |s: String| substitute(&s, &vars);
     let name = vars
@@ -182,84 +185,12 @@ fn parse_compose(host: &Host, file: &Path) -> Option<Project> {
         .cloned()
         .or_else(|| scalar(key(&doc, "name")).map(&sub))
         .unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-    let mut services = Vec::new();
-    if let Some(map) = key(&doc, "services").as_hash() {
-        for (k, v) in map {
-            let mut s = Service { name: scalar(k).unwrap_or_default(), ..Default::default() };
-            s.image = scalar(key(v, "image")).map(&sub).unwrap_or_default();
-            let env_files: Vec<String> = match key(v, "env_file") {
-                Yaml::Array(a) => a.iter().filter_map(|e| scalar(e).or_else(|| scalar(key(e, "path")))).collect(),
-                y => scalar(y).into_iter().collect(),
-            };
-            for f in env_files {
-                let p = dir.join(sub(f));
-                if let Some(t) = host.read(&p) {
-                    s.env.extend(parse_env(&t));
-                }
-                s.env_files.push(p);
-            }
-            match key(v, "environment") {
-                Yaml::Hash(h) => {
-                    for (k, v) in h {
-                        if let (Some(k), Some(v)) = (scalar(k), scalar(v)) {
-                            s.env.insert(k, sub(v));
-                        }
-                    }
-                }
-                Yaml::Array(a) => {
-                    for e in a.iter().filter_map(scalar) {
-                        if let Some((k, v)) = e.split_once('=') {
-                            s.env.insert(k.to_string(), sub(v.to_string()));
-                        }
-                    }
-                }
-                _ => {}
-            }
-            for m in key(v, "volumes").as_vec().into_iter().flatten() {
-                let pair = match scalar(m) {
-                    Some(short) => {
-                        let short = sub(short);
-                        let mut parts = short.splitn(3, ':');
-                        match (parts.next(), parts.next()) {
-                            (Some(src), Some(dst)) => Some((src.to_string(), dst.to_string())),
-                            _ => None, // an anonymous volume: nothing to keep
-                        }
-                    }
-                    None => scalar(key(m, "source")).zip(scalar(key(m, "target"))).map(|(a, b)| (sub(a), sub(b))),
-                };
-                if let Some((src, dst)) = pair {
-                    let src = if src.starts_with("./") || src == "." || src.starts_with("../") {
-                        dir.join(src).display().to_string()
-                    } else {
-                        src
-                    };
-                    s.mounts.push((src, dst));
-                }
-            }
-            for p in key(v, "ports").as_vec().into_iter().flatten() {
-                if let Some(short) = scalar(p) {
-                    let short = sub(short);
-                    let short = short.split('/').next().unwrap_or("");
-                    let parts: Vec<&str> = short.rsplitn(3, ':').collect();
-                    let parsed = match parts.as_slice() {
-                        [c, h, ip] => Some((ip.to_string(), h.parse().ok(), c.parse().ok())),
-                        [c, h] => Some((String::new(), h.parse().ok(), c.parse().ok())),
-                        _ => None,
-                    };
-                    if let Some((ip, Some(h), Some(c))) = parsed {
-                        s.ports.push((ip, h, c));
-                    }
-                } else {
-                    let t = scalar(key(p, "target")).and_then(|t| t.parse().ok());
-                    let h = scalar(key(p, "published")).and_then(|t| sub(t).parse().ok());
-                    if let (Some(t), Some(h)) = (t, h) {
-                        s.ports.push((scalar(key(p, "host_ip")).unwrap_or_default(), h, t));
-                    }
-                }
-            }
-            services.push(s);
-        }
-    }
+    let services = key(&doc, "services")
+        .as_hash()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| parse_service(host, &dir, &vars, k, v))
+        .collect();
     let mut volumes = Vec::new();
     if let Some(map) = key(&doc, "volumes").as_hash() {
         for (k, v) in map {
@@ -270,6 +201,90 @@ fn parse_compose(host: &Host, file: &Path) -> Option<Project> {
         }
     }
     Some(Project { file: file.to_path_buf(), dir, name: project_name(&name), services, volumes, dotenv })
+}
+
+/// One service: its image, environment (env files, then `environment:`), mounts and ports.
+fn parse_service(host: &Host, dir: &Path, vars: &Vars, k: &Yaml, v: &Yaml) -> Service {
+    let sub = |s: String| substitute(&s, vars);
+    let mut s = Service { name: scalar(k).unwrap_or_default(), ..Default::default() };
+    s.image = scalar(key(v, "image")).map(&sub).unwrap_or_default();
+    let env_files: Vec<String> = match key(v, "env_file") {
+        Yaml::Array(a) => a.iter().filter_map(|e| scalar(e).or_else(|| scalar(key(e, "path")))).collect(),
+        y => scalar(y).into_iter().collect(),
+    };
+    for f in env_files {
+        let p = dir.join(sub(f));
+        if let Some(t) = host.read(&p) {
+            s.env.extend(parse_env(&t));
+        }
+        s.env_files.push(p);
+    }
+    match key(v, "environment") {
+        Yaml::Hash(h) => {
+            for (k, v) in h {
+                if let (Some(k), Some(v)) = (scalar(k), scalar(v)) {
+                    s.env.insert(k, sub(v));
+                }
+            }
+        }
+        Yaml::Array(a) => {
+            for e in a.iter().filter_map(scalar) {
+                if let Some((k, v)) = e.split_once('=') {
+                    s.env.insert(k.to_string(), sub(v.to_string()));
+                }
+            }
+        }
+        _ => {}
+    }
+    s.mounts = key(v, "volumes").as_vec().into_iter().flatten().filter_map(|m| mount(m, dir, vars)).collect();
+    s.ports = key(v, "ports").as_vec().into_iter().flatten().filter_map(|p| port(p, vars)).collect();
+    s
+}
+
+/// A `volumes:` entry as (source, target), a relative source made absolute; none for an
+/// anonymous volume (nothing to keep).
+fn mount(m: &Yaml, dir: &Path, vars: &Vars) -> Option<(String, String)> {
+    let sub = |s: String| substitute(&s, vars);
+    let (src, dst) = match scalar(m) {
+        Some(short) => {
+            let short = sub(short);
+            let mut parts = short.splitn(3, ':');
+            match (parts.next(), parts.next()) {
+                (Some(src), Some(dst)) => (src.to_string(), dst.to_string()),
+                _ => return None,
+            }
+        }
+        None => scalar(key(m, "source")).zip(scalar(key(m, "target"))).map(|(a, b)| (sub(a), sub(b)))?,
+    };
+    let src = if src.starts_with("./") || src == "." || src.starts_with("../") {
+        dir.join(src).display().to_string()
+    } else {
+        src
+    };
+    Some((src, dst))
+}
+
+/// A `ports:` entry (short `[IP:]HOST:CONTAINER[/proto]` or long form) as (host ip, host port,
+/// container port); none without a published port.
+fn port(p: &Yaml, vars: &Vars) -> Option<(String, u16, u16)> {
+    if let Some(short) = scalar(p) {
+        let short = substitute(&short, vars);
+        let short = short.split('/').next().unwrap_or("");
+        let parts: Vec<&str> = short.rsplitn(3, ':').collect();
+        let parsed = match parts.as_slice() {
+            [c, h, ip] => Some((ip.to_string(), h.parse().ok(), c.parse().ok())),
+            [c, h] => Some((String::new(), h.parse().ok(), c.parse().ok())),
+            _ => None,
+        };
+        match parsed {
+            Some((ip, Some(h), Some(c))) => Some((ip, h, c)),
+            _ => None,
+        }
+    } else {
+        let t = scalar(key(p, "target")).and_then(|t| t.parse().ok());
+        let h = scalar(key(p, "published")).and_then(|t| substitute(&t, vars).parse().ok());
+        Some((scalar(key(p, "host_ip")).unwrap_or_default(), h?, t?))
+    }
 }
 
 /// Compose files below the usual deployment roots, at most three levels down.
@@ -382,8 +397,13 @@ impl Found {
     }
 }
 
+/// The real name of a project's volume key: compose prefixes the project unless `name:` or
+/// `external` says otherwise.
+fn volume_name(p: &Project, k: &str) -> String {
+    p.volumes.iter().find(|v| v.0 == k).and_then(|v| v.1.clone()).unwrap_or_else(|| format!("{}_{k}", p.name))
+}
+
 /// The n8n of a compose project, when one of its services runs n8n.
-#[expect(clippy::too_many_lines, reason = "issue 13: from_compose is to be split where a name would explain a part")]
 fn from_compose(host: &Host, p: &Project, f: &mut Found) -> bool {
     // The image's name (no registry, no tag) ends in n8n: n8nio/n8n, docker.n8n.io/n8nio/n8n,
     // a local my-n8n; not n8nio/runners, nor a database image whose prefix says n8n.
@@ -396,89 +416,17 @@ fn from_compose(host: &Host, p: &Project, f: &mut Found) -> bool {
     };
     let file = shown(&p.file);
     f.notes.push(format!("n8n runs under Docker Compose: service {} of project {} ({file})", n8n.name, p.name));
-    // The volume key's real name: compose prefixes the project unless `name:`/`external` says.
-    let volume_name = |k: &str| {
-        p.volumes.iter().find(|v| v.0 == k).and_then(|v| v.1.clone()).unwrap_or_else(|| format!("{}_{k}", p.name))
-    };
     let data = n8n.mounts.iter().find(|m| m.1.trim_end_matches('/') == "/home/node/.n8n");
     let data_dir = data.map(|(src, _)| {
         if src.starts_with('/') {
             PathBuf::from(src)
         } else {
-            PathBuf::from(format!("/var/lib/docker/volumes/{}/_data", volume_name(src)))
+            PathBuf::from(format!("/var/lib/docker/volumes/{}/_data", volume_name(p, src)))
         }
     });
     let db = n8n_db(&n8n.env, data_dir.clone(), &p.services);
-    match &db {
-        Some(N8nDb::Service { service, database }) => f.sections.push(Section {
-            why: vec![format!(
-                "n8n's database: DB_TYPE=postgresdb, DB_POSTGRESDB_HOST={service} is a service of {file}; dumped with that container's own pg_dump"
-            )],
-            header: "[[postgres]]",
-            keys: vec![
-                ("name", s("n8n")),
-                ("compose_service", s(service.clone())),
-                ("compose_file", s(file.clone())),
-                ("compose_project", s(p.name.clone())),
-                ("database", s(database.clone())),
-                ("profile", s("n8n")),
-            ],
-        }),
-        Some(N8nDb::Server { .. }) => server_section(host, db.as_ref().unwrap(), &format!("n8n's environment in {file}"), f),
-        Some(N8nDb::Sqlite(path)) => {
-            let why = vec![format!(
-                "n8n's database: SQLite (DB_TYPE {} in {file}) in its data directory {}; copied with SQLite's online backup",
-                n8n.env.get("DB_TYPE").map(String::as_str).unwrap_or("unset"),
-                data.map(|m| m.0.as_str()).unwrap_or("?")
-            )];
-            let keys = match data.filter(|m| !m.0.starts_with('/')) {
-                // In a named volume: found through Docker wherever it keeps volumes, and the
-                // volume (n8n's `config` with the key) captured with it.
-                Some((volume, target)) => {
-                    let inside = path.strip_prefix(target).map(shown).unwrap_or_else(|_| "database.sqlite".into());
-                    vec![
-                        ("name", s("n8n")),
-                        ("volume", s(volume.clone())),
-                        ("path", s(inside)),
-                        ("compose_file", s(file.clone())),
-                        ("compose_project", s(p.name.clone())),
-                        ("profile", s("n8n")),
-                    ]
-                }
-                None => vec![("name", s("n8n")), ("path", s(shown(path))), ("profile", s("n8n"))],
-            };
-            f.sections.push(Section { why, header: "[[sqlite]]", keys });
-        }
-        None => f.notes.push("n8n's data directory (/home/node/.n8n) is not mounted: its SQLite database and key live in the container only and cannot be backed up; mount a volume there".into()),
-    }
-    let named: Vec<String> = p
-        .services
-        .iter()
-        .flat_map(|s| &s.mounts)
-        .filter(|m| !m.0.starts_with('/'))
-        .map(|m| volume_name(&m.0))
-        .collect();
-    // A [[sqlite]] in a volume captures that volume itself.
-    let sqlite_volume = matches!(db, Some(N8nDb::Sqlite(_)))
-        .then(|| data.filter(|m| !m.0.starts_with('/')).map(|m| volume_name(&m.0)))
-        .flatten();
-    let named: Vec<String> = named.into_iter().filter(|v| Some(v) != sqlite_volume.as_ref()).collect();
-    if !named.is_empty() {
-        let db_volume = match &db {
-            Some(N8nDb::Service { service, .. }) => {
-                format!("; the data directory of {service} among them is not copied, its dump stands for it")
-            }
-            _ => String::new(),
-        };
-        f.sections.push(Section {
-            why: vec![format!(
-                "the named volumes {file}'s services mount ({}), with owners and modes{db_volume}",
-                named.join(", ")
-            )],
-            header: "[[volumes]]",
-            keys: vec![("compose_file", s(file.clone())), ("compose_project", s(p.name.clone()))],
-        });
-    }
+    database_section(host, p, n8n, db.as_ref(), data, f);
+    volumes_section(p, db.as_ref(), data, f);
     f.sections.push(Section {
         why: vec![format!("the compose project itself: {file}, its override and .env, the images its services run")],
         header: "[[compose]]",
@@ -512,6 +460,96 @@ fn from_compose(host: &Host, p: &Project, f: &mut Found) -> bool {
         f.notes.push(format!("{file} publishes no port of n8n: add a health check the new host can reach"));
     }
     true
+}
+
+/// The section of n8n's database in a compose project: a service of the project (its own
+/// pg_dump), a server this host reaches, or SQLite in n8n's data directory (`data`, the mount
+/// at /home/node/.n8n).
+fn database_section(
+    host: &Host,
+    p: &Project,
+    n8n: &Service,
+    db: Option<&N8nDb>,
+    data: Option<&(String, String)>,
+    f: &mut Found,
+) {
+    let file = shown(&p.file);
+    match db {
+        Some(N8nDb::Service { service, database }) => f.sections.push(Section {
+            why: vec![format!(
+                "n8n's database: DB_TYPE=postgresdb, DB_POSTGRESDB_HOST={service} is a service of {file}; dumped with that container's own pg_dump"
+            )],
+            header: "[[postgres]]",
+            keys: vec![
+                ("name", s("n8n")),
+                ("compose_service", s(service.clone())),
+                ("compose_file", s(file.clone())),
+                ("compose_project", s(p.name.clone())),
+                ("database", s(database.clone())),
+                ("profile", s("n8n")),
+            ],
+        }),
+        Some(server @ N8nDb::Server { .. }) => server_section(host, server, &format!("n8n's environment in {file}"), f),
+        Some(N8nDb::Sqlite(path)) => {
+            let why = vec![format!(
+                "n8n's database: SQLite (DB_TYPE {} in {file}) in its data directory {}; copied with SQLite's online backup",
+                n8n.env.get("DB_TYPE").map(String::as_str).unwrap_or("unset"),
+                data.map(|m| m.0.as_str()).unwrap_or("?")
+            )];
+            let keys = match data.filter(|m| !m.0.starts_with('/')) {
+                // In a named volume: found through Docker wherever it keeps volumes, and the
+                // volume (n8n's `config` with the key) captured with it.
+                Some((volume, target)) => {
+                    let inside = path.strip_prefix(target).map(shown).unwrap_or_else(|_| "database.sqlite".into());
+                    vec![
+                        ("name", s("n8n")),
+                        ("volume", s(volume.clone())),
+                        ("path", s(inside)),
+                        ("compose_file", s(file.clone())),
+                        ("compose_project", s(p.name.clone())),
+                        ("profile", s("n8n")),
+                    ]
+                }
+                None => vec![("name", s("n8n")), ("path", s(shown(path))), ("profile", s("n8n"))],
+            };
+            f.sections.push(Section { why, header: "[[sqlite]]", keys });
+        }
+        None => f.notes.push("n8n's data directory (/home/node/.n8n) is not mounted: its SQLite database and key live in the container only and cannot be backed up; mount a volume there".into()),
+    }
+}
+
+/// `[[volumes]]` for the named volumes the project's services mount, but the one a `[[sqlite]]`
+/// in a volume captures itself.
+fn volumes_section(p: &Project, db: Option<&N8nDb>, data: Option<&(String, String)>, f: &mut Found) {
+    let file = shown(&p.file);
+    let named: Vec<String> = p
+        .services
+        .iter()
+        .flat_map(|s| &s.mounts)
+        .filter(|m| !m.0.starts_with('/'))
+        .map(|m| volume_name(p, &m.0))
+        .collect();
+    let sqlite_volume = matches!(db, Some(N8nDb::Sqlite(_)))
+        .then(|| data.filter(|m| !m.0.starts_with('/')).map(|m| volume_name(p, &m.0)))
+        .flatten();
+    let named: Vec<String> = named.into_iter().filter(|v| Some(v) != sqlite_volume.as_ref()).collect();
+    if named.is_empty() {
+        return;
+    }
+    let db_volume = match db {
+        Some(N8nDb::Service { service, .. }) => {
+            format!("; the data directory of {service} among them is not copied, its dump stands for it")
+        }
+        _ => String::new(),
+    };
+    f.sections.push(Section {
+        why: vec![format!(
+            "the named volumes {file}'s services mount ({}), with owners and modes{db_volume}",
+            named.join(", ")
+        )],
+        header: "[[volumes]]",
+        keys: vec![("compose_file", s(file.clone())), ("compose_project", s(p.name.clone()))],
+    });
 }
 
 /// `[[postgres]]` for a server this host reaches (n8n's `DB_POSTGRESDB_*`).

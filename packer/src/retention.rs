@@ -146,27 +146,64 @@ impl Period {
     }
 }
 
+/// Per candidate (by index): the rules that keep it.
+type Reasons = HashMap<usize, Vec<String>>;
+
 /// Decides, for every candidate, whether it stays. The result is in the same order as
 /// `candidates`; it does not depend on that order.
-#[expect(clippy::too_many_lines, reason = "issue 13: evaluate is to be split where a name would explain a part")]
 pub fn evaluate(policy: &Policy, candidates: &[Candidate], at: DateTime<Utc>, disk: Option<Disk>) -> Vec<Decision> {
     // Newest first; ties broken by id so the order of the input never matters.
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by(|&a, &b| {
         candidates[b].created.cmp(&candidates[a].created).then(candidates[b].id.cmp(&candidates[a].id))
     });
-    let mut reasons: HashMap<usize, Vec<String>> = HashMap::new();
-    let mut safe: HashMap<usize, Vec<String>> = HashMap::new();
-
-    // Safety rules.
+    // Checkpoints are not part of the backup series: only safety rules keep them.
     let regular: Vec<usize> = order.iter().copied().filter(|&i| candidates[i].source != Source::Checkpoint).collect();
+    let safe = safety_rules(candidates, &order, &regular, at);
+    let reasons = keep_rules(policy, candidates, &regular);
+
+    let mut keep: Vec<bool> =
+        (0..candidates.len()).map(|i| safe.contains_key(&i) || reasons.contains_key(&i)).collect();
+    let mut removed_why: HashMap<usize, String> =
+        keep.iter().enumerate().filter(|(_, k)| !**k).map(|(i, _)| (i, "matched no keep rule".to_string())).collect();
+    // Limits, oldest first, never touching safe bundles.
+    let oldest_first: Vec<usize> = order.iter().rev().copied().filter(|i| !safe.contains_key(i)).collect();
+    let mut limits = Limits { candidates, oldest_first: &oldest_first, keep: &mut keep, removed_why: &mut removed_why };
+    if let Some(max_age) = policy.max_age {
+        limits.max_age(max_age, at);
+    }
+    if let Some(max) = policy.max_total_size {
+        limits.max_total_size(max);
+    }
+    if let (Some(pct), Some(disk)) = (policy.min_free_space_percent, disk) {
+        limits.min_free_space(pct, disk);
+    }
+
+    (0..candidates.len())
+        .map(|i| {
+            let is_safe = safe.contains_key(&i);
+            let mut why: Vec<String> = safe.get(&i).cloned().unwrap_or_default();
+            if keep[i] {
+                why.extend(reasons.get(&i).cloned().unwrap_or_default());
+            } else {
+                why = vec![removed_why.get(&i).cloned().unwrap_or_else(|| "matched no keep rule".into())];
+            }
+            Decision { id: candidates[i].id, keep: keep[i], reasons: why, safe: is_safe }
+        })
+        .collect()
+}
+
+/// The safety rules: what no limit may remove (the newest bundle, the newest verified one,
+/// protected ones, unconfirmed checkpoints, bundles newer than the evaluation time).
+fn safety_rules(candidates: &[Candidate], order: &[usize], regular: &[usize], at: DateTime<Utc>) -> Reasons {
+    let mut safe = Reasons::new();
     if let Some(&newest) = regular.first() {
         safe.entry(newest).or_default().push("newest bundle".into());
     }
     if let Some(&v) = regular.iter().find(|&&i| candidates[i].verified_ok) {
         safe.entry(v).or_default().push("newest verified bundle".into());
     }
-    for &i in &order {
+    for &i in order {
         let c = &candidates[i];
         if c.protected {
             safe.entry(i).or_default().push("protected".into());
@@ -178,10 +215,15 @@ pub fn evaluate(policy: &Policy, candidates: &[Candidate], at: DateTime<Utc>, di
             safe.entry(i).or_default().push("newer than the evaluation time".into());
         }
     }
+    safe
+}
 
-    // Keep rules (checkpoints are not part of the backup series: only safety rules keep them).
+/// The keep rules over the backup series (`regular`, newest first): keep_last, one per period
+/// for each `keep_<period>`, keep_within; everything when no keep rule is configured.
+fn keep_rules(policy: &Policy, candidates: &[Candidate], regular: &[usize]) -> Reasons {
+    let mut reasons = Reasons::new();
     if !policy.has_keep_rule() {
-        for &i in &regular {
+        for &i in regular {
             reasons.entry(i).or_default().push("no keep rule configured".into());
         }
     }
@@ -199,7 +241,7 @@ pub fn evaluate(policy: &Policy, candidates: &[Candidate], at: DateTime<Utc>, di
     ] {
         let mut left = count;
         let mut last: Option<Bucket> = None;
-        for &i in &regular {
+        for &i in regular {
             if left == 0 {
                 break;
             }
@@ -213,70 +255,68 @@ pub fn evaluate(policy: &Policy, candidates: &[Candidate], at: DateTime<Utc>, di
     }
     if let (Some(within), Some(&newest)) = (policy.keep_within, regular.first()) {
         let since = candidates[newest].created - within;
-        for &i in &regular {
+        for &i in regular {
             if candidates[i].created >= since {
                 reasons.entry(i).or_default().push(format!("keep_within {}", crate::units::human_duration(within)));
             }
         }
     }
+    reasons
+}
 
-    let mut keep: Vec<bool> =
-        (0..candidates.len()).map(|i| safe.contains_key(&i) || reasons.contains_key(&i)).collect();
-    let mut removed_why: HashMap<usize, String> =
-        keep.iter().enumerate().filter(|(_, k)| !**k).map(|(i, _)| (i, "matched no keep rule".to_string())).collect();
+/// The limits, applied in turn to what the rules kept: each removes the oldest unsafe bundles
+/// until it holds.
+struct Limits<'a> {
+    candidates: &'a [Candidate],
+    /// Indexes of the bundles a limit may remove, oldest first.
+    oldest_first: &'a [usize],
+    keep: &'a mut Vec<bool>,
+    /// Why each removed bundle goes (the last rule that removed it).
+    removed_why: &'a mut HashMap<usize, String>,
+}
 
-    // Limits, oldest first, never touching safe bundles.
-    let oldest_first: Vec<usize> = order.iter().rev().copied().filter(|i| !safe.contains_key(i)).collect();
-    if let Some(max_age) = policy.max_age {
-        for &i in &oldest_first {
-            if keep[i] && candidates[i].created < at - max_age {
-                keep[i] = false;
-                removed_why.insert(i, format!("older than max_age_days ({})", crate::units::human_duration(max_age)));
+impl Limits<'_> {
+    fn max_age(&mut self, max_age: Duration, at: DateTime<Utc>) {
+        for &i in self.oldest_first {
+            if self.keep[i] && self.candidates[i].created < at - max_age {
+                self.keep[i] = false;
+                self.removed_why
+                    .insert(i, format!("older than max_age_days ({})", crate::units::human_duration(max_age)));
             }
         }
     }
-    if let Some(max) = policy.max_total_size {
-        let mut total: u64 = (0..candidates.len()).filter(|&i| keep[i]).map(|i| candidates[i].size).sum();
-        for &i in &oldest_first {
+
+    fn max_total_size(&mut self, max: u64) {
+        let mut total: u64 =
+            (0..self.candidates.len()).filter(|&i| self.keep[i]).map(|i| self.candidates[i].size).sum();
+        for &i in self.oldest_first {
             if total <= max {
                 break;
             }
-            if keep[i] {
-                keep[i] = false;
-                total -= candidates[i].size;
-                removed_why
+            if self.keep[i] {
+                self.keep[i] = false;
+                total -= self.candidates[i].size;
+                self.removed_why
                     .insert(i, format!("max_total_size {}: kept bundles exceed it", crate::units::human_size(max)));
             }
         }
     }
-    if let (Some(pct), Some(disk)) = (policy.min_free_space_percent, disk) {
-        let freed: u64 = (0..candidates.len()).filter(|&i| !keep[i]).map(|i| candidates[i].size).sum();
+
+    fn min_free_space(&mut self, pct: f64, disk: Disk) {
+        let freed: u64 = (0..self.candidates.len()).filter(|&i| !self.keep[i]).map(|i| self.candidates[i].size).sum();
         let mut free = disk.free.saturating_add(freed);
         let need = (disk.total as f64 * pct / 100.0) as u64;
-        for &i in &oldest_first {
+        for &i in self.oldest_first {
             if free >= need {
                 break;
             }
-            if keep[i] {
-                keep[i] = false;
-                free = free.saturating_add(candidates[i].size);
-                removed_why.insert(i, format!("min_free_space_percent {pct}: disk too full"));
+            if self.keep[i] {
+                self.keep[i] = false;
+                free = free.saturating_add(self.candidates[i].size);
+                self.removed_why.insert(i, format!("min_free_space_percent {pct}: disk too full"));
             }
         }
     }
-
-    (0..candidates.len())
-        .map(|i| {
-            let is_safe = safe.contains_key(&i);
-            let mut why: Vec<String> = safe.get(&i).cloned().unwrap_or_default();
-            if keep[i] {
-                why.extend(reasons.get(&i).cloned().unwrap_or_default());
-            } else {
-                why = vec![removed_why.get(&i).cloned().unwrap_or_else(|| "matched no keep rule".into())];
-            }
-            Decision { id: candidates[i].id, keep: keep[i], reasons: why, safe: is_safe }
-        })
-        .collect()
 }
 
 /// What remote retention needs to know of one copy on object storage.

@@ -1,14 +1,22 @@
 //! Shipping bundles off the machine: to object storage (`s3://`, in [`crate::s3`]), or with the
-//! system's ssh, so the operator's ssh config, agent and known_hosts apply. Host keys are checked as ssh checks them: nothing here turns
-//! checking off. The remote copy is verified with `sha256sum -c` against the sidecar before the
-//! ship counts as done.
+//! system's ssh, so the operator's ssh config, agent and known_hosts apply. Host keys are checked
+//! as ssh checks them: nothing here turns checking off. The remote copy is verified (read back,
+//! or `sha256sum -c` against the sidecar) before the ship counts as done; every ship is recorded
+//! in the catalog, and the daemon's ship to every `[ship]` destination notifies a failure.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use restorer::log::Level;
 use restorer::progress::{Counting, Progress, Silent};
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::job::{record_remote, record_ship, Log};
+use crate::notify::{Event, Kind};
 
 /// `user@host:/path`, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +210,84 @@ pub fn run_restore(d: &Destination, o: &SshOptions, dir: &str, args: &[String]) 
         .context("running ssh")?;
     // Killed by a signal: no code to pass on.
     Ok(status.code().unwrap_or(crate::exit::FAILED))
+}
+
+/// Resolves a bundle argument to a path (a file, or via the catalog).
+pub fn bundle_path(key: &str, config: &Path) -> Result<(PathBuf, Option<Config>)> {
+    let p = Path::new(key);
+    if p.is_file() {
+        return Ok((p.to_path_buf(), Config::load(config).ok()));
+    }
+    let cfg = Config::load(config)?;
+    let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
+    let row = crate::job::find(&catalog, key)?;
+    Ok((cfg.bundle.output_dir.join(row.file_name), Some(cfg)))
+}
+
+/// Ships to object storage and records the verified copy in the catalog of `cfg` (when the
+/// output directory exists), besides the `ship` run. `packer ship` and [`ship_all`] ship to
+/// object storage through here.
+pub fn ship_s3(
+    cfg: Option<&Config>,
+    s3: &crate::config::S3Section,
+    bundle: &Path,
+    url: &crate::s3::S3Url,
+    destination: &str,
+    progress: &dyn restorer::progress::Progress,
+) -> Result<crate::s3::Shipped> {
+    let started = Utc::now();
+    let result = crate::s3::ship(bundle, url, s3, progress);
+    if let Some(cfg) = cfg {
+        let unit = result.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e:#}"));
+        record_ship(cfg, started, bundle, destination, &unit);
+        if let Ok(shipped) = &result {
+            record_remote(cfg, bundle, shipped)?;
+        }
+    }
+    result
+}
+
+/// Ships a new bundle to every `[ship]` destination, never prompting; each result is logged and
+/// recorded, and a failure notified (one destination failing does not stop the others).
+pub fn ship_all(cfg: &Config, bundle: &Path, log: Log<'_>) {
+    let opts = SshOptions {
+        port: cfg.ship.port,
+        identity: cfg.ship.identity.clone(),
+        options: cfg.ship.ssh_options.clone(),
+        batch: true,
+    };
+    for dest in &cfg.ship.destinations {
+        let started = Utc::now();
+        let result = match Target::parse(dest) {
+            // Recorded (run and remote copy) by ship_s3 itself.
+            Ok(Target::S3(url)) => ship_s3(Some(cfg), &cfg.ship.s3, bundle, &url, dest, &Silent).map(|_| ()),
+            Ok(Target::Ssh(d)) => {
+                let r = ship(bundle, &d, &opts, &Silent);
+                record_ship(cfg, started, bundle, dest, &r);
+                r
+            }
+            Err(e) => {
+                let r = Err(e);
+                record_ship(cfg, started, bundle, dest, &r);
+                r
+            }
+        };
+        match &result {
+            Ok(()) => log(Level::Notice, &format!("shipped to {dest} (verified)")),
+            Err(e) => {
+                log(Level::Error, &format!("ship to {dest} FAILED: {}", crate::error_text::chain(e)));
+                let mut ev = Event::new(Kind::ShipFailed, format!("bundle not shipped to {dest}"));
+                ev.bundle = Some(bundle.display().to_string());
+                ev.error = Some(crate::error_text::chain(e));
+                ev.what_to_do = Some(if dest.starts_with("s3://") {
+                    "check the bucket, [ship.s3] endpoint and region, and the credentials (environment or credentials_file)".into()
+                } else {
+                    "check ssh access to the destination (keys, known_hosts, disk space there)".into()
+                });
+                crate::job::notify_and_log(cfg, &ev, log);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -130,24 +130,14 @@ pub fn write_bundle_to(
         bail!("{} already exists; refusing to overwrite an existing bundle", final_path.display());
     }
     let partial = dir.join(format!("{file_name}.partial"));
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)
-        .with_context(|| format!("creating {}", partial.display()))?;
+    let file = create_private(&partial)?;
     let mut guard = PartialGuard(Some(partial.clone()));
 
     let (out, sealing) = if recipients.is_empty() {
         (Out::Plain(BufWriter::with_capacity(1024 * 1024, file)), None)
     } else {
         let spool = dir.join(format!("{file_name}.payload.partial"));
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&spool)
-            .with_context(|| format!("creating {}", spool.display()))?;
+        let f = create_private(&spool)?;
         let spool_guard = PartialGuard(Some(spool.clone()));
         let sealed = restorer::sealed::seal(recipients, HashingWriter::new(BufWriter::with_capacity(1024 * 1024, f)))
             .context("starting the age encryption")?;
@@ -192,17 +182,7 @@ pub fn write_bundle_to(
     file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
     drop(file);
 
-    // Read back through the restore's own reader before publishing: a bundle that this
-    // restorer would refuse (a name, a size, a digest, the gzip trailer) is never published.
-    let read = restorer::unpack::read_archive(&partial, restorer::unpack::Sink::Discard, "checking", progress)
-        .with_context(|| format!("reading back {} before publishing it; nothing was published", partial.display()))?;
-    if !read.report.ok() {
-        bail!(
-            "reading back {} before publishing it: {}; nothing was published",
-            partial.display(),
-            read.report.into_error()
-        );
-    }
+    read_back(&partial, progress)?;
 
     // A hard link is an atomic "rename unless the target exists": two runs in one second can
     // never replace each other's bundle.
@@ -211,23 +191,51 @@ pub fn write_bundle_to(
     guard.0 = None;
     sync_dir(dir)?;
 
+    let sidecar = write_sidecar(dir, file_name, &sha256)?;
+    Ok(Written { path: final_path, sidecar, size, sha256, payload_bytes })
+}
+
+/// Creates a new file, 0600 (a bundle, or a part of one, is private); never one that exists.
+fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+/// Reads the written bundle back through the restore's own reader before publishing: a bundle
+/// that this restorer would refuse (a name, a size, a digest, the gzip trailer) is never
+/// published.
+fn read_back(partial: &Path, progress: &dyn Progress) -> Result<()> {
+    let read = restorer::unpack::read_archive(partial, restorer::unpack::Sink::Discard, "checking", progress)
+        .with_context(|| format!("reading back {} before publishing it; nothing was published", partial.display()))?;
+    if !read.report.ok() {
+        bail!(
+            "reading back {} before publishing it: {}; nothing was published",
+            partial.display(),
+            read.report.into_error()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `<file>.sha256` (the sha256sum line of the bundle) through a `.partial` renamed into
+/// place, and syncs the directory.
+fn write_sidecar(dir: &Path, file_name: &str, sha256: &str) -> Result<PathBuf> {
     let sidecar = dir.join(format!("{file_name}.sha256"));
     let sidecar_partial = dir.join(format!("{file_name}.sha256.partial"));
     {
         let mut g = PartialGuard(Some(sidecar_partial.clone()));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&sidecar_partial)
-            .with_context(|| format!("creating {}", sidecar_partial.display()))?;
+        let mut f = create_private(&sidecar_partial)?;
         f.write_all(format!("{sha256}  {file_name}\n").as_bytes())?;
         f.sync_all()?;
         fs::rename(&sidecar_partial, &sidecar).with_context(|| format!("writing {}", sidecar.display()))?;
         g.0 = None;
     }
     sync_dir(dir)?;
-    Ok(Written { path: final_path, sidecar, size, sha256, payload_bytes })
+    Ok(sidecar)
 }
 
 type SealedOut = restorer::sealed::Sealer<HashingWriter<BufWriter<File>>>;

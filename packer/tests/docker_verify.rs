@@ -86,6 +86,7 @@ fn no_pg_bin(t: &Path) -> PathBuf {
 /// row counts than its dump holds (digests consistent) fails on exactly that count; no
 /// container is left, also after a Ctrl-C while it runs.
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn deep_verify_restores_a_container_database_in_its_image() {
     if !engine() {
         return;

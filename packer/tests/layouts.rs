@@ -167,6 +167,7 @@ fn debian_layout(base: &Path) -> Debian {
 /// links are warnings. The restore under a temporary root exits 0, the site is there, and each
 /// restored link is validated to lead to its restored target.
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn listed_links_are_packed_with_their_targets_and_validated() {
     let t = tempfile::tempdir().unwrap();
     let d = debian_layout(t.path());

@@ -103,6 +103,7 @@ fn show_json(cfg: &Path, bundle: &Path, flag: &str) -> Value {
 /// without data, checksums equal to Node's, the key proven; deep verification passes; a
 /// restore into a second cluster validates that a credential decrypts; one workflow comes back.
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn n8n_on_postgres_inventory_verify_restore() {
     let t = tempfile::tempdir().unwrap();
     let source = Cluster::start().unwrap();

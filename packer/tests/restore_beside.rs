@@ -215,6 +215,7 @@ fn ready(p: &common::docker::Project) {
 /// `restore rollback` drops app_check in the container. With the project stopped the restore is
 /// refused, saying what to do.
 #[test]
+#[allow(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
 fn container_database_is_restored_beside_the_live_one_in_its_running_container() {
     use common::docker::{engine, inspect, Project};
     if !engine() {

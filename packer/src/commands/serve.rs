@@ -72,6 +72,7 @@ pub fn run(args: Args, config: &Path) -> Result<i32> {
         behind_proxy: args.behind_proxy || s.behind_proxy,
         restorer: args.restorer,
         session: Duration::from_secs(u64::from(s.session_hours.unwrap_or(12).max(1)) * 3600),
+        log: |level, line| super::logger(false)(level, line),
     };
     crate::serve::run(cfg, opts)
 }

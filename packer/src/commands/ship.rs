@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use chrono::Utc;
 
-use crate::catalog::Catalog;
-use crate::config::Config;
-use crate::ship::{self, Destination, SshOptions, Target};
+use crate::ship::{self, bundle_path, ship_s3, Destination, SshOptions, Target};
 
 /// `packer ship`.
 #[derive(clap::Args, Debug)]
@@ -39,40 +37,6 @@ pub struct Args {
     /// Arguments for the remote `./restore` (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub restore_args: Vec<String>,
-}
-
-/// Resolves a bundle argument to a path (a file, or via the catalog).
-pub fn bundle_path(key: &str, config: &Path) -> Result<(PathBuf, Option<Config>)> {
-    let p = Path::new(key);
-    if p.is_file() {
-        return Ok((p.to_path_buf(), Config::load(config).ok()));
-    }
-    let cfg = Config::load(config)?;
-    let (catalog, _) = Catalog::open(&cfg.bundle.output_dir)?;
-    let row = crate::job::find(&catalog, key)?;
-    Ok((cfg.bundle.output_dir.join(row.file_name), Some(cfg)))
-}
-
-/// Ships to object storage and records the verified copy in the catalog of `cfg` (when the
-/// output directory exists), besides the `ship` run. Shared with the daemon.
-pub fn ship_s3(
-    cfg: Option<&Config>,
-    s3: &crate::config::S3Section,
-    bundle: &Path,
-    url: &crate::s3::S3Url,
-    destination: &str,
-    progress: &dyn restorer::progress::Progress,
-) -> Result<crate::s3::Shipped> {
-    let started = Utc::now();
-    let result = crate::s3::ship(bundle, url, s3, progress);
-    if let Some(cfg) = cfg {
-        let unit = result.as_ref().map(|_| ()).map_err(|e| anyhow::anyhow!("{e:#}"));
-        crate::job::record_ship(cfg, started, bundle, destination, &unit);
-        if let Ok(shipped) = &result {
-            crate::job::record_remote(cfg, bundle, shipped)?;
-        }
-    }
-    result
 }
 
 /// Runs the command.

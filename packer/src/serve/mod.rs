@@ -62,6 +62,9 @@ pub struct Options {
     pub restorer: Option<PathBuf>,
     /// How long a login lasts.
     pub session: Duration,
+    /// Where what the status reads changes in the catalog (a bundle indexed, one gone) is logged:
+    /// stderr under the CLI's `-q`/`-v`, as `packer status` logs it.
+    pub log: fn(Level, &str),
 }
 
 /// Everything the handlers share.
@@ -78,6 +81,8 @@ struct App {
     session_secs: u64,
     /// Answer only requests whose Host is loopback (plain HTTP on loopback, no proxy).
     loopback_only: bool,
+    /// [`Options::log`].
+    log: fn(Level, &str),
 }
 
 type St = Arc<App>;
@@ -147,6 +152,7 @@ pub fn run(cfg: Config, opts: Options) -> Result<i32> {
         behind_proxy: opts.behind_proxy,
         session_secs: opts.session.as_secs(),
         loopback_only: opts.listen.ip().is_loopback() && !opts.behind_proxy && opts.tls.is_none(),
+        log: opts.log,
     });
     let jobs = Arc::clone(&app.jobs);
     let router = router(app);
@@ -521,9 +527,9 @@ async fn logout(State(app): State<St>, Extension(a): Extension<Authed>) -> Respo
 // ---- pages ----
 
 async fn dashboard(State(app): State<St>, Extension(a): Extension<Authed>) -> Result<Html<String>, Fail> {
-    let cfg = Arc::clone(&app.cfg);
+    let (cfg, mut log) = (Arc::clone(&app.cfg), app.log);
     let (status, alert_after) = blocking(move || {
-        let s = crate::commands::status::gather(&cfg)?;
+        let s = crate::status::gather(&cfg, &mut log)?;
         let limit = cfg.schedule.alert_after.as_deref().map(crate::units::parse_duration).transpose()?;
         Ok((s, limit))
     })
@@ -599,7 +605,7 @@ async fn verify(
     let kind = if deep { "verify --deep" } else { "verify" };
     let started = app.jobs.start(kind, Some(row.file_name.clone()), move |progress, log| {
         let (catalog, row) = row_of(&cfg, id)?;
-        let o = crate::commands::verify::verify_row(&cfg, &catalog, &row, deep, None, log, progress)?;
+        let o = crate::verification::verify_row(&cfg, &catalog, &row, deep, None, log, progress)?;
         let outcome = if o.ok {
             format!(
                 "{}: OK, {} entries, {} bytes checked",
@@ -793,9 +799,9 @@ async fn retention(
 
 // ---- JSON: the CLI's --json structs ----
 
-async fn api_status(State(app): State<St>) -> Result<Json<crate::commands::status::Status>, ApiFail> {
-    let cfg = Arc::clone(&app.cfg);
-    Ok(Json(blocking(move || crate::commands::status::gather(&cfg)).await?))
+async fn api_status(State(app): State<St>) -> Result<Json<crate::status::Status>, ApiFail> {
+    let (cfg, mut log) = (Arc::clone(&app.cfg), app.log);
+    Ok(Json(blocking(move || crate::status::gather(&cfg, &mut log)).await?))
 }
 
 async fn api_bundles(State(app): State<St>) -> Result<Json<Vec<BundleRow>>, ApiFail> {

@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use restorer::manifest::Manifest;
-use restorer::n8n::WorkflowSummary;
+use restorer::n8n::{N8nInfo, WorkflowSummary};
 
 use super::jobs::JobView;
 use crate::catalog::{BundleRow, BundleStatus, VerifyDepth};
-use crate::commands::status::{RunInfo, Status};
 use crate::config::RetentionSection;
 use crate::job::{PruneAction, PruneLine};
+use crate::status::{RunInfo, Status};
 use crate::units::{human_duration, human_size};
 
 /// HTML-escapes text for element content and quoted attributes.
@@ -343,8 +343,17 @@ pub fn bundle(r: &BundleRow, m: &Manifest, q: &WorkflowQuery, out_dir: &str, csr
     b
 }
 
-#[expect(clippy::too_many_lines, reason = "issue 13: inventory is to be split where a name would explain a part")]
+/// The bundle's inventory: databases, files, n8n, and services, requirements and notes.
 fn inventory(b: &mut String, m: &Manifest, q: &WorkflowQuery, id: i64) {
+    databases(b, m);
+    files(b, m);
+    if let Some(n) = &m.n8n {
+        n8n(b, n, q, id);
+    }
+    notes(b, m);
+}
+
+fn databases(b: &mut String, m: &Manifest) {
     b.push_str("<section><h2>Databases</h2>");
     if m.postgres.is_empty() && m.sqlite.is_empty() {
         b.push_str("<p>none</p>");
@@ -377,7 +386,11 @@ fn inventory(b: &mut String, m: &Manifest, q: &WorkflowQuery, id: i64) {
         );
         tables(b, d.tables.iter().map(|t| (t.qualified(), t.rows)));
     }
-    let _ = write!(b, "</section><section><h2>Files ({})</h2>", m.files.len());
+    b.push_str("</section>");
+}
+
+fn files(b: &mut String, m: &Manifest) {
+    let _ = write!(b, "<section><h2>Files ({})</h2>", m.files.len());
     if !m.files.is_empty() {
         b.push_str("<table class=\"list\"><thead><tr><th>Kind</th><th>Mode</th><th>Owner</th><th>Size</th><th>Path</th></tr></thead><tbody>");
         for f in &m.files {
@@ -395,48 +408,53 @@ fn inventory(b: &mut String, m: &Manifest, q: &WorkflowQuery, id: i64) {
         b.push_str("</tbody></table>");
     }
     b.push_str("</section>");
-    if let Some(n) = &m.n8n {
-        let key = match (&n.encryption_key.fingerprint, n.encryption_key.proven) {
-            (Some(f), true) => format!("{} (proven)", esc(f)),
-            (Some(f), false) => format!("{} (not proven: no credential to test)", esc(f)),
-            _ => "<span class=\"bad\">MISSING: credentials will not be readable after a restore</span>".into(),
-        };
+}
+
+/// n8n's facts, its workflows (searchable) and its credentials (names and types only).
+fn n8n(b: &mut String, n: &N8nInfo, q: &WorkflowQuery, id: i64) {
+    let key = match (&n.encryption_key.fingerprint, n.encryption_key.proven) {
+        (Some(f), true) => format!("{} (proven)", esc(f)),
+        (Some(f), false) => format!("{} (not proven: no credential to test)", esc(f)),
+        _ => "<span class=\"bad\">MISSING: credentials will not be readable after a restore</span>".into(),
+    };
+    let _ = write!(
+        b,
+        "<section id=\"n8n\"><h2>n8n</h2><table class=\"kv\"><tr><th>Database</th><td>{} in {}</td></tr><tr><th>Schema</th><td>{} ({} migrations)</td></tr>\
+         <tr><th>Release</th><td>{}</td></tr><tr><th>Encryption key fingerprint</th><td id=\"key\">{key}</td></tr>\
+         <tr><th>Workflows</th><td>{} ({} active)</td></tr><tr><th>Credentials</th><td>{}</td></tr></table>",
+        esc(&n.database_kind),
+        esc(&n.database_entry),
+        esc(n.schema_level.as_deref().unwrap_or("?")),
+        n.migrations,
+        esc(n.release.as_deref().unwrap_or("unknown")),
+        n.workflows.len(),
+        n.workflows.iter().filter(|w| w.active).count(),
+        n.credentials.len()
+    );
+    let list = restorer::n8n::filter_workflows(n, q.text(), q.active_only());
+    let _ = write!(
+        b,
+        "<h3>Workflows</h3><form method=\"get\" action=\"/bundles/{id}#n8n\" class=\"search\"><input type=\"search\" name=\"search\" id=\"search\" value=\"{}\" placeholder=\"name, id, tag or node type\">\
+         <label><input type=\"checkbox\" name=\"active\" id=\"active\" {}> active only</label><button id=\"search-button\">Search</button></form>",
+        esc(q.text().unwrap_or("")),
+        if q.active_only() { "checked" } else { "" }
+    );
+    workflows(b, &list);
+    b.push_str("<h3>Credentials</h3><p class=\"hint\">Names and types only: the encrypted data is never shown.</p><table class=\"list\" id=\"credentials\"><thead><tr><th>ID</th><th>Name</th><th>Type</th><th>Updated</th></tr></thead><tbody>");
+    for c in &n.credentials {
         let _ = write!(
             b,
-            "<section id=\"n8n\"><h2>n8n</h2><table class=\"kv\"><tr><th>Database</th><td>{} in {}</td></tr><tr><th>Schema</th><td>{} ({} migrations)</td></tr>\
-             <tr><th>Release</th><td>{}</td></tr><tr><th>Encryption key fingerprint</th><td id=\"key\">{key}</td></tr>\
-             <tr><th>Workflows</th><td>{} ({} active)</td></tr><tr><th>Credentials</th><td>{}</td></tr></table>",
-            esc(&n.database_kind),
-            esc(&n.database_entry),
-            esc(n.schema_level.as_deref().unwrap_or("?")),
-            n.migrations,
-            esc(n.release.as_deref().unwrap_or("unknown")),
-            n.workflows.len(),
-            n.workflows.iter().filter(|w| w.active).count(),
-            n.credentials.len()
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.id),
+            esc(&c.name),
+            esc(&c.kind),
+            esc(&c.updated_at)
         );
-        let list = restorer::n8n::filter_workflows(n, q.text(), q.active_only());
-        let _ = write!(
-            b,
-            "<h3>Workflows</h3><form method=\"get\" action=\"/bundles/{id}#n8n\" class=\"search\"><input type=\"search\" name=\"search\" id=\"search\" value=\"{}\" placeholder=\"name, id, tag or node type\">\
-             <label><input type=\"checkbox\" name=\"active\" id=\"active\" {}> active only</label><button id=\"search-button\">Search</button></form>",
-            esc(q.text().unwrap_or("")),
-            if q.active_only() { "checked" } else { "" }
-        );
-        workflows(b, &list);
-        b.push_str("<h3>Credentials</h3><p class=\"hint\">Names and types only: the encrypted data is never shown.</p><table class=\"list\" id=\"credentials\"><thead><tr><th>ID</th><th>Name</th><th>Type</th><th>Updated</th></tr></thead><tbody>");
-        for c in &n.credentials {
-            let _ = write!(
-                b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&c.id),
-                esc(&c.name),
-                esc(&c.kind),
-                esc(&c.updated_at)
-            );
-        }
-        b.push_str("</tbody></table></section>");
     }
+    b.push_str("</tbody></table></section>");
+}
+
+fn notes(b: &mut String, m: &Manifest) {
     if !m.services.start.is_empty() || !m.requirements.is_empty() || !m.notes.is_empty() || !m.warnings.is_empty() {
         b.push_str("<section><h2>Services, requirements, notes</h2><ul>");
         if !m.services.start.is_empty() {

@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
 use postgres::IsolationLevel;
@@ -102,8 +102,62 @@ fn tool_version_in(facts: &ContainerFacts, tool: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The version of the pg_dump that dumps: the host's (`host_pg_dump`) or the container's own.
+fn pg_dump_version(located: &Located, host_pg_dump: Option<&Path>, what: &str) -> Result<String> {
+    Ok(match (host_pg_dump, &located.container) {
+        (Some(pg_dump), _) => String::from_utf8_lossy(
+            &Command::new(pg_dump)
+                .arg("--version")
+                .output()
+                .with_context(|| format!("running {}", pg_dump.display()))?
+                .stdout,
+        )
+        .trim()
+        .to_string(),
+        (None, Some((facts, _))) => tool_version_in(facts, "pg_dump").with_context(|| what.to_string())?,
+        (None, None) => unreachable!("a host database has a host pg_dump"),
+    })
+}
+
+/// Starts pg_dump of the exported snapshot (`snapshot_arg`) into `dump_path`: the host's, or
+/// the container's own streaming from its stdout straight into the spool file.
+fn start_pg_dump(
+    located: &Located,
+    host_pg_dump: Option<&Path>,
+    snapshot_arg: &str,
+    dump_path: &Path,
+    what: &str,
+) -> Result<Child> {
+    let target = &located.target;
+    // -Z0: the bundle's gzip compresses the dump once; pg_dump's own zlib would be a second
+    // deflate pass over the same bytes (and make the bundle's pass useless).
+    Ok(match (host_pg_dump, &located.container) {
+        (Some(pg_dump), _) => Command::new(pg_dump)
+            .args(["--format=custom", "--compress=0", "--no-sync"])
+            .arg(snapshot_arg)
+            .arg("--file")
+            .arg(dump_path)
+            .envs(target.libpq_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("{what}: starting {}", pg_dump.display()))?,
+        (None, Some((facts, info))) => {
+            let out = File::create(dump_path).with_context(|| format!("creating {}", dump_path.display()))?;
+            let db = format!("--dbname={}", target.database());
+            in_container(facts, info, target, &["pg_dump", "--format=custom", "--compress=0", snapshot_arg, &db])
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("{what}: starting docker exec pg_dump in container {}", facts.name))?
+        }
+        (None, None) => unreachable!("a host database has a host pg_dump"),
+    })
+}
+
 /// Dumps one database into `spool` and describes it.
-#[expect(clippy::too_many_lines, reason = "issue 13: dump is to be split where a name would explain a part")]
 pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, Option<super::n8n::N8nData>)> {
     let what = format!("[[postgres]] {}", src.name);
     let located = locate(src)?;
@@ -124,19 +178,7 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, 
         None => Some(find_pg_tool("pg_dump", src.pg_bin.as_deref(), major).with_context(|| what.clone())?),
         Some(_) => None,
     };
-    let pg_dump_version = match (&host_pg_dump, &located.container) {
-        (Some(pg_dump), _) => String::from_utf8_lossy(
-            &Command::new(pg_dump)
-                .arg("--version")
-                .output()
-                .with_context(|| format!("running {}", pg_dump.display()))?
-                .stdout,
-        )
-        .trim()
-        .to_string(),
-        (None, Some((facts, _))) => tool_version_in(facts, "pg_dump").with_context(|| what.clone())?,
-        (None, None) => unreachable!("a host database has a host pg_dump"),
-    };
+    let pg_dump_version = pg_dump_version(&located, host_pg_dump.as_deref(), &what)?;
 
     let mut tx = client
         .build_transaction()
@@ -148,34 +190,8 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, 
         tx.query_one("SELECT pg_export_snapshot()", &[]).with_context(|| format!("{what}: exporting snapshot"))?.get(0);
 
     let dump_path = spool.join(format!("{}.dump", src.name));
-    // -Z0: the bundle's gzip compresses the dump once; pg_dump's own zlib would be a second
-    // deflate pass over the same bytes (and make the bundle's pass useless).
     let snapshot_arg = format!("--snapshot={snapshot}");
-    let child = match (&host_pg_dump, &located.container) {
-        (Some(pg_dump), _) => Command::new(pg_dump)
-            .args(["--format=custom", "--compress=0", "--no-sync"])
-            .arg(&snapshot_arg)
-            .arg("--file")
-            .arg(&dump_path)
-            .envs(target.libpq_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("{what}: starting {}", pg_dump.display()))?,
-        (None, Some((facts, info))) => {
-            // The dump streams from the container's stdout straight into the spool file.
-            let out = File::create(&dump_path).with_context(|| format!("creating {}", dump_path.display()))?;
-            let db = format!("--dbname={}", target.database());
-            in_container(facts, info, target, &["pg_dump", "--format=custom", "--compress=0", &snapshot_arg, &db])
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(Stdio::piped())
-                .spawn()
-                .with_context(|| format!("{what}: starting docker exec pg_dump in container {}", facts.name))?
-        }
-        (None, None) => unreachable!("a host database has a host pg_dump"),
-    };
+    let child = start_pg_dump(&located, host_pg_dump.as_deref(), &snapshot_arg, &dump_path, &what)?;
     // Counted while pg_dump runs, inside the transaction whose snapshot it uses.
     let counts = table_counts(&mut tx, &target.describe());
     // n8n's workflows and credentials, from the same snapshot as the dump.
