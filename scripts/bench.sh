@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): packer create / restore against the plain-tools baseline.
+# Benchmark (not a test): packer create / restore against the strongest plain-tools pipeline.
 #
 #   scripts/bench.sh [SCALE]     SCALE 1.0 (default) = ~1 GB PostgreSQL; 0.1 for a quick run
+#   ROUNDS=5 scripts/bench.sh    rounds per side (default 3)
 #
-# Generates a dataset (a PostgreSQL database with n8n-like tables and large JSON execution rows,
-# a SQLite database, a data dir of many small files and some incompressible large ones), then
-# times, in one run:
-#   packer create                      vs  pg_dump -Fc + sqlite3 .backup + tar czf
-#   tar xzf + ./restore (PostgreSQL)   vs  tar xzf + pg_restore
-# and prints the ratios and peak memory (max RSS). Needs root (PostgreSQL runs as `postgres`).
+# Generates a dataset (an n8n-like PostgreSQL database with large JSON execution rows, a second
+# one from `pgbench -i` for an app, a SQLite database in WAL mode, a data dir of many small files
+# and incompressible random ones, a config file), then times
+#   packer create                      vs  pg_dump -Fc -Z0 per database + sqlite3 .backup
+#                                          + tar -I 'pigz -p<cores>'
+#   tar xzf + ./restore                vs  tar xzf + createdb + pg_restore -j<cores> per database
+#                                          + copy the SQLite file
+# The machine may be shared and noisy: both sides run interleaved (A B B A A B ...) and the table
+# gives medians and their ratios, with peak memory (max RSS of the largest process, as
+# /usr/bin/time reports it) and peak extra disk during create (its output directory polled with
+# du). Needs root (PostgreSQL runs as `postgres`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-1.0}
 scripts/ensure-tools.sh test >&2
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+ROUNDS=${ROUNDS:-3}
+need=()
+[ -x /usr/bin/time ] || need+=(time)
+command -v pigz >/dev/null || need+=(pigz)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
 packer=$(scripts/build-release.sh)
-restore_bin="$PWD/target/release/restore"
+cores=$(nproc)
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 work=$(mktemp -d /tmp/n8n-bench.XXXXXX)
@@ -58,7 +68,11 @@ INSERT INTO execution_data ("executionId", "workflowData", data)
          (SELECT string_agg(json_build_object('node', 'Node ' || k, 'ts', 1700000000 + i * 7 + k, 'status', 200, 'body', md5((i * 31 + k)::text) || md5(k::text), 'items', json_build_array(i, k, i * k))::text, ',') FROM generate_series(1, 45) k)
   FROM generate_series(1, $rows) i;
 SQL
-echo "   PostgreSQL: $(psql_ -p "$P1" -d n8n -A -t -c "SELECT pg_size_pretty(pg_database_size('n8n'))")" >&2
+# The app's database: pgbench's tables (scale 20 is ~320 MB), mostly one big narrow table.
+pgbench_scale=$(python3 -c "print(max(1, round(20 * $SCALE)))")
+psql_ -p "$P1" -d postgres -c "CREATE DATABASE app"
+"$PGBIN/pgbench" -i -q -s "$pgbench_scale" -h 127.0.0.1 -p "$P1" -U postgres app >/dev/null 2>&1
+echo "   PostgreSQL: n8n $(psql_ -p "$P1" -d n8n -A -t -c "SELECT pg_size_pretty(pg_database_size('n8n'))"), app $(psql_ -p "$P1" -d n8n -A -t -c "SELECT pg_size_pretty(pg_database_size('app'))") (pgbench -s $pgbench_scale)" >&2
 
 mkdir -p "$work/src/data/small" "$work/src/db" "$work/src/etc"
 sqlite3 "$work/src/db/app.db" <<SQL
@@ -87,6 +101,10 @@ name = "n8n"
 name = "n8n"
 url = "postgresql://postgres@127.0.0.1:$P1/n8n"
 pg_bin = "$PGBIN"
+[[postgres]]
+name = "app"
+url = "postgresql://postgres@127.0.0.1:$P1/app"
+pg_bin = "$PGBIN"
 [[sqlite]]
 name = "app"
 path = "$work/src/db/app.db"
@@ -98,59 +116,105 @@ kind = "data"
 paths = ["$work/src/data"]
 TOML
 
-measure() { # label command... -> prints "seconds maxrss_kb"
-  local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time.$label" "$@" >/dev/null 2>"$work/err.$label" || { cat "$work/err.$label" >&2; exit 1; }
-  cat "$work/time.$label"
+# Runs a command under /usr/bin/time while polling the disk use of DIR (blocks, as du counts
+# them) in the background; appends "seconds maxrss_kb peak_bytes" to results/LABEL.
+mkdir -p "$work/results"
+measure() { # label dir command...
+  local label=$1 dir=$2; shift 2
+  local peak="$work/peak.$label"
+  echo 0 >"$peak"
+  (max=0; while :; do
+     s=$(du -sB1 "$dir" 2>/dev/null | cut -f1 || true); s=${s:-0}
+     if [ "$s" -gt "$max" ]; then max=$s; echo "$max" >"$peak"; fi
+     sleep 0.2
+   done) &
+  local poller=$!
+  /usr/bin/time -f "%e %M" -o "$work/time.$label" "$@" >/dev/null 2>"$work/err.$label" || {
+    kill "$poller" 2>/dev/null || true; cat "$work/err.$label" >&2; exit 1; }
+  kill "$poller" 2>/dev/null || true; wait "$poller" 2>/dev/null || true
+  echo "$(cat "$work/time.$label") $(cat "$peak")" >>"$work/results/$label"
+  echo "   $label: $(tail -n 1 "$work/results/$label")" >&2
+}
+# Round i runs A then B when i is odd, B then A when even: A B B A A B ...
+interleave() { # a_function b_function
+  for ((i = 1; i <= ROUNDS; i++)); do
+    if ((i % 2)); then "$1"; "$2"; else "$2"; "$1"; fi
+  done
 }
 
-sync
-echo "== packer create" >&2
-read -r t_pack m_pack < <(measure pack "$packer" create --quiet --config "$work/packer.toml")
-bundle=$(ls "$work"/out/backup_*.tar.gz)
-s_pack=$(stat -c %s "$bundle")
-
-echo "== baseline: pg_dump -Fc + sqlite3 .backup + tar czf" >&2
-mkdir -p "$work/base"
+export PGBIN P1 P2 work cores
+ours_create() {
+  rm -rf "$work/out" && mkdir -p "$work/out"
+  sync
+  measure pack "$work/out" "$packer" create --quiet --config "$work/packer.toml"
+  mv "$work"/out/backup_*.tar.gz "$work/bundle.tar.gz"
+}
 baseline_pack() {
-  "$PGBIN/pg_dump" -h 127.0.0.1 -p "$P1" -U postgres -Fc -f "$work/base/n8n.dump" n8n
-  sqlite3 "$work/src/db/app.db" ".backup '$work/base/app.sqlite'"
-  tar czf "$work/base.tar.gz" -C "$work" base src/data src/etc
+  for db in n8n app; do
+    "$PGBIN/pg_dump" -h 127.0.0.1 -p "$P1" -U postgres -Fc -Z0 -f "$work/bout/base/$db.dump" "$db"
+  done
+  sqlite3 "$work/src/db/app.db" ".backup '$work/bout/base/app.sqlite'"
+  tar -I "pigz -p$cores" -cf "$work/bout/base.tar.gz" -C "$work" src/data src/etc -C "$work/bout" base
 }
-export -f baseline_pack; export PGBIN P1 work
-read -r t_base m_base < <(measure base bash -c baseline_pack)
-s_base=$(stat -c %s "$work/base.tar.gz")
-
-echo "== restore: tar xzf + ./restore (into a second cluster)" >&2
+export -f baseline_pack
+base_create() {
+  rm -rf "$work/bout" && mkdir -p "$work/bout/base"
+  sync
+  measure base "$work/bout" bash -c baseline_pack
+  mv "$work/bout/base.tar.gz" "$work/base.tar.gz"
+}
+drop_restored() {
+  for db in n8n app; do psql_ -p "$P2" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db"; done
+}
 restore_run() {
-  mkdir -p "$work/x" && tar xzf "$bundle" -C "$work/x"
+  mkdir -p "$work/x" && tar xzf "$work/bundle.tar.gz" -C "$work/x"
   "$work/x/restore" --from "$work/x" --yes --no-install --no-services --root "$work/root" \
     --postgres-url "postgresql://postgres@127.0.0.1:$P2/postgres" --pg-bin "$PGBIN"
 }
-export -f restore_run; export bundle P2
-read -r t_rest m_rest < <(measure rest bash -c restore_run)
-
-python3 -c "
+export -f restore_run
+ours_restore() {
+  rm -rf "$work/x" "$work/root"; drop_restored; sync
+  measure rest "$work/x" bash -c restore_run
+  python3 -c "
 import json; r = json.load(open('$work/x/restore-report.json'))
 print('   restore steps: ' + ', '.join(f\"{s['step']} {s['duration_ms']/1000:.1f}s\" for s in r['steps']))" >&2
-echo "== baseline restore: tar xzf + pg_restore" >&2
+}
 baseline_restore() {
-  mkdir -p "$work/bx" && tar xzf "$work/base.tar.gz" -C "$work/bx"
-  "$PGBIN/createdb" -h 127.0.0.1 -p "$P2" -U postgres n8n_base
-  "$PGBIN/pg_restore" -h 127.0.0.1 -p "$P2" -U postgres -d n8n_base "$work/bx/base/n8n.dump"
+  mkdir -p "$work/bx" "$work/broot" && tar xzf "$work/base.tar.gz" -C "$work/bx"
+  for db in n8n app; do
+    "$PGBIN/createdb" -h 127.0.0.1 -p "$P2" -U postgres "$db"
+    "$PGBIN/pg_restore" -h 127.0.0.1 -p "$P2" -U postgres -j "$cores" -d "$db" "$work/bx/base/$db.dump"
+  done
+  cp "$work/bx/base/app.sqlite" "$work/broot/app.db"
 }
 export -f baseline_restore
-read -r t_brest m_brest < <(measure brest bash -c baseline_restore)
+base_restore() {
+  rm -rf "$work/bx" "$work/broot"; drop_restored; sync
+  measure brest "$work/bx" bash -c baseline_restore
+}
 
-python3 - <<PY
-rows = [
-  ("create", $t_pack, $m_pack, $s_pack, "pg_dump -Fc + sqlite .backup + tar czf", $t_base, $m_base, $s_base),
-  ("restore", $t_rest, $m_rest, 0, "tar xzf + pg_restore", $t_brest, $m_brest, 0),
-]
-print(f"\nscale $SCALE on {__import__('os').cpu_count()} cores")
-print(f"{'step':<8} {'ours s':>8} {'ours MiB':>9} {'base s':>8} {'base MiB':>9} {'time ratio':>10}   size ours/base")
-for name, t, m, s, base, bt, bm, bs in rows:
-    size = f"{s/1e6:.0f} MB / {bs/1e6:.0f} MB" if s else ""
-    print(f"{name:<8} {t:>8.1f} {m/1024:>9.0f} {bt:>8.1f} {bm/1024:>9.0f} {t/bt:>10.2f}   {size}")
-print("baseline for create: " + rows[0][4] + "; for restore: " + rows[1][4])
+echo "== create, $ROUNDS rounds each: packer create / pg_dump -Fc -Z0 + sqlite3 .backup + tar -I 'pigz -p$cores'" >&2
+interleave ours_create base_create
+s_pack=$(stat -c %s "$work/bundle.tar.gz")
+s_base=$(stat -c %s "$work/base.tar.gz")
+echo "== restore, $ROUNDS rounds each: tar xzf + ./restore / tar xzf + createdb + pg_restore -j$cores + cp" >&2
+interleave ours_restore base_restore
+
+python3 - "$work/results" <<PY
+import os, statistics, sys
+d = sys.argv[1]
+def runs(label):
+    return [tuple(float(x) for x in line.split()) for line in open(os.path.join(d, label))]
+def med(label, i):
+    return statistics.median(r[i] for r in runs(label))
+print(f"\nscale $SCALE on $cores cores, medians of $ROUNDS interleaved rounds")
+print(f"{'step':<8} {'ours s':>7} {'base s':>7} {'ratio':>6} {'ours MiB':>9} {'base MiB':>9} {'ours disk MB':>13} {'base disk MB':>13}   bundle ours / base")
+for name, a, b, size in (("create", "pack", "base", f"{$s_pack/1e6:.0f} MB / {$s_base/1e6:.0f} MB ({$s_pack/$s_base:.2f}x)"),
+                         ("restore", "rest", "brest", "")):
+    ta, tb = med(a, 0), med(b, 0)
+    disk = f"{max(r[2] for r in runs(a))/1e6:>13.0f} {max(r[2] for r in runs(b))/1e6:>13.0f}" if name == "create" else f"{'':>13} {'':>13}"
+    print(f"{name:<8} {ta:>7.1f} {tb:>7.1f} {ta/tb:>6.2f} {max(r[1] for r in runs(a))/1024:>9.0f} {max(r[1] for r in runs(b))/1024:>9.0f} {disk}   {size}")
+print("all runs (s): " + "; ".join(f"{l} " + " ".join(f"{r[0]:.1f}" for r in runs(l)) for l in ("pack", "base", "rest", "brest")))
+print("baseline create: pg_dump -Fc -Z0 x2 + sqlite3 .backup + tar -I 'pigz -p$cores'; "
+      "restore: tar xzf + createdb + pg_restore -j$cores x2 + cp")
 PY

@@ -3,6 +3,11 @@
 //! members are one valid gzip file (RFC 1952 §2.2; `gzip -d`, `tar xzf` and flate2's
 //! `MultiGzDecoder` read them). Costs about 0.1% in size for using every core; deflate is the
 //! bottleneck of bundle writing (see ARCHITECTURE.md).
+//!
+//! A block that would not shrink (random bytes, JPEG, an already-compressed file, ciphertext) is
+//! stored (deflate level 0, stored blocks) instead of being deflated for nothing: whether it
+//! would shrink is judged from a few small samples compressed at level 1, a few percent of the
+//! cost of deflating the block. A stored member is still plain gzip; nothing reads it differently.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -12,6 +17,14 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 const BLOCK: usize = 1024 * 1024;
+/// Samples taken from a block to judge it: spread over the block, as its content can change
+/// from one file to the next inside the tar stream.
+const SAMPLES: usize = 4;
+const SAMPLE: usize = 16 * 1024;
+/// A block is stored when level 1 saves less than this share (in percent) of its samples: what
+/// deflate would still save on such data is not worth deflating a whole block for. Random data
+/// comes out at about 100%, JPEG at 98-99%; text, JSON and tar headers far below.
+const STORE_ABOVE_PERCENT: usize = 97;
 
 /// A `Write` that gzips what it is given using `threads` threads.
 pub struct ParallelGz<W: Write> {
@@ -55,6 +68,7 @@ impl<W: Write> ParallelGz<W> {
         let level = self.level;
         self.members += 1;
         self.in_flight.push_back(std::thread::spawn(move || {
+            let level = if level.level() > 0 && incompressible(&block) { Compression::none() } else { level };
             let mut gz = GzEncoder::new(Vec::with_capacity(block.len() / 2 + 64), level);
             gz.write_all(&block)?;
             gz.finish()
@@ -86,6 +100,26 @@ impl<W: Write> ParallelGz<W> {
     }
 }
 
+/// Whether deflate would not shrink `block` enough to be worth it, judged from `SAMPLES` slices
+/// compressed at level 1. A block too small to sample is never judged so (deflating it is cheap).
+fn incompressible(block: &[u8]) -> bool {
+    if block.len() < SAMPLES * SAMPLE {
+        return false;
+    }
+    let step = block.len() / SAMPLES;
+    let mut packed = 0;
+    for i in 0..SAMPLES {
+        let sample = &block[i * step..i * step + SAMPLE];
+        let mut d = flate2::write::DeflateEncoder::new(Vec::with_capacity(SAMPLE + 64), Compression::fast());
+        // Writing into a Vec cannot fail; an error here would only mean "deflate it after all".
+        match d.write_all(sample).and_then(|()| d.finish()) {
+            Ok(out) => packed += out.len(),
+            Err(_) => return false,
+        }
+    }
+    packed * 100 >= SAMPLES * SAMPLE * STORE_ABOVE_PERCENT
+}
+
 impl<W: Write> Write for ParallelGz<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let room = BLOCK - self.block.len();
@@ -108,32 +142,113 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut w = ParallelGz::new(Vec::new(), 6, 3);
+        for chunk in data.chunks(70_000) {
+            w.write_all(chunk).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    /// `gz` decodes to `data` with a multi-member decoder and with the system's gzip.
+    fn assert_decodes(gz: Vec<u8>, data: &[u8], what: &str) {
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+        assert!(back == data, "MultiGzDecoder, {what}");
+        let mut child = std::process::Command::new("gzip")
+            .arg("-dc")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&gz).unwrap());
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(out.status.success(), "gzip -dc, {what}");
+        assert!(out.stdout == data, "gzip -dc, {what}");
+    }
+
+    /// Bytes no compressor can shrink (xorshift, deterministic so a failure repeats).
+    fn random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// n8n-like JSON lines: what the bundle is mostly made of.
+    fn text(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 100);
+        let mut i = 0u64;
+        while out.len() < len {
+            out.extend_from_slice(
+                format!(
+                    "{{\"node\":\"Node {}\",\"ts\":{},\"status\":200,\"items\":[{i},{}]}}\n",
+                    i % 45,
+                    1_700_000_000 + i * 7,
+                    i * 3
+                )
+                .as_bytes(),
+            );
+            i += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
     /// Whatever the size (empty, one byte, exactly a block, many blocks), the output decodes to
     /// the input with a multi-member decoder and with the system's gzip.
     #[test]
     fn round_trips() {
         for size in [0usize, 1, BLOCK - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 12345] {
             let data: Vec<u8> = (0..size).map(|i| ((i * 7919) % 251) as u8 ^ (i >> 12) as u8).collect();
-            let mut w = ParallelGz::new(Vec::new(), 6, 3);
-            for chunk in data.chunks(70_000) {
-                w.write_all(chunk).unwrap();
-            }
-            let gz = w.finish().unwrap();
-            let mut back = Vec::new();
-            flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
-            assert_eq!(back, data, "size {size}");
-            let mut child = std::process::Command::new("gzip")
-                .arg("-dc")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let writer = std::thread::spawn(move || stdin.write_all(&gz).unwrap());
-            let out = child.wait_with_output().unwrap();
-            writer.join().unwrap();
-            assert!(out.status.success());
-            assert_eq!(out.stdout, data, "gzip -d, size {size}");
+            assert_decodes(gzip(&data), &data, &format!("size {size}"));
         }
+    }
+
+    /// Random blocks are judged incompressible and stored: the output is the input plus a few
+    /// bytes of framing per 64 KiB stored block and per member; it still decodes with both.
+    #[test]
+    fn random_data_is_stored() {
+        let data = random(4 * BLOCK + 777, 7);
+        assert!(incompressible(&data[..BLOCK]));
+        let gz = gzip(&data);
+        assert!(gz.len() >= data.len(), "random data cannot shrink");
+        assert!(gz.len() < data.len() + 5 * 200, "stored framing only: {} for {}", gz.len(), data.len());
+        assert_decodes(gz, &data, "random");
+    }
+
+    /// Text is still deflated, and a stream mixing random and text blocks (a tar of media and
+    /// JSON) decodes to itself, each block judged on its own.
+    #[test]
+    fn text_still_compresses() {
+        let t = text(3 * BLOCK);
+        assert!(!incompressible(&t[..BLOCK]));
+        let gz = gzip(&t);
+        assert!(gz.len() < t.len() / 4, "text compresses: {} of {}", gz.len(), t.len());
+        assert_decodes(gz, &t, "text");
+
+        let mut mixed = random(BLOCK, 3);
+        mixed.extend_from_slice(&text(BLOCK));
+        mixed.extend_from_slice(&random(BLOCK / 2, 5));
+        mixed.extend_from_slice(&text(BLOCK + 99));
+        let gz = gzip(&mixed);
+        assert!(gz.len() < mixed.len() * 3 / 4, "the text half compresses: {} of {}", gz.len(), mixed.len());
+        assert_decodes(gz, &mixed, "mixed");
+    }
+
+    /// A block too small to sample, and a block that is half text, are deflated.
+    #[test]
+    fn small_or_partly_compressible_blocks_are_deflated() {
+        assert!(!incompressible(&random(SAMPLES * SAMPLE - 1, 9)));
+        let mut half = random(BLOCK / 2, 11);
+        half.extend_from_slice(&text(BLOCK / 2));
+        assert!(!incompressible(&half));
     }
 }

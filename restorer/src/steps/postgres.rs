@@ -140,6 +140,8 @@ pub fn apply(
     let dump = bundle_dir.join(&db.entry);
     let mut cmd = match container {
         Some(id) => {
+            // On stdin pg_restore cannot seek in the archive, so no --jobs here: the dump would
+            // first have to be copied into the container.
             let f = std::fs::File::open(&dump).map_err(|e| Error::io("reading", &dump, e))?;
             let mut c = crate::container::exec(
                 id,
@@ -151,7 +153,7 @@ pub fn apply(
         }
         None => {
             let mut c = Command::new(pg_restore);
-            c.args(["--exit-on-error", "--jobs", "2", "--dbname", name]);
+            c.args(["--exit-on-error", "--jobs", &restore_jobs().to_string(), "--dbname", name]);
             c.arg(&dump).envs(pg.with_database(name).libpq_env());
             c
         }
@@ -165,4 +167,13 @@ pub fn apply(
         cmd.args(["--no-owner", "--no-privileges"]);
     }
     crate::sys::run(&mut cmd).map(|_| ())
+}
+
+/// How many connections pg_restore loads tables and builds indexes with: one per core. `--jobs`
+/// needs the custom-format archive as a file it can seek in (the bundle's entry is one), and
+/// rules out `--single-transaction`, which this step never relied on: the database is created
+/// by this very restore, and a failure drops it (the checkpoint's DatabaseCreated), so a half
+/// loaded database never survives either way.
+fn restore_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
