@@ -108,3 +108,24 @@ fn install_timer_refuses_a_cron_that_never_fires() {
         .stderr(predicates::str::contains("never fires"));
     assert!(tree(&units).is_empty());
 }
+
+/// A rollback dropped what it restored with `DROP DATABASE ... WITH (FORCE)`, which servers
+/// before PostgreSQL 13 reject (a deployment's image may run one): the rollback itself failed.
+/// Guards: the pre-13 way (sessions ended, then a plain DROP) drops a database someone is still
+/// connected to, on a real server.
+#[test]
+fn rollback_drops_a_database_without_force_on_servers_before_13() {
+    let cluster = packer::pg_cluster::Cluster::start().unwrap();
+    cluster.psql("postgres", "CREATE DATABASE restored_here").unwrap();
+    let target = restorer::pg::PgTarget::parse(&cluster.url("postgres")).unwrap();
+    // An open session on the database, as an app started on it would hold.
+    let mut held = target.with_database("restored_here").connect().unwrap();
+    held.batch_execute("CREATE TABLE t (x int)").unwrap();
+    let mut admin = target.connect().unwrap();
+    restorer::pg::drop_database(&mut admin, "restored_here", 120_000).unwrap();
+    let left = cluster.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'restored_here'").unwrap();
+    assert_eq!(left.trim(), "0", "the database is gone");
+    // Dropping what is already gone is not an error (a rollback may run twice).
+    restorer::pg::drop_database(&mut admin, "restored_here", 120_000).unwrap();
+    assert!(held.batch_execute("SELECT 1").is_err(), "the session it held was ended");
+}

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::IoContext;
-use crate::pg::{quote_ident, PgTarget};
+use crate::pg::{drop_database, quote_ident, server_version_num, PgTarget};
 use crate::{Error, Result};
 
 /// Name of the journal inside a checkpoint directory.
@@ -461,8 +461,10 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
         Change::DatabaseCreated { database } => {
             let pg = pg.ok_or_else(|| Error::Other("no PostgreSQL server given (--postgres-url)".into()))?;
             let mut c = pg.with_database("postgres").connect()?;
-            c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database)))
-                .map_err(|source| Error::Postgres { context: format!("dropping database {database}"), source })
+            let context = || format!("dropping database {database}");
+            let version =
+                server_version_num(&mut c).map_err(|source| Error::Postgres { context: context(), source })?;
+            drop_database(&mut c, database, version).map_err(|source| Error::Postgres { context: context(), source })
         }
         Change::UserCreated { user } => crate::sys::run(std::process::Command::new("userdel").arg(user)).map(|_| ()),
         Change::GroupCreated { group } => {
@@ -479,8 +481,10 @@ fn undo(change: &Change, pg: Option<&PgTarget>, created_volumes: &[String]) -> R
             let mut c = pg.with_database("postgres").connect()?;
             // Two statements: DROP DATABASE cannot run inside the implicit transaction of a
             // multi-statement query.
-            c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(from)))
-                .map_err(|source| Error::Postgres { context: format!("dropping restored database {from}"), source })?;
+            let context = || format!("dropping restored database {from}");
+            let version =
+                server_version_num(&mut c).map_err(|source| Error::Postgres { context: context(), source })?;
+            drop_database(&mut c, from, version).map_err(|source| Error::Postgres { context: context(), source })?;
             c.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(to), quote_ident(from)))
                 .map_err(|source| Error::Postgres { context: format!("renaming database {to} back to {from}"), source })
         }

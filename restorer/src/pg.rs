@@ -215,6 +215,27 @@ fn split_pgpass(line: &str) -> Vec<String> {
     out
 }
 
+/// `DROP DATABASE IF EXISTS name`, ending its sessions first (a rollback must not fail on a
+/// connection left open to what it removes). `WITH (FORCE)` does both at once but only from
+/// PostgreSQL 13 (`server_version_num` 130000); an older server, as a deployment's image may
+/// run, gets `pg_terminate_backend` and then a plain DROP.
+pub fn drop_database(c: &mut Client, name: &str, server_version_num: u32) -> std::result::Result<(), postgres::Error> {
+    if server_version_num >= 130_000 {
+        return c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)));
+    }
+    c.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        &[&name],
+    )?;
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
+}
+
+/// The server's `server_version_num` (150004 for 15.4).
+pub fn server_version_num(c: &mut Client) -> std::result::Result<u32, postgres::Error> {
+    let v: String = c.query_one("SHOW server_version_num", &[])?.get(0);
+    Ok(v.parse().unwrap_or(0))
+}
+
 /// Quotes an identifier for SQL (`"user"`, `"createdAt"`).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
