@@ -144,7 +144,7 @@ pub fn write_bundle_to(
         (Out::Sealed(sealed), Some((file, spool, spool_guard)))
     };
     let sink = HashingWriter::new(out);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = restorer::sys::cores();
     let gz = ParallelGz::new(sink, level, threads);
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
@@ -288,7 +288,7 @@ fn seal_outer(
     let envelope = restorer::sealed::Envelope::new(&manifest, entries).to_json();
 
     let sink = HashingWriter::new(BufWriter::with_capacity(1024 * 1024, file));
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = restorer::sys::cores();
     let mut tar = tar::Builder::new(ParallelGz::new(sink, level, threads));
     tar.mode(tar::HeaderMode::Deterministic);
     let now = chrono::Utc::now().timestamp();

@@ -223,11 +223,18 @@ pub fn drop_database(c: &mut Client, name: &str, server_version_num: u32) -> std
     if server_version_num >= 130_000 {
         return c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)));
     }
+    end_sessions(c, name)?;
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
+}
+
+/// Ends every other session on database `name` (a database with open sessions can be neither
+/// renamed nor dropped).
+pub fn end_sessions(c: &mut Client, name: &str) -> std::result::Result<(), postgres::Error> {
     c.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
         &[&name],
-    )?;
-    c.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name)))
+    )
+    .map(|_| ())
 }
 
 /// The server's `server_version_num` (150004 for 15.4).

@@ -7,6 +7,12 @@ use std::process::Command;
 
 use crate::{Error, Result};
 
+/// How many cores this process may use (at least 1): the parallel gzip's threads, pg_restore's
+/// jobs.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// True when the process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

@@ -292,11 +292,9 @@ fn observe_located(opts: &Options, manifest: &Manifest, observed: &mut Observed)
 /// The server's major version (15 for 15.4), for the pre-flight's version check.
 fn server_major(pg: &PgTarget) -> Result<Option<u32>> {
     let mut c = pg.with_database("postgres").connect()?;
-    let v: String = c
-        .query_one("SHOW server_version_num", &[])
-        .map_err(|source| Error::Postgres { context: format!("asking {} its version", pg.host_port()), source })?
-        .get(0);
-    Ok(v.parse::<u32>().ok().map(|n| n / 10000))
+    let v = crate::pg::server_version_num(&mut c)
+        .map_err(|source| Error::Postgres { context: format!("asking {} its version", pg.host_port()), source })?;
+    Ok(Some(v / 10000).filter(|_| v > 0))
 }
 
 /// Refuses when the pre-flight found a blocker, naming each with what to do.

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::checkpoint::{Change, Checkpoint};
 use crate::manifest::PostgresDb;
-use crate::pg::{has_user_tables, quote_ident, PgTarget};
+use crate::pg::{end_sessions, has_user_tables, quote_ident, PgTarget};
 use crate::plan::{Action, DbState};
 use crate::{Error, Result};
 
@@ -69,11 +69,7 @@ pub fn drop_empty(pg: &PgTarget, name: &str) -> Result<()> {
     drop(dc);
     let mut c = pg.with_database("postgres").connect()?;
     // Plain DROP after ending sessions: WITH (FORCE) needs PostgreSQL 13, images run older ones.
-    c.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        &[&name],
-    )
-    .map_err(pe(format!("ending sessions on {name}")))?;
+    end_sessions(&mut c, name).map_err(pe(format!("ending sessions on {name}")))?;
     c.batch_execute(&format!("DROP DATABASE {}", quote_ident(name)))
         .map_err(pe(format!("dropping the empty database {name}")))
 }
@@ -99,11 +95,7 @@ pub fn apply(
             let aside = format!("{name}_pre_restore_{stamp}");
             // A database with open sessions cannot be renamed: end them (the operator agreed to
             // replace this database; its content stays intact under the new name).
-            c.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[name],
-            )
-            .map_err(pe(format!("ending sessions on {name}")))?;
+            end_sessions(&mut c, name).map_err(pe(format!("ending sessions on {name}")))?;
             cp.record(Change::DatabaseRenamed { from: name.clone(), to: aside.clone() })?;
             c.batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(name), quote_ident(&aside)))
                 .map_err(pe(format!("renaming database {name} to {aside}")))?;
@@ -175,5 +167,5 @@ pub fn apply(
 /// by this very restore, and a failure drops it (the checkpoint's DatabaseCreated), so a half
 /// loaded database never survives either way.
 fn restore_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    crate::sys::cores()
 }
