@@ -223,7 +223,14 @@ impl Support {
     fn add(&mut self, entry: &str, path: PathBuf) -> Result<()> {
         let (sha256, size) = sha256_file(&path)?;
         self.digests.push(EntryDigest { entry: entry.to_string(), size, sha256: sha256.clone() });
-        self.payloads.push(Payload { entry: entry.to_string(), source: path, size, sha256, mtime: self.mtime });
+        self.payloads.push(Payload {
+            entry: entry.to_string(),
+            source: path,
+            size,
+            sha256,
+            mtime: self.mtime,
+            gzipped: None,
+        });
         Ok(())
     }
 }
@@ -327,16 +334,19 @@ fn dump_postgres(cfg: &Config, spool: &Path, g: &mut Gathered, log: Log<'_>, pro
         log(Level::Info, &format!("dumping PostgreSQL database {} ...", src.name));
         progress.begin(&format!("dumping {}", src.name), None);
         let t = std::time::Instant::now();
-        let dumped = sources::postgres::dump(src, spool);
+        let compress =
+            sources::postgres::Compress { level: cfg.bundle.compression_level, threads: restorer::sys::cores() };
+        let dumped = sources::postgres::dump(src, spool, compress);
         progress.end();
         let (mut db, payload, n8n) = dumped?;
         log(
             Level::Debug,
             &format!(
-                "  pg_dump of {} took {:.1} s, {} bytes spooled",
+                "  pg_dump of {} took {:.1} s, {} bytes compressed into {} in the spool",
                 src.name,
                 t.elapsed().as_secs_f64(),
-                payload.size
+                payload.size,
+                payload.gzipped.unwrap_or(payload.size)
             ),
         );
         roles(src, spool, &mut db, &mut servers, g, log)?;

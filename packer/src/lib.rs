@@ -24,6 +24,7 @@ pub mod serve;
 pub mod ship;
 pub mod sources;
 pub mod space;
+pub mod spool;
 pub mod status;
 pub mod system_info;
 pub mod units;

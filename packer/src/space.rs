@@ -25,9 +25,11 @@ fn tree_size(path: &Path) -> u64 {
     }
 }
 
-/// Bytes the next `packer create` may need at its peak: the database dumps twice (the spool and
-/// the bundle; a dump without compression is about the database's size), files once, and the
-/// restore binary (and for a sealed bundle, its encrypted spool once more). Deliberately pessimistic: compression usually makes the bundle much smaller.
+/// Bytes the next `packer create` may need at its peak: the databases twice (the spool, where
+/// PostgreSQL dumps are compressed as pg_dump writes them and SQLite copies are plain, and the
+/// bundle; both counted at the database's size), files once, and the restore binary (and for a
+/// sealed bundle, its encrypted spool once more). Deliberately pessimistic: compression usually
+/// makes the bundle much smaller.
 pub fn estimate(cfg: &Config) -> Result<u64> {
     let mut dbs = 0u64;
     for p in &cfg.postgres {

@@ -62,7 +62,7 @@ fn header(size: u64, mode: u32, mtime: i64) -> tar::Header {
 
 /// Appends each payload, re-hashing it as it streams and comparing with the inventory.
 fn append_payloads<W: Write>(
-    tar: &mut tar::Builder<W>,
+    tar: &mut tar::Builder<ParallelGz<W>>,
     payloads: &[Payload],
     sums: &mut Checksums,
     payload_bytes: &mut u64,
@@ -78,6 +78,12 @@ fn append_payloads<W: Write>(
         progress.item(&p.entry);
         let f = File::open(&p.source).with_context(|| format!("opening {}", p.source.display()))?;
         let now_len = f.metadata().with_context(|| format!("reading {}", p.source.display()))?.len();
+        if let Some(gz_len) = p.gzipped {
+            append_gzipped(tar, p, f, now_len, gz_len, progress)?;
+            sums.0.insert(p.entry.clone(), p.sha256.clone());
+            *payload_bytes += p.size;
+            continue;
+        }
         if now_len != p.size {
             bail!("{} changed while the bundle was written (size {} when inventoried, {now_len} now); nothing was kept, run again", p.source.display(), p.size);
         }
@@ -97,6 +103,39 @@ fn append_payloads<W: Write>(
         sums.0.insert(p.entry.clone(), digest);
         *payload_bytes += len;
     }
+    Ok(())
+}
+
+/// Appends an entry whose body was compressed ahead (`f`, `gz_len` bytes of gzip members): its
+/// header (and a long name's extra header, as tar writes them) compressed into the stream, the
+/// members copied unchanged, the padding to the next 512-byte record compressed after them. The
+/// body was hashed as it was produced; the read-back checks that it decodes to that digest.
+fn append_gzipped<W: Write>(
+    tar: &mut tar::Builder<ParallelGz<W>>,
+    p: &Payload,
+    f: File,
+    now_len: u64,
+    gz_len: u64,
+    progress: &dyn Progress,
+) -> Result<()> {
+    if now_len != gz_len {
+        bail!("{} is {now_len} bytes, {gz_len} were written into it; nothing was kept, run again", p.source.display());
+    }
+    // tar's own header writer (long names included), into a buffer: appending no data writes
+    // the header records alone.
+    let mut headers = tar::Builder::new(Vec::new());
+    let mut h = header(p.size, layout::ENTRY_MODE, p.mtime);
+    headers.append_data(&mut h, &p.entry, std::io::empty()).with_context(|| format!("writing {}", p.entry))?;
+    let gz = tar.get_mut();
+    let context = || format!("writing {} ({})", p.entry, p.source.display());
+    gz.write_all(headers.get_ref()).with_context(context)?;
+    let copied = gz.append_members(&mut f.take(gz_len)).with_context(context)?;
+    if copied != gz_len {
+        bail!("{} ended after {copied} of its {gz_len} bytes; nothing was kept, run again", p.source.display());
+    }
+    let pad = (512 - p.size % 512) % 512;
+    gz.write_all(&[0; 512][..pad as usize]).with_context(context)?;
+    progress.advance(p.size);
     Ok(())
 }
 
@@ -340,7 +379,7 @@ mod tests {
         let source = dir.join("f.conf");
         fs::write(&source, content).unwrap();
         let (sha256, size) = restorer::digest::sha256_file(&source).unwrap();
-        Payload { entry: "config/etc/f.conf".into(), source, size, sha256, mtime: 0 }
+        Payload { entry: "config/etc/f.conf".into(), source, size, sha256, mtime: 0, gzipped: None }
     }
 
     /// A file whose content changed after it was inventoried (same size, other bytes) aborts the

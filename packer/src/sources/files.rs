@@ -249,6 +249,7 @@ impl Walker<'_> {
                 size,
                 sha256: sha256.clone(),
                 mtime: meta.mtime,
+                gzipped: None,
             });
             FileContent::File { entry, size, sha256 }
         } else {

@@ -15,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{anyhow, bail, Context, Result};
 use postgres::IsolationLevel;
 use restorer::container::{self, ContainerFacts};
-use restorer::digest::sha256_file;
 use restorer::docker::DbContainer;
 use restorer::layout;
 use restorer::manifest::PostgresDb;
@@ -24,6 +23,7 @@ use restorer::sys::find_pg_tool;
 
 use super::Payload;
 use crate::config::PostgresSource;
+use crate::spool::GzSpool;
 
 /// Where a configured database is: the target to connect to from this host and, for a
 /// database in a container, that container.
@@ -119,46 +119,87 @@ fn pg_dump_version(located: &Located, host_pg_dump: Option<&Path>, what: &str) -
     })
 }
 
-/// Starts pg_dump of the exported snapshot (`snapshot_arg`) into `dump_path`: the host's, or
-/// the container's own streaming from its stdout straight into the spool file.
-fn start_pg_dump(
-    located: &Located,
-    host_pg_dump: Option<&Path>,
-    snapshot_arg: &str,
-    dump_path: &Path,
-    what: &str,
-) -> Result<Child> {
+/// Starts pg_dump of the exported snapshot (`snapshot_arg`), the dump on its stdout: the
+/// host's, or the container's own.
+fn start_pg_dump(located: &Located, host_pg_dump: Option<&Path>, snapshot_arg: &str, what: &str) -> Result<Child> {
     let target = &located.target;
     // -Z0: the bundle's gzip compresses the dump once; pg_dump's own zlib would be a second
-    // deflate pass over the same bytes (and make the bundle's pass useless).
-    Ok(match (host_pg_dump, &located.container) {
-        (Some(pg_dump), _) => Command::new(pg_dump)
-            .args(["--format=custom", "--compress=0", "--no-sync"])
-            .arg(snapshot_arg)
-            .arg("--file")
-            .arg(dump_path)
-            .envs(target.libpq_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("{what}: starting {}", pg_dump.display()))?,
+    // deflate pass over the same bytes (and make the bundle's pass useless). On a pipe, pg_dump
+    // cannot seek back to note where each table's data starts: pg_restore finds it by reading
+    // ahead in the file the restore extracts, parallel jobs included.
+    let mut cmd = match (host_pg_dump, &located.container) {
+        (Some(pg_dump), _) => {
+            let mut c = Command::new(pg_dump);
+            c.args(["--format=custom", "--compress=0", "--no-sync"]).arg(snapshot_arg).envs(target.libpq_env());
+            c
+        }
         (None, Some((facts, info))) => {
-            let out = File::create(dump_path).with_context(|| format!("creating {}", dump_path.display()))?;
             let db = format!("--dbname={}", target.database());
             in_container(facts, info, target, &["pg_dump", "--format=custom", "--compress=0", snapshot_arg, &db])
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(Stdio::piped())
-                .spawn()
-                .with_context(|| format!("{what}: starting docker exec pg_dump in container {}", facts.name))?
         }
         (None, None) => unreachable!("a host database has a host pg_dump"),
+    };
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| match host_pg_dump {
+        Some(p) => format!("{what}: starting {}", p.display()),
+        None => format!("{what}: starting docker exec pg_dump"),
     })
 }
 
-/// Dumps one database into `spool` and describes it.
-pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, Option<super::n8n::N8nData>)> {
+/// How a dump is compressed while pg_dump writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Compress {
+    /// gzip level.
+    pub level: u32,
+    /// Threads for this dump.
+    pub threads: usize,
+}
+
+type N8nRead = Option<Result<super::n8n::N8nData>>;
+
+/// pg_dump's output compressed into `gz` on other threads while this one counts the rows and
+/// reads n8n's tables, inside the transaction whose snapshot pg_dump uses. A spool that cannot
+/// take the dump (a full disk) stops pg_dump.
+fn spool_while_counting(
+    child: &mut Child,
+    gz: GzSpool,
+    tx: &mut postgres::Transaction<'_>,
+    src: &PostgresSource,
+    target: &PgTarget,
+    what: &str,
+) -> Result<(GzSpool, restorer::error::Result<Vec<restorer::manifest::TableCount>>, N8nRead)> {
+    let stdout = child.stdout.take().expect("pg_dump's stdout is piped");
+    let (spooled, counts, n8n) = std::thread::scope(|s| {
+        let copier = s.spawn(move || {
+            let (mut stdout, mut gz) = (stdout, gz);
+            std::io::copy(&mut stdout, &mut gz).map(|_| gz)
+        });
+        let counts = table_counts(&mut *tx, &target.describe());
+        // n8n's workflows and credentials, from the same snapshot as the dump.
+        let n8n = src.profile.map(|crate::config::Profile::N8n| {
+            super::n8n::read_postgres(&mut *tx).with_context(|| format!("{what}: reading n8n's tables"))
+        });
+        (copier.join(), counts, n8n)
+    });
+    match spooled {
+        Ok(Ok(gz)) => Ok((gz, counts, n8n)),
+        failed => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let e = match failed {
+                Ok(Err(e)) => anyhow!(e),
+                _ => anyhow!("the thread compressing the dump panicked"),
+            };
+            Err(e.context(format!("{what}: compressing pg_dump's output into the spool")))
+        }
+    }
+}
+
+/// Dumps one database into `spool`, compressed as pg_dump writes it, and describes it.
+pub fn dump(
+    src: &PostgresSource,
+    spool: &Path,
+    compress: Compress,
+) -> Result<(PostgresDb, Payload, Option<super::n8n::N8nData>)> {
     let what = format!("[[postgres]] {}", src.name);
     let located = locate(src)?;
     let target = &located.target;
@@ -189,15 +230,11 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, 
     let snapshot: String =
         tx.query_one("SELECT pg_export_snapshot()", &[]).with_context(|| format!("{what}: exporting snapshot"))?.get(0);
 
-    let dump_path = spool.join(format!("{}.dump", src.name));
+    let entry = layout::postgres_entry(&src.name);
+    let gz = GzSpool::create(&spool.join(format!("{}.dump.gz", src.name)), compress.level, compress.threads)?;
     let snapshot_arg = format!("--snapshot={snapshot}");
-    let child = start_pg_dump(&located, host_pg_dump.as_deref(), &snapshot_arg, &dump_path, &what)?;
-    // Counted while pg_dump runs, inside the transaction whose snapshot it uses.
-    let counts = table_counts(&mut tx, &target.describe());
-    // n8n's workflows and credentials, from the same snapshot as the dump.
-    let n8n = src.profile.map(|crate::config::Profile::N8n| {
-        super::n8n::read_postgres(&mut tx).with_context(|| format!("{what}: reading n8n's tables"))
-    });
+    let mut child = start_pg_dump(&located, host_pg_dump.as_deref(), &snapshot_arg, &what)?;
+    let (spooled, counts, n8n) = spool_while_counting(&mut child, gz, &mut tx, src, target, &what)?;
     let out = child.wait_with_output().with_context(|| format!("{what}: waiting for pg_dump"))?;
     tx.commit().with_context(|| format!("{what}: closing snapshot transaction"))?;
     if !out.status.success() {
@@ -206,10 +243,7 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, 
     }
     let tables = counts.map_err(|e| anyhow!(e)).with_context(|| format!("{what}: counting rows"))?;
     let n8n = n8n.transpose()?;
-    let (sha256, size) = sha256_file(&dump_path)?;
-    let entry = layout::postgres_entry(&src.name);
-    let mtime = chrono::Utc::now().timestamp();
-    let payload = Payload { entry: entry.clone(), source: dump_path, size, sha256: sha256.clone(), mtime };
+    let payload = spooled.finish(&entry, chrono::Utc::now().timestamp()).with_context(|| what.clone())?;
     Ok((
         PostgresDb {
             name: src.name.clone(),
@@ -222,8 +256,8 @@ pub fn dump(src: &PostgresSource, spool: &Path) -> Result<(PostgresDb, Payload, 
             server_version: row.get(5),
             server_version_num: server_version_num as u32,
             pg_dump_version,
-            size,
-            sha256,
+            size: payload.size,
+            sha256: payload.sha256.clone(),
             tables,
             roles_entry: None,
             role_passwords: false,

@@ -62,7 +62,14 @@ pub fn snapshot(src: &SqliteSource, spool: &Path) -> Result<(SqliteDb, Payload, 
     let (sha256, size) = sha256_file(&copy_path)?;
     let meta = super::files::meta_of(&m, &Accounts::system());
     let entry = layout::sqlite_entry(&src.name);
-    let payload = Payload { entry: entry.clone(), source: copy_path, size, sha256: sha256.clone(), mtime: meta.mtime };
+    let payload = Payload {
+        entry: entry.clone(),
+        source: copy_path,
+        size,
+        sha256: sha256.clone(),
+        mtime: meta.mtime,
+        gzipped: None,
+    };
     Ok((
         SqliteDb { name: src.name.clone(), entry, path: src.path.clone(), volume: None, meta, size, sha256, tables },
         payload,
