@@ -74,8 +74,8 @@ fn existing_database_is_refused_then_renamed_aside() {
     );
 }
 
-/// A real failure after the files were written (the target role may not create databases):
-/// the restore rolls everything back, says so, and exits 1.
+/// A real failure (the target role may not create databases): the restore rolls everything
+/// back, says so, and exits 1.
 #[test]
 fn failure_midway_rolls_back_everything() {
     let t = tempfile::tempdir().unwrap();
@@ -229,4 +229,54 @@ fn dump_compressed_while_written_round_trips_under_a_long_name() {
     assert_eq!(target.psql("shop", q).unwrap(), source.psql("shop", q).unwrap());
     let q = "SELECT count(*), sum(n) FROM b";
     assert_eq!(target.psql("shop", q).unwrap(), source.psql("shop", q).unwrap());
+}
+
+/// Databases load side by side while the files are written: when one pg_restore fails (a table
+/// in a tablespace the target lacks) after another database loaded and the files were written,
+/// every one of them is rolled back, the file the restore replaced is back, and the report says
+/// which database failed.
+#[test]
+fn failed_load_beside_others_rolls_back_all_of_them() {
+    let t = tempfile::tempdir().unwrap();
+    let source = Cluster::start().unwrap();
+    let space = t.path().join("space");
+    fs::create_dir(&space).unwrap();
+    let owner = std::process::Command::new("id").args(["-u", "postgres"]).output().unwrap();
+    let uid: u32 = String::from_utf8_lossy(&owner.stdout).trim().parse().unwrap();
+    std::os::unix::fs::chown(&space, Some(uid), None).unwrap();
+    source.psql("postgres", &format!("CREATE TABLESPACE elsewhere LOCATION '{}'", space.display())).unwrap();
+    source.psql("postgres", "CREATE DATABASE good").unwrap();
+    source.psql("good", "CREATE TABLE g AS SELECT i FROM generate_series(1, 100000) i").unwrap();
+    source.psql("postgres", "CREATE DATABASE bad").unwrap();
+    source.psql("bad", "CREATE TABLE b (x int) TABLESPACE elsewhere; INSERT INTO b VALUES (1)").unwrap();
+    let src = sample_tree(t.path());
+    let dbs = [("good", source.url("good")), ("bad", source.url("bad"))];
+    let dir = extract(&create(&config(t.path(), &src, &dbs, Some(source.bin()))), &t.path().join("x"));
+    let target = Cluster::start().unwrap();
+    let root = t.path().join("root");
+    let env = root.join(src.strip_prefix("/").unwrap()).join("opt/n8n/.env");
+    fs::create_dir_all(env.parent().unwrap()).unwrap();
+    fs::write(&env, "ORIGINAL ON TARGET\n").unwrap();
+    let before = tree(&root);
+
+    restore(&dir)
+        .args(["--yes", "--overwrite", "--no-install", "--no-services", "--postgres-url", &target.url("postgres")])
+        .arg("--root")
+        .arg(&root)
+        .assert()
+        .code(exit::FAILED)
+        .stdout(predicate::str::contains("elsewhere"))
+        .stdout(predicate::str::contains("rolled back"));
+    assert_eq!(fs::read_to_string(&env).unwrap(), "ORIGINAL ON TARGET\n");
+    let after: Vec<_> = tree(&root).into_iter().filter(|p| !p.starts_with("var")).collect();
+    assert_eq!(after, before, "only the checkpoint remains");
+    let left = target.psql("postgres", "SELECT datname FROM pg_database WHERE datname IN ('good', 'bad')").unwrap();
+    assert!(left.trim().is_empty(), "both databases dropped: {left}");
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("restore-report.json")).unwrap()).unwrap();
+    assert_eq!(report["outcome"], "failed_rolled_back");
+    let steps = report["steps"].as_array().unwrap();
+    let step = |name: &str| steps.iter().find(|s| s["step"] == name).unwrap_or_else(|| panic!("{name}: {steps:?}"));
+    assert_eq!(step("postgres bad")["result"], "failed");
+    assert_eq!(step("files")["result"], "ok");
 }

@@ -21,10 +21,51 @@ pub fn is_root() -> bool {
 /// Runs a command to completion; on failure the error names the command, its exit status and
 /// the last lines of its stderr.
 pub fn run(cmd: &mut Command) -> Result<String> {
+    let name = command_name(cmd);
+    judge(&name, cmd.output())
+}
+
+/// A command running on a thread of its own (its output collected there), for a step that
+/// overlaps others: a database's pg_restore while the files are written.
+pub struct Running {
+    name: String,
+    handle: std::thread::JoinHandle<(std::io::Result<std::process::Output>, std::time::Instant)>,
+}
+
+/// Starts `cmd`; [`Running::wait`] judges it as [`run`] does.
+pub fn start(mut cmd: Command) -> Running {
+    let name = command_name(&cmd);
+    let handle = std::thread::spawn(move || {
+        let out = cmd.output();
+        (out, std::time::Instant::now())
+    });
+    Running { name, handle }
+}
+
+impl Running {
+    /// Waits for the command; returns its stdout and when it ended, or the error [`run`] gives.
+    pub fn wait(self) -> (Result<String>, std::time::Instant) {
+        match self.handle.join() {
+            Ok((out, ended)) => (judge(&self.name, out), ended),
+            Err(_) => (
+                Err(Error::Command { command: self.name, detail: "the thread waiting for it panicked".into() }),
+                std::time::Instant::now(),
+            ),
+        }
+    }
+}
+
+/// The program and its first argument, as errors name a command.
+fn command_name(cmd: &Command) -> String {
     let name = format!("{:?}", cmd.get_program()).trim_matches('"').to_string();
     let first_arg = cmd.get_args().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
-    let out =
-        cmd.output().map_err(|e| Error::Command { command: format!("{name} {first_arg}"), detail: e.to_string() })?;
+    format!("{name} {first_arg}")
+}
+
+/// A finished command's stdout, or an error with its exit status and the telling lines of its
+/// stderr.
+fn judge(command: &str, out: std::io::Result<std::process::Output>) -> Result<String> {
+    let out = out.map_err(|e| Error::Command { command: command.to_string(), detail: e.to_string() })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -35,10 +76,7 @@ pub fn run(cmd: &mut Command) -> Result<String> {
             stderr.lines().filter(|l| l.contains("ERROR:") || l.contains("FATAL:")).take(3).collect();
         let tail: Vec<&str> = stderr.lines().rev().filter(|l| !errors.contains(l)).take(8).collect();
         let tail: Vec<&str> = errors.into_iter().chain(tail.into_iter().rev()).collect();
-        Err(Error::Command {
-            command: format!("{name} {first_arg}"),
-            detail: format!("{} : {}", out.status, tail.join(" | ")),
-        })
+        Err(Error::Command { command: command.to_string(), detail: format!("{} : {}", out.status, tail.join(" | ")) })
     }
 }
 

@@ -36,6 +36,16 @@ impl Steps<'_> {
         self.list.push(StepResult { step: name.into(), result, duration_ms: t.elapsed().as_millis(), detail });
         r.map(|(v, _)| v)
     }
+    /// A step that ran beside others (a database loading while the files were written),
+    /// with its own start and end.
+    fn record(&mut self, name: &str, started: Instant, ended: Instant, r: std::result::Result<&str, &Error>) {
+        let (result, detail) = match r {
+            Ok(d) => (StepStatus::Ok, d.to_string()),
+            Err(e) => (StepStatus::Failed, e.to_string()),
+        };
+        let duration_ms = ended.saturating_duration_since(started).as_millis();
+        self.list.push(StepResult { step: name.into(), result, duration_ms, detail });
+    }
     fn skip(&mut self, name: &str, why: &str) {
         self.list.push(StepResult {
             step: name.into(),
@@ -44,6 +54,16 @@ impl Steps<'_> {
             detail: why.into(),
         });
     }
+}
+
+/// A database on the host server loading (its pg_restore running) while other steps go on.
+struct Loading {
+    step: String,
+    started: Instant,
+    /// `None`: the database is kept as it is.
+    running: Option<crate::sys::Running>,
+    /// The step's detail once it succeeds.
+    detail: String,
 }
 
 /// A database restored into a container: (database, how to reach its server, container id).
@@ -158,15 +178,26 @@ impl<L: FnMut(&str)> Run<'_, L> {
         let projects = if self.p.docker { steps::docker::projects(&self.p.manifest)? } else { Vec::new() };
         self.docker_engine_and_volumes(&projects)?;
         // A databases-only restore writes nothing under the root, not even the root itself.
-        if !self.opts.databases_only() {
-            self.files_and_sqlite()?;
-        }
+        let files = !self.opts.databases_only();
         if self.p.docker {
+            // Database containers start on the files just restored (volumes, bind mounts).
+            if files {
+                self.files_and_sqlite()?;
+            }
             self.database_containers(&projects)?;
+            // Roles before databases, so owners and grants exist when pg_restore needs them.
+            self.roles()?;
+            let loading = self.start_host_databases()?;
+            let in_containers = self.container_databases();
+            self.finish_databases(loading, in_containers)?;
+        } else {
+            // Roles first; then each database loads on its own connections while the files
+            // are written (neither needs the other), and both finish before validation.
+            self.roles()?;
+            let loading = self.start_host_databases()?;
+            let written = if files { self.files_and_sqlite() } else { Ok(()) };
+            self.finish_databases(loading, written)?;
         }
-        // Roles before databases, so owners and grants exist when pg_restore needs them.
-        self.roles()?;
-        self.databases()?;
         self.validate()
     }
 
@@ -360,26 +391,95 @@ impl<L: FnMut(&str)> Run<'_, L> {
         Ok(())
     }
 
-    /// Each planned PostgreSQL database restored with pg_restore, on the host server or in its
-    /// container.
-    fn databases(&mut self) -> Result<()> {
+    /// Each planned database on the host server prepared (renamed aside, created, journaled)
+    /// and its pg_restore started: they load side by side, and beside the steps that follow,
+    /// until [`Run::finish_databases`].
+    fn start_host_databases(&mut self) -> Result<Vec<Loading>> {
+        let (p, m) = (self.p, &self.p.manifest);
+        let mut loading = Vec::new();
+        for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Postgres) {
+            let db = &m.postgres[item.index];
+            if db.container.is_some() {
+                continue;
+            }
+            let pg = p.pg.clone().expect("planned postgres has a target");
+            let step = format!("postgres {}", db.database);
+            (self.log)(&format!("{step}..."));
+            let started = Instant::now();
+            let pg_restore = p.pg_restore.as_deref().unwrap_or(Path::new("pg_restore"));
+            let r = steps::postgres::DbRestorer {
+                pg: &pg,
+                pg_restore,
+                bundle_dir: &self.opts.bundle_dir,
+                stamp: &self.stamp,
+                container: None,
+            };
+            let from = item.from.as_ref().map(|f| format!(" (the bundle's {f})")).unwrap_or_default();
+            let detail = format!("{} -> database {}{from} on {}", db.entry, db.database, pg.host_port());
+            match steps::postgres::prepare(&r, &mut self.cp, db, &item.action, &mut self.warnings) {
+                Ok(cmd) => loading.push(Loading { step, started, running: cmd.map(crate::sys::start), detail }),
+                Err(e) => {
+                    self.steps.record(&step, started, Instant::now(), Err(&e));
+                    // Those already loading end before anything is rolled back.
+                    let _ = self.finish_databases(loading, Ok(()));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(loading)
+    }
+
+    /// Waits for every database loading, each recorded as its own step; `meanwhile` is what
+    /// ran beside them. The first failure is returned once all of them have ended, so a
+    /// rollback never races a pg_restore still writing.
+    fn finish_databases(&mut self, loading: Vec<Loading>, meanwhile: Result<()>) -> Result<()> {
+        let mut first = meanwhile.err();
+        let any = !loading.is_empty();
+        if any {
+            self.steps.progress.begin(&format!("loading {} database(s)", loading.len()), None);
+        }
+        for l in loading {
+            let (r, ended) = match l.running {
+                Some(running) => {
+                    let (r, ended) = running.wait();
+                    (r.map(|_| ()), ended)
+                }
+                None => (Ok(()), Instant::now()),
+            };
+            self.steps.record(&l.step, l.started, ended, r.as_ref().map(|()| l.detail.as_str()));
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        }
+        if any {
+            self.steps.progress.end();
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Each planned database living in a container restored with that container's pg_restore,
+    /// one after the other.
+    fn container_databases(&mut self) -> Result<()> {
         let (p, m) = (self.p, &self.p.manifest);
         for item in p.plan.items.iter().filter(|i| i.kind == ItemKind::Postgres) {
             let db = &m.postgres[item.index];
-            let (pg, container) = match (&db.container, self.container_of(db)) {
-                (None, _) => (p.pg.clone().expect("planned postgres has a target"), None),
-                (Some(_), Some(c)) => (c.1.clone(), Some(c.2.clone())),
-                (Some(c), None) => {
+            if db.container.is_none() {
+                continue;
+            }
+            let (pg, container) = match self.container_of(db) {
+                Some(c) => (c.1.clone(), c.2.clone()),
+                None => {
+                    let name = db.container.as_ref().map(|c| c.name.as_str()).unwrap_or("");
                     self.steps.skip(
                         &format!("postgres {}", db.database),
-                        &format!("lives in container {}; not rebuilt here", c.name),
+                        &format!("lives in container {name}; not rebuilt here"),
                     );
                     continue;
                 }
             };
             let (cp, warnings, opts, stamp) = (&mut self.cp, &mut self.warnings, self.opts, self.stamp.as_str());
             self.steps.run(&format!("postgres {}", db.database), &mut self.log, || {
-                restore_database(cp, warnings, opts, p, item, &pg, container.as_deref(), stamp)
+                restore_database(cp, warnings, opts, p, item, &pg, &container, stamp)
             })?;
         }
         Ok(())
@@ -504,10 +604,10 @@ impl<L: FnMut(&str)> Run<'_, L> {
     }
 }
 
-/// One planned database restored with pg_restore into `pg` (in `container` when it lives in
-/// one). A container's server could only be looked at now that it runs: its image made
-/// POSTGRES_DB, empty, on first start, which is renamed aside like any existing database, or
-/// dropped when every volume of the container was created by this very restore.
+/// One planned database restored with pg_restore into `pg`, the server in `container`. A
+/// container's server could only be looked at now that it runs: its image made POSTGRES_DB,
+/// empty, on first start, which is renamed aside like any existing database, or dropped when
+/// every volume of the container was created by this very restore.
 #[expect(clippy::too_many_arguments, reason = "the parts of one step, each borrowed from another owner")]
 fn restore_database(
     cp: &mut Checkpoint,
@@ -516,48 +616,33 @@ fn restore_database(
     p: &Prepared,
     item: &plan::Item,
     pg: &PgTarget,
-    container: Option<&str>,
+    container: &str,
     stamp: &str,
 ) -> Result<((), String)> {
     let db = &p.manifest.postgres[item.index];
-    let action = match container {
-        Some(id) => {
-            let state = steps::postgres::observe(pg, &[db])?.pop().unwrap_or(plan::DbState::Absent);
-            // An empty database there is the one its image made on first start, nothing anyone
-            // could want kept (a rollback removes the volume anyway).
-            let fresh = crate::container::inspect(id).is_ok_and(|f| {
-                !f.volumes.is_empty()
-                    && f.volumes.iter().all(|(v, _)| {
-                        cp.changes
-                            .iter()
-                            .any(|c| matches!(c, crate::checkpoint::Change::VolumeCreated { name } if name == v))
-                    })
-            });
-            if matches!(state, plan::DbState::Empty) && fresh {
-                steps::postgres::drop_empty(pg, &db.database)?;
-                Action::Create
-            } else {
-                plan::db_action(&state, opts.overwrite)
-            }
-        }
-        None => item.action.clone(),
+    let state = steps::postgres::observe(pg, &[db])?.pop().unwrap_or(plan::DbState::Absent);
+    // An empty database there is the one its image made on first start, nothing anyone could
+    // want kept (a rollback removes the volume anyway).
+    let fresh = crate::container::inspect(container).is_ok_and(|f| {
+        !f.volumes.is_empty()
+            && f.volumes.iter().all(|(v, _)| {
+                cp.changes.iter().any(|c| matches!(c, crate::checkpoint::Change::VolumeCreated { name } if name == v))
+            })
+    });
+    let action = if matches!(state, plan::DbState::Empty) && fresh {
+        steps::postgres::drop_empty(pg, &db.database)?;
+        Action::Create
+    } else {
+        plan::db_action(&state, opts.overwrite)
     };
     let pg_restore = p.pg_restore.as_deref().unwrap_or(Path::new("pg_restore"));
-    let r = steps::postgres::DbRestorer { pg, pg_restore, bundle_dir: &opts.bundle_dir, stamp, container };
-    cp.set_container_scope(container.map(str::to_string));
+    let r =
+        steps::postgres::DbRestorer { pg, pg_restore, bundle_dir: &opts.bundle_dir, stamp, container: Some(container) };
+    cp.set_container_scope(Some(container.to_string()));
     let r = steps::postgres::apply(&r, cp, db, &action, warnings);
     cp.set_container_scope(None);
     r?;
-    let place = match container {
-        Some(_) => {
-            format!(
-                "in container {} ({})",
-                db.container.as_ref().map(|c| c.name.as_str()).unwrap_or(""),
-                pg.host_port()
-            )
-        }
-        None => format!("on {}", pg.host_port()),
-    };
+    let name = db.container.as_ref().map(|c| c.name.as_str()).unwrap_or("");
     let from = item.from.as_ref().map(|f| format!(" (the bundle's {f})")).unwrap_or_default();
-    Ok(((), format!("{} -> database {}{from} {place}", db.entry, db.database)))
+    Ok(((), format!("{} -> database {}{from} in container {name} ({})", db.entry, db.database, pg.host_port())))
 }

@@ -82,6 +82,22 @@ pub fn apply(
     action: &Action,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
+    match prepare(r, cp, db, action, warnings)? {
+        Some(mut cmd) => crate::sys::run(&mut cmd).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// Everything [`apply`] does before loading the dump (an existing database renamed aside, the
+/// new one created, each change journaled first), and the pg_restore that loads it: run it to
+/// finish the step, alone or beside other steps. `None` when the database is kept as it is.
+pub fn prepare(
+    r: &DbRestorer<'_>,
+    cp: &mut Checkpoint,
+    db: &PostgresDb,
+    action: &Action,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Command>> {
     let DbRestorer { pg, pg_restore, bundle_dir, stamp, container } = *r;
     let admin = pg.with_database("postgres");
     let mut c = admin.connect()?;
@@ -90,7 +106,7 @@ pub fn apply(
         Action::Refuse => {
             return Err(Error::Refused(format!("database {name} exists and holds data (use --overwrite)")))
         }
-        Action::Keep => return Ok(()),
+        Action::Keep => return Ok(None),
         Action::Replace => {
             let aside = format!("{name}_pre_restore_{stamp}");
             // A database with open sessions cannot be renamed: end them (the operator agreed to
@@ -158,7 +174,7 @@ pub fn apply(
         ));
         cmd.args(["--no-owner", "--no-privileges"]);
     }
-    crate::sys::run(&mut cmd).map(|_| ())
+    Ok(Some(cmd))
 }
 
 /// How many connections pg_restore loads tables and builds indexes with: one per core. `--jobs`
