@@ -326,44 +326,64 @@ pub fn create(
     })
 }
 
-/// Dumps every `[[postgres]]` database into the spool, and each server's roles once.
+/// Dumps every `[[postgres]]` database into the spool, several at once (up to one per core: a
+/// dump is mostly its server backend's work, and its output is compressed on the same cores
+/// meanwhile), and each server's roles once. Logs and the manifest keep the configured order.
 fn dump_postgres(cfg: &Config, spool: &Path, g: &mut Gathered, log: Log<'_>, progress: &dyn Progress) -> Result<()> {
     // The servers whose roles are dumped: (server, roles entry, with passwords).
     let mut servers: Vec<(String, String, bool)> = Vec::new();
-    for src in &cfg.postgres {
-        log(Level::Info, &format!("dumping PostgreSQL database {} ...", src.name));
-        progress.begin(&format!("dumping {}", src.name), None);
-        let t = std::time::Instant::now();
-        let compress =
-            sources::postgres::Compress { level: cfg.bundle.compression_level, threads: restorer::sys::cores() };
-        let dumped = sources::postgres::dump(src, spool, compress);
-        progress.end();
-        let (mut db, payload, n8n) = dumped?;
-        log(
-            Level::Debug,
-            &format!(
-                "  pg_dump of {} took {:.1} s, {} bytes compressed into {} in the spool",
-                src.name,
-                t.elapsed().as_secs_f64(),
-                payload.size,
-                payload.gzipped.unwrap_or(payload.size)
-            ),
-        );
-        roles(src, spool, &mut db, &mut servers, g, log)?;
-        if let Some(d) = n8n {
-            g.n8n = Some((d, db.entry.clone(), "postgres"));
+    let cores = restorer::sys::cores();
+    let compress = sources::postgres::Compress { level: cfg.bundle.compression_level, threads: cores };
+    for batch in cfg.postgres.chunks(cores) {
+        let names: Vec<&str> = batch.iter().map(|s| s.name.as_str()).collect();
+        for name in &names {
+            log(Level::Info, &format!("dumping PostgreSQL database {name} ..."));
         }
-        log(
-            Level::Info,
-            &format!(
-                "  {} tables, {} rows, {} bytes",
-                db.tables.len(),
-                db.tables.iter().map(|t| t.rows).sum::<u64>(),
-                db.size
-            ),
-        );
-        g.postgres.push(db);
-        g.payloads.push(payload);
+        progress.begin(&format!("dumping {}", names.join(", ")), None);
+        let dumped: Vec<_> = std::thread::scope(|s| {
+            let running: Vec<_> = batch
+                .iter()
+                .map(|src| {
+                    s.spawn(move || {
+                        let t = std::time::Instant::now();
+                        (sources::postgres::dump(src, spool, compress), t.elapsed())
+                    })
+                })
+                .collect();
+            running.into_iter().map(|h| h.join()).collect()
+        });
+        progress.end();
+        for (src, dumped) in batch.iter().zip(dumped) {
+            let Ok((dumped, took)) = dumped else {
+                anyhow::bail!("[[postgres]] {}: the thread dumping it panicked", src.name);
+            };
+            let (mut db, payload, n8n) = dumped?;
+            log(
+                Level::Debug,
+                &format!(
+                    "  pg_dump of {} took {:.1} s, {} bytes compressed into {} in the spool",
+                    src.name,
+                    took.as_secs_f64(),
+                    payload.size,
+                    payload.gzipped.as_ref().map_or(payload.size, |m| m.iter().sum())
+                ),
+            );
+            roles(src, spool, &mut db, &mut servers, g, log)?;
+            if let Some(d) = n8n {
+                g.n8n = Some((d, db.entry.clone(), "postgres"));
+            }
+            log(
+                Level::Info,
+                &format!(
+                    "  {} tables, {} rows, {} bytes",
+                    db.tables.len(),
+                    db.tables.iter().map(|t| t.rows).sum::<u64>(),
+                    db.size
+                ),
+            );
+            g.postgres.push(db);
+            g.payloads.push(payload);
+        }
     }
     Ok(())
 }

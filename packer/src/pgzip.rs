@@ -37,7 +37,9 @@ pub struct ParallelGz<W: Write> {
     threads: usize,
     block: Vec<u8>,
     in_flight: VecDeque<JoinHandle<io::Result<Vec<u8>>>>,
-    members: u64,
+    /// The compressed length of every member written, in order: a reader that knows them can
+    /// inflate members in parallel (`restorer::gunzip`).
+    members: Vec<u64>,
 }
 
 /// One block as one gzip member at `level` (0 stores it), or stored when it would not shrink.
@@ -61,7 +63,7 @@ impl<W: Write> ParallelGz<W> {
             threads: threads.max(1),
             block: Vec::with_capacity(BLOCK),
             in_flight: VecDeque::new(),
-            members: 0,
+            members: Vec::new(),
         }
     }
 
@@ -69,6 +71,7 @@ impl<W: Write> ParallelGz<W> {
         if let Some(h) = self.in_flight.pop_front() {
             let member = h.join().map_err(|_| io::Error::other("a compression thread panicked"))??;
             self.inner.write_all(&member)?;
+            self.members.push(member.len() as u64);
         }
         Ok(())
     }
@@ -82,7 +85,6 @@ impl<W: Write> ParallelGz<W> {
         }
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
         let level = self.level;
-        self.members += 1;
         self.in_flight.push_back(std::thread::spawn(move || compress_block(&block, level)));
         Ok(())
     }
@@ -96,33 +98,45 @@ impl<W: Write> ParallelGz<W> {
         Ok(())
     }
 
-    /// Copies `members` (complete gzip members, as another `ParallelGz` wrote them) into the
-    /// output unchanged, after everything written so far: the block so far is sent off and
-    /// every member in flight written first, so the stream stays a sequence of whole members.
-    /// Returns the bytes copied.
-    pub fn append_members(&mut self, members: &mut impl Read) -> io::Result<u64> {
+    /// Copies `members` (complete gzip members of these `lengths`, as another `ParallelGz`
+    /// wrote them) into the output unchanged, after everything written so far: the block so
+    /// far is sent off and every member in flight written first, so the stream stays a sequence
+    /// of whole members. Fails unless `members` holds exactly the lengths' sum.
+    pub fn append_members(&mut self, members: &mut impl Read, lengths: &[u64]) -> io::Result<()> {
         self.dispatch()?;
         while !self.in_flight.is_empty() {
             self.write_oldest()?;
         }
-        let n = io::copy(members, &mut self.inner)?;
-        if n > 0 {
-            self.members += 1;
+        let want: u64 = lengths.iter().sum();
+        let n = io::copy(&mut members.take(want), &mut self.inner)?;
+        if n != want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{n} bytes of compressed members where {want} were written"),
+            ));
         }
-        Ok(n)
+        self.members.extend_from_slice(lengths);
+        Ok(())
     }
 
     /// Compresses what is left, writes every member, and returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub fn finish(self) -> io::Result<W> {
+        Ok(self.finish_members()?.0)
+    }
+
+    /// [`ParallelGz::finish`], with the compressed length of every member written, in order.
+    pub fn finish_members(mut self) -> io::Result<(W, Vec<u64>)> {
         self.dispatch()?;
         while !self.in_flight.is_empty() {
             self.write_oldest()?;
         }
-        if self.members == 0 {
+        if self.members.is_empty() {
             // An empty input still makes a valid (empty) gzip file.
-            self.inner.write_all(&compress_block(&[], self.level)?)?;
+            let empty = compress_block(&[], self.level)?;
+            self.inner.write_all(&empty)?;
+            self.members.push(empty.len() as u64);
         }
-        Ok(self.inner)
+        Ok((self.inner, self.members))
     }
 }
 
@@ -277,19 +291,31 @@ mod tests {
     #[test]
     fn appended_members_join_the_stream() {
         let body = text(2 * BLOCK + 5);
-        let ahead = gzip(&body);
+        let mut w = ParallelGz::new(Vec::new(), 6, 3);
+        w.write_all(&body).unwrap();
+        let (ahead, ahead_lengths) = w.finish_members().unwrap();
+        assert_eq!(ahead_lengths.len(), 3);
         let mut w = ParallelGz::new(Vec::new(), 6, 2);
         w.write_all(b"before").unwrap();
-        assert_eq!(w.append_members(&mut &ahead[..]).unwrap(), ahead.len() as u64);
+        w.append_members(&mut &ahead[..], &ahead_lengths).unwrap();
         w.write_all(b"after").unwrap();
         let mut want = b"before".to_vec();
         want.extend_from_slice(&body);
         want.extend_from_slice(b"after");
-        assert_decodes(w.finish().unwrap(), &want, "appended");
+        let (gz, lengths) = w.finish_members().unwrap();
+        assert_eq!(lengths.len(), ahead_lengths.len() + 2, "before, the appended ones, after");
+        assert_eq!(lengths.iter().sum::<u64>(), gz.len() as u64);
+        let mut back = Vec::new();
+        restorer::gunzip::ParallelGunzip::new(&gz[..], lengths, 2).read_to_end(&mut back).unwrap();
+        assert!(back == want, "read back member by member");
+        assert_decodes(gz, &want, "appended");
 
         let mut w = ParallelGz::new(Vec::new(), 6, 2);
-        w.append_members(&mut &ahead[..]).unwrap();
+        w.append_members(&mut &ahead[..], &ahead_lengths).unwrap();
         assert_decodes(w.finish().unwrap(), &body, "appended first");
+        // Fewer bytes than the lengths promise is an error, not a shorter stream.
+        let mut w = ParallelGz::new(Vec::new(), 6, 2);
+        assert!(w.append_members(&mut &ahead[..ahead.len() - 1], &ahead_lengths).is_err());
     }
 
     /// A block too small to sample, and a block that is half text, are deflated.

@@ -36,9 +36,17 @@ impl GzSpool {
     pub fn finish(self, entry: &str, mtime: i64) -> Result<Payload> {
         let what = || format!("writing {}", self.path.display());
         let (gz, sha256, size) = self.out.finish();
-        let file = gz.finish().with_context(what)?.into_inner().map_err(|e| e.into_error()).with_context(what)?;
+        let (buf, members) = gz.finish_members().with_context(what)?;
+        let file = buf.into_inner().map_err(|e| e.into_error()).with_context(what)?;
         let gz_len = file.metadata().with_context(what)?.len();
-        Ok(Payload { entry: entry.to_string(), source: self.path, size, sha256, mtime, gzipped: Some(gz_len) })
+        if gz_len != members.iter().sum::<u64>() {
+            anyhow::bail!(
+                "{} is {gz_len} bytes, not the {} its members were",
+                self.path.display(),
+                members.iter().sum::<u64>()
+            );
+        }
+        Ok(Payload { entry: entry.to_string(), source: self.path, size, sha256, mtime, gzipped: Some(members) })
     }
 }
 

@@ -78,8 +78,8 @@ fn append_payloads<W: Write>(
         progress.item(&p.entry);
         let f = File::open(&p.source).with_context(|| format!("opening {}", p.source.display()))?;
         let now_len = f.metadata().with_context(|| format!("reading {}", p.source.display()))?.len();
-        if let Some(gz_len) = p.gzipped {
-            append_gzipped(tar, p, f, now_len, gz_len, progress)?;
+        if let Some(members) = &p.gzipped {
+            append_gzipped(tar, p, f, now_len, members, progress)?;
             sums.0.insert(p.entry.clone(), p.sha256.clone());
             *payload_bytes += p.size;
             continue;
@@ -106,7 +106,7 @@ fn append_payloads<W: Write>(
     Ok(())
 }
 
-/// Appends an entry whose body was compressed ahead (`f`, `gz_len` bytes of gzip members): its
+/// Appends an entry whose body was compressed ahead (`f`, gzip members of these lengths): its
 /// header (and a long name's extra header, as tar writes them) compressed into the stream, the
 /// members copied unchanged, the padding to the next 512-byte record compressed after them. The
 /// body was hashed as it was produced; the read-back checks that it decodes to that digest.
@@ -115,9 +115,10 @@ fn append_gzipped<W: Write>(
     p: &Payload,
     f: File,
     now_len: u64,
-    gz_len: u64,
+    members: &[u64],
     progress: &dyn Progress,
 ) -> Result<()> {
+    let gz_len: u64 = members.iter().sum();
     if now_len != gz_len {
         bail!("{} is {now_len} bytes, {gz_len} were written into it; nothing was kept, run again", p.source.display());
     }
@@ -129,10 +130,7 @@ fn append_gzipped<W: Write>(
     let gz = tar.get_mut();
     let context = || format!("writing {} ({})", p.entry, p.source.display());
     gz.write_all(headers.get_ref()).with_context(context)?;
-    let copied = gz.append_members(&mut f.take(gz_len)).with_context(context)?;
-    if copied != gz_len {
-        bail!("{} ended after {copied} of its {gz_len} bytes; nothing was kept, run again", p.source.display());
-    }
+    gz.append_members(&mut { f }, members).with_context(context)?;
     let pad = (512 - p.size % 512) % 512;
     gz.write_all(&[0; 512][..pad as usize]).with_context(context)?;
     progress.advance(p.size);
@@ -207,21 +205,24 @@ pub fn write_bundle_to(
     let mut h = header(text.len() as u64, layout::ENTRY_MODE, now);
     tar.append_data(&mut h, layout::CHECKSUMS, text.as_bytes()).context("writing checksums.sha256")?;
     let gz = tar.into_inner().context("finishing the archive")?;
-    let sink = gz.finish().context("finishing compression")?;
+    let (sink, members) = gz.finish_members().context("finishing compression")?;
     let (out, sha256, size) = sink.finish();
-    let (file, sha256, size) = match (out, sealing) {
+    // A plain bundle's file is exactly the members just written: read back member by member.
+    let (file, sha256, size, members) = match (out, sealing) {
         (Out::Plain(buf), _) => {
-            (buf.into_inner().map_err(|e| e.into_error()).context("flushing the bundle")?, sha256, size)
+            let file = buf.into_inner().map_err(|e| e.into_error()).context("flushing the bundle")?;
+            (file, sha256, size, Some(members))
         }
         (Out::Sealed(sealed), Some((file, spool, _spool_guard))) => {
-            seal_outer(file, sealed, &spool, manifest_json, payloads, level, file_name)?
+            let (file, sha256, size) = seal_outer(file, sealed, &spool, manifest_json, payloads, level, file_name)?;
+            (file, sha256, size, None)
         }
         (Out::Sealed(_), None) => unreachable!("a sealed output always has its bundle file"),
     };
     file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
     drop(file);
 
-    read_back(&partial, progress)?;
+    read_back(&partial, members, &sha256, progress)?;
 
     // A hard link is an atomic "rename unless the target exists": two runs in one second can
     // never replace each other's bundle.
@@ -245,16 +246,30 @@ fn create_private(path: &Path) -> Result<File> {
 }
 
 /// Reads the written bundle back through the restore's own reader before publishing: a bundle
-/// that this restorer would refuse (a name, a size, a digest, the gzip trailer) is never
-/// published.
-fn read_back(partial: &Path, progress: &dyn Progress) -> Result<()> {
-    let read = restorer::unpack::read_archive(partial, restorer::unpack::Sink::Discard, "checking", progress)
+/// that this restorer would refuse (a name, a size, a digest, the gzip trailer), or whose file
+/// is not the bytes hashed while writing it (`sha256`), is never published. With the `members`'
+/// lengths (a plain bundle), each member is inflated on a core of its own; the verdict is the
+/// same.
+fn read_back(partial: &Path, members: Option<Vec<u64>>, sha256: &str, progress: &dyn Progress) -> Result<()> {
+    use restorer::unpack::{read_archive, read_archive_members, Sink};
+    let read = match members {
+        Some(m) => read_archive_members(partial, m, Sink::Discard, "checking", progress),
+        None => read_archive(partial, Sink::Discard, "checking", progress),
+    };
+    let read = read
         .with_context(|| format!("reading back {} before publishing it; nothing was published", partial.display()))?;
     if !read.report.ok() {
         bail!(
             "reading back {} before publishing it: {}; nothing was published",
             partial.display(),
             read.report.into_error()
+        );
+    }
+    if read.file_sha256.as_deref() != Some(sha256) {
+        bail!(
+            "reading back {} before publishing it: the file's sha256 is {}, {sha256} was written; nothing was published",
+            partial.display(),
+            read.file_sha256.as_deref().unwrap_or("unknown")
         );
     }
     Ok(())

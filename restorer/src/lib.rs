@@ -20,6 +20,7 @@ pub mod digest;
 pub mod docker;
 pub mod error;
 pub mod exit;
+pub mod gunzip;
 pub mod http;
 pub mod inventory;
 pub mod layout;

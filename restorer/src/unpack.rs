@@ -201,12 +201,51 @@ pub fn read_archive_with(
     let f = File::open(bundle).ctx("opening bundle", bundle)?;
     progress.begin(what, f.metadata().ok().map(|m| m.len()));
     let file = Counting::new(HashingReader::new(f), progress);
-    let mut archive = Archive::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file)));
-    let read = read_entries(bundle, &mut archive, &sink, identity, true, progress).and_then(|read| {
-        // check_end reads the gzip stream to the end of the file: every byte has been hashed.
+    let decoder = MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file));
+    // check_end read the gzip stream to the end of the file: every byte has been hashed.
+    judge_stream(bundle, decoder, &sink, identity, progress, |d| {
+        Ok(d.into_inner().into_inner().into_inner().finish().0)
+    })
+}
+
+/// [`read_archive`] of a plain bundle whose gzip members' compressed lengths are known (the
+/// packer, reading back what it just wrote): the same verdict, each member inflated on a
+/// thread of its own ([`crate::gunzip`]); bytes after the last member are damage.
+pub fn read_archive_members(
+    bundle: &Path,
+    members: Vec<u64>,
+    sink: Sink,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<ArchiveRead> {
+    let f = File::open(bundle).ctx("opening bundle", bundle)?;
+    progress.begin(what, f.metadata().ok().map(|m| m.len()));
+    let file = Counting::new(HashingReader::new(BufReader::with_capacity(256 * 1024, f)), progress);
+    let decoder = crate::gunzip::ParallelGunzip::new(file, members, crate::sys::cores());
+    judge_stream(bundle, decoder, &sink, None, progress, |d| {
+        let mut file = d.into_inner();
+        if file.read(&mut [0u8; 1]).map_err(|e| damaged(bundle, " at its end", e))? != 0 {
+            return Err(Error::Unsafe(format!("{}: data after the last gzip member", bundle.display())));
+        }
+        Ok(file.into_inner().finish().0)
+    })
+}
+
+/// The entries of the tar stream `decoder` yields, judged, then the gzip stream read to its end
+/// and `file_digest` asked for the sha256 of the whole file.
+fn judge_stream<D: Read>(
+    bundle: &Path,
+    decoder: D,
+    sink: &Sink,
+    identity: Option<&Identity>,
+    progress: &dyn Progress,
+    file_digest: impl FnOnce(D) -> Result<String>,
+) -> Result<ArchiveRead> {
+    let mut archive = Archive::new(decoder);
+    let read = read_entries(bundle, &mut archive, sink, identity, true, progress).and_then(|read| {
         let mut rest = archive.into_inner();
         check_end(bundle, &mut rest, "")?;
-        Ok((read, rest.into_inner().into_inner().into_inner().finish().0))
+        Ok((read, file_digest(rest)?))
     });
     progress.end();
     let (read, file_sha256) = read?;

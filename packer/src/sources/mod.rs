@@ -23,9 +23,9 @@ pub struct Payload {
     pub sha256: String,
     /// mtime for the tar header.
     pub mtime: i64,
-    /// `Some(len)`: `source` holds the entry's body already compressed (`len` bytes of whole
-    /// gzip members, as a dump is compressed while pg_dump writes it), copied into the bundle
-    /// unchanged; `size` and `sha256` are those of the body uncompressed. `None`: `source` is
-    /// the entry itself, compressed as it is packed.
-    pub gzipped: Option<u64>,
+    /// `Some(lengths)`: `source` holds the entry's body already compressed (whole gzip members
+    /// of these lengths, as a dump is compressed while pg_dump writes it), copied into the
+    /// bundle unchanged; `size` and `sha256` are those of the body uncompressed. `None`:
+    /// `source` is the entry itself, compressed as it is packed.
+    pub gzipped: Option<Vec<u64>>,
 }
