@@ -3,12 +3,15 @@
 #
 #   scripts/bench.sh [SCALE]     SCALE 1.0 (default) = ~1 GB PostgreSQL; 0.1 for a quick run
 #   ROUNDS=5 scripts/bench.sh    rounds per side (default 3)
+#   COMPRESSION=zstd scripts/bench.sh   packer with [bundle] compression = "zstd"
 #
 # Generates a dataset (an n8n-like PostgreSQL database with large JSON execution rows, a second
 # one from `pgbench -i` for an app, a SQLite database in WAL mode, a data dir of many small files
 # and incompressible random ones, a config file), then times
 #   packer create                      vs  pg_dump -Fc -Z0 per database + sqlite3 .backup
 #                                          + tar -I 'pigz -p<cores>'
+#                                      and pg_dump -Fc -Z0 + sqlite3 .backup + restic backup
+#                                          (a new repository each round: a first backup)
 #   tar xzf + ./restore                vs  tar xzf + createdb + pg_restore -j<cores> per database
 #                                          + copy the SQLite file
 # The machine may be shared and noisy: both sides run interleaved (A B B A A B ...) and the table
@@ -23,6 +26,7 @@ ROUNDS=${ROUNDS:-3}
 need=()
 [ -x /usr/bin/time ] || need+=(time)
 command -v pigz >/dev/null || need+=(pigz)
+command -v restic >/dev/null || need+=(restic)
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
 packer=$(scripts/build-release.sh)
 cores=$(nproc)
@@ -97,6 +101,7 @@ cat > "$work/packer.toml" <<TOML
 [bundle]
 output_dir = "$work/out"
 name = "n8n"
+compression = "${COMPRESSION:-gzip}"
 [[postgres]]
 name = "n8n"
 url = "postgresql://postgres@127.0.0.1:$P1/n8n"
@@ -135,10 +140,11 @@ measure() { # label dir command...
   echo "$(cat "$work/time.$label") $(cat "$peak")" >>"$work/results/$label"
   echo "   $label: $(tail -n 1 "$work/results/$label")" >&2
 }
-# Round i runs A then B when i is odd, B then A when even: A B B A A B ...
-interleave() { # a_function b_function
+# Round i runs A then B when i is odd, B then A when even: A B B A A B ... (a third side, when
+# given, runs last in odd rounds and first in even ones).
+interleave() { # a_function b_function [c_function]
   for ((i = 1; i <= ROUNDS; i++)); do
-    if ((i % 2)); then "$1"; "$2"; else "$2"; "$1"; fi
+    if ((i % 2)); then "$1"; "$2"; ${3:+"$3"}; else ${3:+"$3"}; "$2"; "$1"; fi
   done
 }
 
@@ -162,6 +168,24 @@ base_create() {
   sync
   measure base "$work/bout" bash -c baseline_pack
   mv "$work/bout/base.tar.gz" "$work/base.tar.gz"
+}
+# pg_dump + restic backup back to back: dumps spooled, then a first backup into a new
+# repository (restic compresses with zstd, encrypts and deduplicates; --no-cache: no state
+# from an earlier round).
+restic_pack() {
+  for db in n8n app; do
+    "$PGBIN/pg_dump" -h 127.0.0.1 -p "$P1" -U postgres -Fc -Z0 -f "$work/rout/spool/$db.dump" "$db"
+  done
+  sqlite3 "$work/src/db/app.db" ".backup '$work/rout/spool/app.sqlite'"
+  RESTIC_PASSWORD=bench restic --no-cache -q -r "$work/rout/repo" init >/dev/null
+  RESTIC_PASSWORD=bench restic --no-cache -q -r "$work/rout/repo" backup "$work/src/data" "$work/src/etc" "$work/rout/spool" >/dev/null
+}
+export -f restic_pack
+restic_create() {
+  rm -rf "$work/rout" && mkdir -p "$work/rout/spool"
+  sync
+  measure restic "$work/rout" bash -c restic_pack
+  s_restic=$(du -sB1 "$work/rout/repo" | cut -f1)
 }
 drop_restored() {
   for db in n8n app; do psql_ -p "$P2" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db"; done
@@ -194,7 +218,7 @@ base_restore() {
 }
 
 echo "== create, $ROUNDS rounds each: packer create / pg_dump -Fc -Z0 + sqlite3 .backup + tar -I 'pigz -p$cores'" >&2
-interleave ours_create base_create
+interleave ours_create base_create restic_create
 s_pack=$(stat -c %s "$work/bundle.tar.gz")
 s_base=$(stat -c %s "$work/base.tar.gz")
 echo "== restore, $ROUNDS rounds each: tar xzf + ./restore / tar xzf + createdb + pg_restore -j$cores + cp" >&2
@@ -207,14 +231,16 @@ def runs(label):
     return [tuple(float(x) for x in line.split()) for line in open(os.path.join(d, label))]
 def med(label, i):
     return statistics.median(r[i] for r in runs(label))
-print(f"\nscale $SCALE on $cores cores, medians of $ROUNDS interleaved rounds")
+print(f"\nscale $SCALE on $cores cores, medians of $ROUNDS interleaved rounds, packer compression = ${COMPRESSION:-gzip}")
 print(f"{'step':<8} {'ours s':>7} {'base s':>7} {'ratio':>6} {'ours MiB':>9} {'base MiB':>9} {'ours disk MB':>13} {'base disk MB':>13}   bundle ours / base")
 for name, a, b, size in (("create", "pack", "base", f"{$s_pack/1e6:.0f} MB / {$s_base/1e6:.0f} MB ({$s_pack/$s_base:.2f}x)"),
                          ("restore", "rest", "brest", "")):
     ta, tb = med(a, 0), med(b, 0)
     disk = f"{max(r[2] for r in runs(a))/1e6:>13.0f} {max(r[2] for r in runs(b))/1e6:>13.0f}" if name == "create" else f"{'':>13} {'':>13}"
     print(f"{name:<8} {ta:>7.1f} {tb:>7.1f} {ta/tb:>6.2f} {max(r[1] for r in runs(a))/1024:>9.0f} {max(r[1] for r in runs(b))/1024:>9.0f} {disk}   {size}")
-print("all runs (s): " + "; ".join(f"{l} " + " ".join(f"{r[0]:.1f}" for r in runs(l)) for l in ("pack", "base", "rest", "brest")))
+tr = med("restic", 0)
+print(f"{'restic':<8} {tr:>7.1f} {'':>7} {med('pack', 0)/tr:>6.2f} {'':>9} {max(r[1] for r in runs('restic'))/1024:>9.0f} {'':>13} {max(r[2] for r in runs('restic'))/1e6:>13.0f}   repository {$s_restic/1e6:.0f} MB (ours / pg_dump + restic backup)")
+print("all runs (s): " + "; ".join(f"{l} " + " ".join(f"{r[0]:.1f}" for r in runs(l)) for l in ("pack", "base", "restic", "rest", "brest")))
 print("baseline create: pg_dump -Fc -Z0 x2 + sqlite3 .backup + tar -I 'pigz -p$cores'; "
       "restore: tar xzf + createdb + pg_restore -j$cores x2 + cp")
 PY

@@ -240,9 +240,15 @@ pub struct BundleSection {
     /// Name inside the bundle file name.
     #[serde(default = "default_name")]
     pub name: String,
-    /// gzip level 1..9 (libdeflate's levels; 3 by default).
+    /// gzip level 1..9 (libdeflate's levels; 3 by default); with `compression = "zstd"`, the
+    /// zstd level of the dumps, 1..19.
     #[serde(default = "default_level")]
     pub compression_level: u32,
+    /// How PostgreSQL dumps are compressed: `gzip` (the bundle's own gzip, the default) or
+    /// `zstd` (a zstd frame inside the entry, `databases/<name>.dump.zst`, which the bundle's
+    /// restore decodes: nothing to install on the new host).
+    #[serde(default)]
+    pub compression: Compression,
     /// Seal every bundle to these age recipients (`age1...` X25519 keys, `ssh-ed25519 ...`
     /// public keys): each one alone can open it. Empty (and no `recipients_file`): plain bundles.
     #[serde(default)]
@@ -256,10 +262,30 @@ pub struct BundleSection {
 }
 
 impl BundleSection {
+    /// The level of the bundle's gzip: `compression_level`, unless that is zstd's (then the
+    /// default, for the files).
+    pub fn gzip_level(&self) -> u32 {
+        match self.compression {
+            Compression::Gzip => self.compression_level,
+            Compression::Zstd => default_level(),
+        }
+    }
+
     /// The parsed recipients (checked at load, so parsing cannot fail here).
     pub fn parsed_recipients(&self) -> Result<Vec<restorer::sealed::Recipient>> {
         self.sealed_to.iter().map(|r| restorer::sealed::parse_recipient(r).map_err(anyhow::Error::msg)).collect()
     }
+}
+
+/// `[bundle] compression`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Everything through the bundle's gzip.
+    #[default]
+    Gzip,
+    /// PostgreSQL dumps compressed with zstd inside their entries; the rest through gzip.
+    Zstd,
 }
 
 fn default_name() -> String {
@@ -604,8 +630,17 @@ impl Config {
         c.bundle.output_dir = resolve(base, &c.bundle.output_dir, "[bundle] output_dir")?;
         c.serve.resolve(base);
         layout::check_name("[bundle] name", &c.bundle.name)?;
-        if !(1..=9).contains(&c.bundle.compression_level) {
-            bail!("[bundle] compression_level = {}: must be 1..9", c.bundle.compression_level);
+        let (levels, of) = match c.bundle.compression {
+            Compression::Gzip => (1..=9, "gzip"),
+            Compression::Zstd => (1..=19, "zstd"),
+        };
+        if !levels.contains(&c.bundle.compression_level) {
+            bail!(
+                "[bundle] compression_level = {}: must be {}..{} for {of}",
+                c.bundle.compression_level,
+                levels.start(),
+                levels.end()
+            );
         }
         c.resolve_recipients(base)?;
         // Entry names of the databases: unique across [[postgres]] and [[sqlite]].

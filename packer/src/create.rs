@@ -333,8 +333,14 @@ fn dump_postgres(cfg: &Config, spool: &Path, g: &mut Gathered, log: Log<'_>, pro
     // The servers whose roles are dumped: (server, roles entry, with passwords).
     let mut servers: Vec<(String, String, bool)> = Vec::new();
     let cores = restorer::sys::cores();
-    let compress = sources::postgres::Compress { level: cfg.bundle.compression_level, threads: cores };
     for batch in cfg.postgres.chunks(cores) {
+        // The cores shared among the dumps running at once: blocks in flight (and memory) stay
+        // one per core whatever the number of databases.
+        let compress = sources::postgres::Compress {
+            codec: cfg.bundle.compression,
+            level: cfg.bundle.compression_level,
+            threads: (cores / batch.len()).max(1),
+        };
         let names: Vec<&str> = batch.iter().map(|s| s.name.as_str()).collect();
         for name in &names {
             log(Level::Info, &format!("dumping PostgreSQL database {name} ..."));
@@ -663,7 +669,7 @@ fn write(
         file_name,
         &manifest.to_json(),
         ordered,
-        cfg.bundle.compression_level,
+        cfg.bundle.gzip_level(),
         &recipients,
         progress,
     )?;
@@ -674,7 +680,7 @@ fn write(
             ordered.len() + 2,
             written.payload_bytes,
             written.size,
-            cfg.bundle.compression_level,
+            cfg.bundle.gzip_level(),
             t.elapsed().as_secs_f64()
         ),
     );

@@ -237,9 +237,10 @@ fn into_cluster(
     let target = PgTarget::parse(&format!("{}?sslmode=disable", cluster.url(&db.database)))?;
     restore_and_compare(out, db, n8n, &target, || {
         cluster.psql("postgres", &create_statement(db))?;
+        let dump = restorer::zst::plain_dump(dir, db)?;
         let mut cmd = Command::new(cluster.bin().join("pg_restore"));
         cmd.args(["--exit-on-error", "--no-owner", "--no-privileges", "--dbname", &db.database])
-            .arg(dir.join(&db.entry))
+            .arg(dump.path())
             .envs(target.libpq_env());
         restorer::sys::run(&mut cmd)?;
         Ok(())
@@ -257,7 +258,7 @@ fn into_container(
     let target = c.target.with_database(&db.database);
     restore_and_compare(out, db, n8n, &target, || {
         c.target.connect()?.batch_execute(&create_statement(db)).context("creating the database")?;
-        c.pg_restore(&db.database, &dir.join(&db.entry))
+        c.pg_restore(&db.database, restorer::zst::plain_dump(dir, db)?.path())
     })
 }
 

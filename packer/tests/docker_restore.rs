@@ -213,7 +213,8 @@ volumes:
 /// Guards the wait for a database service's first start on the new host: it is not bounded by
 /// `--health-tries` (here 1: one try), so a server whose init outlasts that (an init script
 /// bind-mounted from the project directory, packed with it, sleeps 8 s on an empty volume) is
-/// waited for and the dump restored into it.
+/// waited for and the dump restored into it. The dump is a zstd one (`compression = "zstd"`):
+/// decoded by the bundle's restore and fed to the container's own pg_restore.
 #[test]
 fn database_first_start_is_waited_for_beyond_health_tries() {
     if !engine() {
@@ -227,11 +228,15 @@ fn database_first_start_is_waited_for_beyond_health_tries() {
     let sql =
         |p: &Project, q: &str| p.sh("postgres", "psql -X -q -t -A -v ON_ERROR_STOP=1 -U admin -d app", q.as_bytes());
     sql(&p, "CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 7);");
-    let bundle = create(&config(t.path(), &p, "slow", None));
+    let cfg = config(t.path(), &p, "slow", None);
+    let text = fs::read_to_string(&cfg).unwrap().replacen("[bundle]\n", "[bundle]\ncompression = \"zstd\"\n", 1);
+    fs::write(&cfg, text).unwrap();
+    let bundle = create(&cfg);
     p.compose_ok(&["down", "-v"]);
     fs::remove_dir_all(&p.dir).unwrap();
 
     let x = extract(&bundle, &t.path().join("x"));
+    assert!(x.join("databases/app.dump.zst").exists());
     let out = restore(&x)
         .args(["--yes", "--no-install", "--health-tries", "1", "--checkpoint-dir"])
         .arg(t.path().join("cp"))

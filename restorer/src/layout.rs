@@ -78,6 +78,11 @@ pub fn postgres_entry(name: &str) -> String {
     format!("databases/{name}.dump")
 }
 
+/// Entry name of a PostgreSQL dump compressed with zstd (`[bundle] compression = "zstd"`).
+pub fn postgres_zstd_entry(name: &str) -> String {
+    format!("databases/{name}.dump.zst")
+}
+
 /// Entry name of a server's roles (`pg_dumpall --roles-only`).
 pub fn roles_entry(name: &str) -> String {
     format!("databases/{name}.roles.sql")

@@ -47,5 +47,6 @@ pub mod sys;
 pub mod take;
 pub mod unpack;
 pub mod verify;
+pub mod zst;
 
 pub use error::{Error, Result};

@@ -108,6 +108,19 @@ pub struct PostgresDb {
     /// restores into that (compose) service's container, with the container's own tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<crate::docker::DbContainer>,
+    /// How the entry is compressed inside the (gzip-framed) bundle: absent for the plain dump,
+    /// `zstd` for a zstd frame of it (`databases/<name>.dump.zst`; `size` and `sha256` are the
+    /// entry's, as stored). The restore decodes it before pg_restore reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compressed: Option<Codec>,
+}
+
+/// A compression inside an entry.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// A zstd frame with its content checksum (RFC 8878).
+    Zstd,
 }
 
 /// A SQLite database copied through the online backup API.

@@ -285,6 +285,7 @@ mod tests {
                 roles_entry: None,
                 role_passwords: false,
                 container: None,
+                compressed: None,
             }],
             sqlite: vec![],
             files: vec![

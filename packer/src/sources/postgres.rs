@@ -22,8 +22,9 @@ use restorer::pg::{table_counts, PgTarget};
 use restorer::sys::find_pg_tool;
 
 use super::Payload;
+use crate::config::Compression;
 use crate::config::PostgresSource;
-use crate::spool::GzSpool;
+use crate::spool::{GzSpool, Spool, ZstSpool};
 
 /// Where a configured database is: the target to connect to from this host and, for a
 /// database in a container, that container.
@@ -148,7 +149,9 @@ fn start_pg_dump(located: &Located, host_pg_dump: Option<&Path>, snapshot_arg: &
 /// How a dump is compressed while pg_dump writes it.
 #[derive(Debug, Clone, Copy)]
 pub struct Compress {
-    /// gzip level.
+    /// gzip members (the bundle's own compression) or a zstd frame.
+    pub codec: crate::config::Compression,
+    /// The level, of that codec.
     pub level: u32,
     /// Threads for this dump.
     pub threads: usize,
@@ -161,12 +164,12 @@ type N8nRead = Option<Result<super::n8n::N8nData>>;
 /// take the dump (a full disk) stops pg_dump.
 fn spool_while_counting(
     child: &mut Child,
-    gz: GzSpool,
+    gz: Spool,
     tx: &mut postgres::Transaction<'_>,
     src: &PostgresSource,
     target: &PgTarget,
     what: &str,
-) -> Result<(GzSpool, restorer::error::Result<Vec<restorer::manifest::TableCount>>, N8nRead)> {
+) -> Result<(Spool, restorer::error::Result<Vec<restorer::manifest::TableCount>>, N8nRead)> {
     let stdout = child.stdout.take().expect("pg_dump's stdout is piped");
     let (spooled, counts, n8n) = std::thread::scope(|s| {
         let copier = s.spawn(move || {
@@ -230,8 +233,17 @@ pub fn dump(
     let snapshot: String =
         tx.query_one("SELECT pg_export_snapshot()", &[]).with_context(|| format!("{what}: exporting snapshot"))?.get(0);
 
-    let entry = layout::postgres_entry(&src.name);
-    let gz = GzSpool::create(&spool.join(format!("{}.dump.gz", src.name)), compress.level, compress.threads)?;
+    let (entry, gz) = match compress.codec {
+        Compression::Gzip => {
+            let path = spool.join(format!("{}.dump.gz", src.name));
+            (layout::postgres_entry(&src.name), Spool::Gz(GzSpool::create(&path, compress.level, compress.threads)?))
+        }
+        Compression::Zstd => {
+            let path = spool.join(format!("{}.dump.zst", src.name));
+            let s = ZstSpool::create(&path, compress.level, compress.threads)?;
+            (layout::postgres_zstd_entry(&src.name), Spool::Zst(s))
+        }
+    };
     let snapshot_arg = format!("--snapshot={snapshot}");
     let mut child = start_pg_dump(&located, host_pg_dump.as_deref(), &snapshot_arg, &what)?;
     let (spooled, counts, n8n) = spool_while_counting(&mut child, gz, &mut tx, src, target, &what)?;
@@ -262,6 +274,7 @@ pub fn dump(
             roles_entry: None,
             role_passwords: false,
             container: located.container.as_ref().map(|(_, info)| info.clone()),
+            compressed: (compress.codec == Compression::Zstd).then_some(restorer::manifest::Codec::Zstd),
         },
         payload,
         n8n,

@@ -60,8 +60,8 @@ impl Steps<'_> {
 struct Loading {
     step: String,
     started: Instant,
-    /// `None`: the database is kept as it is.
-    running: Option<crate::sys::Running>,
+    /// `None`: the database is kept as it is. The dump pg_restore reads lives as long.
+    running: Option<(crate::sys::Running, crate::zst::PlainDump)>,
     /// The step's detail once it succeeds.
     detail: String,
 }
@@ -417,7 +417,10 @@ impl<L: FnMut(&str)> Run<'_, L> {
             let from = item.from.as_ref().map(|f| format!(" (the bundle's {f})")).unwrap_or_default();
             let detail = format!("{} -> database {}{from} on {}", db.entry, db.database, pg.host_port());
             match steps::postgres::prepare(&r, &mut self.cp, db, &item.action, &mut self.warnings) {
-                Ok(cmd) => loading.push(Loading { step, started, running: cmd.map(crate::sys::start), detail }),
+                Ok(load) => {
+                    let running = load.map(|l| (crate::sys::start(l.cmd), l.dump));
+                    loading.push(Loading { step, started, running, detail });
+                }
                 Err(e) => {
                     self.steps.record(&step, started, Instant::now(), Err(&e));
                     // Those already loading end before anything is rolled back.
@@ -440,7 +443,7 @@ impl<L: FnMut(&str)> Run<'_, L> {
         }
         for l in loading {
             let (r, ended) = match l.running {
-                Some(running) => {
+                Some((running, _dump)) => {
                     let (r, ended) = running.wait();
                     (r.map(|_| ()), ended)
                 }

@@ -83,21 +83,31 @@ pub fn apply(
     warnings: &mut Vec<String>,
 ) -> Result<()> {
     match prepare(r, cp, db, action, warnings)? {
-        Some(mut cmd) => crate::sys::run(&mut cmd).map(|_| ()),
+        Some(mut load) => crate::sys::run(&mut load.cmd).map(|_| ()),
         None => Ok(()),
     }
 }
 
+/// A database ready to load: the pg_restore to run, and the dump it reads (decoded from zstd
+/// when the bundle holds it so; removed with this once pg_restore has ended).
+pub struct Load {
+    /// pg_restore, with its arguments and environment.
+    pub cmd: Command,
+    /// The plain dump it reads.
+    pub dump: crate::zst::PlainDump,
+}
+
 /// Everything [`apply`] does before loading the dump (an existing database renamed aside, the
-/// new one created, each change journaled first), and the pg_restore that loads it: run it to
-/// finish the step, alone or beside other steps. `None` when the database is kept as it is.
+/// new one created, each change journaled first; a zstd dump decoded), and the pg_restore that
+/// loads it: run it to finish the step, alone or beside other steps. `None` when the database
+/// is kept as it is.
 pub fn prepare(
     r: &DbRestorer<'_>,
     cp: &mut Checkpoint,
     db: &PostgresDb,
     action: &Action,
     warnings: &mut Vec<String>,
-) -> Result<Option<Command>> {
+) -> Result<Option<Load>> {
     let DbRestorer { pg, pg_restore, bundle_dir, stamp, container } = *r;
     let admin = pg.with_database("postgres");
     let mut c = admin.connect()?;
@@ -145,12 +155,13 @@ pub fn prepare(
         c.batch_execute(&create).map_err(pe(format!("creating database {name}")))?;
     }
 
-    let dump = bundle_dir.join(&db.entry);
+    let plain = crate::zst::plain_dump(bundle_dir, db)?;
+    let dump = plain.path();
     let mut cmd = match container {
         Some(id) => {
             // On stdin pg_restore cannot seek in the archive, so no --jobs here: the dump would
             // first have to be copied into the container.
-            let f = std::fs::File::open(&dump).map_err(|e| Error::io("reading", &dump, e))?;
+            let f = std::fs::File::open(dump).map_err(|e| Error::io("reading", dump, e))?;
             let mut c = crate::container::exec(
                 id,
                 pg.password().as_deref(),
@@ -162,7 +173,7 @@ pub fn prepare(
         None => {
             let mut c = Command::new(pg_restore);
             c.args(["--exit-on-error", "--jobs", &restore_jobs().to_string(), "--dbname", name]);
-            c.arg(&dump).envs(pg.with_database(name).libpq_env());
+            c.arg(dump).envs(pg.with_database(name).libpq_env());
             c
         }
     };
@@ -174,7 +185,7 @@ pub fn prepare(
         ));
         cmd.args(["--no-owner", "--no-privileges"]);
     }
-    Ok(Some(cmd))
+    Ok(Some(Load { cmd, dump: plain }))
 }
 
 /// How many connections pg_restore loads tables and builds indexes with: one per core. `--jobs`
