@@ -192,11 +192,14 @@ impl<L: FnMut(&str)> Run<'_, L> {
             self.finish_databases(loading, in_containers)?;
         } else {
             // Roles first; then each database loads on its own connections while the files
-            // are written (neither needs the other), and both finish before validation.
+            // are written (neither needs the other), and both finish before validation. A
+            // databases-only restore may go into containers already running (no deployment
+            // rebuilt): those load meanwhile, one after the other.
             self.roles()?;
             let loading = self.start_host_databases()?;
             let written = if files { self.files_and_sqlite() } else { Ok(()) };
-            self.finish_databases(loading, written)?;
+            let meanwhile = written.and_then(|()| self.container_databases());
+            self.finish_databases(loading, meanwhile)?;
         }
         self.validate()
     }
