@@ -235,6 +235,26 @@ impl Support {
     }
 }
 
+/// The bundle's time stamp and file name. Names have one-second resolution, and a bundle can now
+/// be written in less than that: a run right after another (a manual create, then the timer's
+/// cycle) waits for the next second instead of failing. The lock rules out two runs at once;
+/// the writer still never replaces a file of that name.
+fn unused_name(out_dir: &Path, name: &str) -> Result<(chrono::DateTime<Utc>, String)> {
+    for _ in 0..3 {
+        let at = Utc::now();
+        let file_name = layout::bundle_file_name(name, at);
+        if !out_dir.join(&file_name).exists() {
+            return Ok((at, file_name));
+        }
+        let rest = 1000 - u64::from(at.timestamp_subsec_millis().min(999));
+        std::thread::sleep(std::time::Duration::from_millis(rest + 10));
+    }
+    anyhow::bail!(
+        "{}: a bundle of this name and second keeps appearing; is another packer writing here without the lock?",
+        out_dir.display()
+    )
+}
+
 /// Builds one bundle with the restore binary that [`check`] returned.
 pub fn create(
     cfg: &Config,
@@ -245,11 +265,7 @@ pub fn create(
     let log: Log<'_> = &mut log;
     // The output directory exists: job::open made it (0700) and holds its lock.
     let out_dir = &cfg.bundle.output_dir;
-    let created_at = Utc::now();
-    let file_name = layout::bundle_file_name(&cfg.bundle.name, created_at);
-    if out_dir.join(&file_name).exists() {
-        anyhow::bail!("{} already exists (two runs within one second?); try again", out_dir.join(&file_name).display());
-    }
+    let (created_at, file_name) = unused_name(out_dir, &cfg.bundle.name)?;
     // Private spool for dumps and copies, beside the bundles (same file system, same privacy);
     // removed on every exit path by TempDir's drop.
     let spool = tempfile::Builder::new()

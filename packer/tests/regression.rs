@@ -129,3 +129,19 @@ fn rollback_drops_a_database_without_force_on_servers_before_13() {
     restorer::pg::drop_database(&mut admin, "restored_here", 120_000).unwrap();
     assert!(held.batch_execute("SELECT 1").is_err(), "the session it held was ended");
 }
+
+/// Found by scripts/test-deb.sh once create got fast (issue 10): a run within the second of the
+/// previous one failed ("already exists (two runs within one second?)"), as when the timer's
+/// cycle follows a manual create. Guards: creates back to back each publish their own bundle.
+#[test]
+fn creates_within_one_second_each_get_their_own_bundle() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = setup(t.path(), "");
+    let bundles: Vec<_> = (0..3).map(|_| create(&cfg)).collect();
+    for b in &bundles {
+        assert!(b.exists(), "{}", b.display());
+    }
+    let mut names: Vec<_> = bundles.iter().map(|b| b.file_name().unwrap().to_owned()).collect();
+    names.dedup();
+    assert_eq!(names.len(), 3, "three distinct bundles: {names:?}");
+}
