@@ -4,9 +4,8 @@
 //! bundle's gzip stores it, as it stores anything that would not shrink). Nothing is spooled
 //! uncompressed, and no byte is compressed twice.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -14,6 +13,7 @@ use restorer::digest::HashingWriter;
 
 use crate::pgzip::ParallelGz;
 use crate::sources::Payload;
+use crate::writer::create_private;
 
 /// A `Write` that compresses into a spool file (mode 0600, never one that exists).
 pub struct GzSpool {
@@ -117,16 +117,6 @@ impl Write for Spool {
             Spool::Zst(s) => s.flush(),
         }
     }
-}
-
-/// Creates a new private file (0600), never one that exists.
-fn create_private(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))
 }
 
 impl Write for GzSpool {

@@ -236,7 +236,7 @@ pub fn write_bundle_to(
 }
 
 /// Creates a new file, 0600 (a bundle, or a part of one, is private); never one that exists.
-fn create_private(path: &Path) -> Result<File> {
+pub(crate) fn create_private(path: &Path) -> Result<File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
