@@ -219,16 +219,25 @@ fn dump_compressed_while_written_round_trips_under_a_long_name() {
     let dir = extract(&bundle, &t.path().join("x"));
     let dump = dir.join(format!("databases/{name}.dump"));
     assert!(fs::metadata(&dump).unwrap().len() > 8 << 20, "the dump spans many 1 MiB blocks");
+    let target = restore_into_new_cluster(&dir, &t.path().join("root"));
+    same_answer(&source, &target, "SELECT count(*), sum(length(body)) FROM a");
+    same_answer(&source, &target, "SELECT count(*), sum(n) FROM b");
+}
+
+/// Restores the extracted bundle `dir` onto a new cluster (files under `root`), successfully.
+fn restore_into_new_cluster(dir: &std::path::Path, root: &std::path::Path) -> Cluster {
     let target = Cluster::start().unwrap();
-    restore(&dir)
+    restore(dir)
         .args(["--yes", "--no-install", "--no-services", "--postgres-url", &target.url("postgres"), "--root"])
-        .arg(t.path().join("root"))
+        .arg(root)
         .assert()
         .success();
-    let q = "SELECT count(*), sum(length(body)) FROM a";
-    assert_eq!(target.psql("shop", q).unwrap(), source.psql("shop", q).unwrap());
-    let q = "SELECT count(*), sum(n) FROM b";
-    assert_eq!(target.psql("shop", q).unwrap(), source.psql("shop", q).unwrap());
+    target
+}
+
+/// `q` on database `shop` gives the same answer on both clusters.
+fn same_answer(source: &Cluster, target: &Cluster, q: &str) {
+    assert_eq!(target.psql("shop", q).unwrap(), source.psql("shop", q).unwrap(), "{q}");
 }
 
 /// Databases load side by side while the files are written: when one pg_restore fails (a table
@@ -318,13 +327,7 @@ fn zstd_dumps_round_trip_through_the_bundles_own_restore() {
     assert_eq!(manifest["postgres"][0]["compressed"], "zstd");
     assert_eq!(manifest["postgres"][0]["size"], frame.len());
 
-    let target = Cluster::start().unwrap();
-    restore(&dir)
-        .args(["--yes", "--no-install", "--no-services", "--postgres-url", &target.url("postgres"), "--root"])
-        .arg(t.path().join("root"))
-        .assert()
-        .success();
-    let q = "SELECT count(*), sum(length(body)) FROM a";
-    assert_eq!(target.psql("shop", q).unwrap(), source.psql("shop", q).unwrap());
+    let target = restore_into_new_cluster(&dir, &t.path().join("root"));
+    same_answer(&source, &target, "SELECT count(*), sum(length(body)) FROM a");
     assert!(!dir.join("databases/shop.dump").exists(), "the decoded dump is removed");
 }

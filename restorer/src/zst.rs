@@ -35,8 +35,8 @@ impl Drop for PlainDump {
 }
 
 /// The dump of `db` in the extracted bundle `dir`, decoded first when the bundle holds it
-/// compressed: `<entry>` without `.zst`, written through `.partial` (mode 0600, never through
-/// a link left there), its frame's checksum checked while decoding.
+/// compressed: `<entry>` without `.zst`, written through `.partial` (mode 0600; `create_new`
+/// never follows a link left there), its frame's checksum checked while decoding.
 pub fn plain_dump(dir: &Path, db: &PostgresDb) -> Result<PlainDump> {
     let entry = dir.join(&db.entry);
     let Some(Codec::Zstd) = db.compressed else {
@@ -49,12 +49,7 @@ pub fn plain_dump(dir: &Path, db: &PostgresDb) -> Result<PlainDump> {
     let partial = PathBuf::from(format!("{}.partial", plain.display()));
     let decode = || -> std::io::Result<()> {
         let _ = fs::remove_file(&partial);
-        let out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&partial)?;
+        let out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial)?;
         let mut out = BufWriter::with_capacity(1024 * 1024, out);
         zstd::stream::copy_decode(BufReader::with_capacity(1024 * 1024, fs::File::open(&entry)?), &mut out)?;
         out.into_inner().map_err(|e| e.into_error())?.flush()?;

@@ -150,7 +150,7 @@ fn start_pg_dump(located: &Located, host_pg_dump: Option<&Path>, snapshot_arg: &
 #[derive(Debug, Clone, Copy)]
 pub struct Compress {
     /// gzip members (the bundle's own compression) or a zstd frame.
-    pub codec: crate::config::Compression,
+    pub codec: Compression,
     /// The level, of that codec.
     pub level: u32,
     /// Threads for this dump.
@@ -159,12 +159,12 @@ pub struct Compress {
 
 type N8nRead = Option<Result<super::n8n::N8nData>>;
 
-/// pg_dump's output compressed into `gz` on other threads while this one counts the rows and
+/// pg_dump's output compressed into `spool` on other threads while this one counts the rows and
 /// reads n8n's tables, inside the transaction whose snapshot pg_dump uses. A spool that cannot
 /// take the dump (a full disk) stops pg_dump.
 fn spool_while_counting(
     child: &mut Child,
-    gz: Spool,
+    spool: Spool,
     tx: &mut postgres::Transaction<'_>,
     src: &PostgresSource,
     target: &PgTarget,
@@ -173,8 +173,8 @@ fn spool_while_counting(
     let stdout = child.stdout.take().expect("pg_dump's stdout is piped");
     let (spooled, counts, n8n) = std::thread::scope(|s| {
         let copier = s.spawn(move || {
-            let (mut stdout, mut gz) = (stdout, gz);
-            std::io::copy(&mut stdout, &mut gz).map(|_| gz)
+            let (mut stdout, mut spool) = (stdout, spool);
+            std::io::copy(&mut stdout, &mut spool).map(|_| spool)
         });
         let counts = table_counts(&mut *tx, &target.describe());
         // n8n's workflows and credentials, from the same snapshot as the dump.
@@ -184,7 +184,7 @@ fn spool_while_counting(
         (copier.join(), counts, n8n)
     });
     match spooled {
-        Ok(Ok(gz)) => Ok((gz, counts, n8n)),
+        Ok(Ok(spool)) => Ok((spool, counts, n8n)),
         failed => {
             let _ = child.kill();
             let _ = child.wait();
@@ -233,20 +233,25 @@ pub fn dump(
     let snapshot: String =
         tx.query_one("SELECT pg_export_snapshot()", &[]).with_context(|| format!("{what}: exporting snapshot"))?.get(0);
 
-    let (entry, gz) = match compress.codec {
+    // The codec decides the entry's name, what the manifest says of it, and the spool.
+    let (entry, compressed, to) = match compress.codec {
         Compression::Gzip => {
             let path = spool.join(format!("{}.dump.gz", src.name));
-            (layout::postgres_entry(&src.name), Spool::Gz(GzSpool::create(&path, compress.level, compress.threads)?))
+            (
+                layout::postgres_entry(&src.name),
+                None,
+                Spool::Gz(GzSpool::create(&path, compress.level, compress.threads)?),
+            )
         }
         Compression::Zstd => {
             let path = spool.join(format!("{}.dump.zst", src.name));
             let s = ZstSpool::create(&path, compress.level, compress.threads)?;
-            (layout::postgres_zstd_entry(&src.name), Spool::Zst(s))
+            (layout::postgres_zstd_entry(&src.name), Some(restorer::manifest::Codec::Zstd), Spool::Zst(s))
         }
     };
     let snapshot_arg = format!("--snapshot={snapshot}");
     let mut child = start_pg_dump(&located, host_pg_dump.as_deref(), &snapshot_arg, &what)?;
-    let (spooled, counts, n8n) = spool_while_counting(&mut child, gz, &mut tx, src, target, &what)?;
+    let (spooled, counts, n8n) = spool_while_counting(&mut child, to, &mut tx, src, target, &what)?;
     let out = child.wait_with_output().with_context(|| format!("{what}: waiting for pg_dump"))?;
     tx.commit().with_context(|| format!("{what}: closing snapshot transaction"))?;
     if !out.status.success() {
@@ -274,7 +279,7 @@ pub fn dump(
             roles_entry: None,
             role_passwords: false,
             container: located.container.as_ref().map(|(_, info)| info.clone()),
-            compressed: (compress.codec == Compression::Zstd).then_some(restorer::manifest::Codec::Zstd),
+            compressed,
         },
         payload,
         n8n,
