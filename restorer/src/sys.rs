@@ -13,6 +13,17 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
+/// fsyncs a directory, so the entries created, renamed or removed in it survive a power cut.
+/// Opened read-only as a directory: fsync is all that is done with it.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::DIRECTORY.bits() as i32)
+        .open(dir)?
+        .sync_all()
+}
+
 /// True when the process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

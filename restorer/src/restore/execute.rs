@@ -291,8 +291,8 @@ impl<L: FnMut(&str)> Run<'_, L> {
         Ok(())
     }
 
-    /// Files, directories and links, then the SQLite databases, each renamed into place and the
-    /// whole tree synced once.
+    /// Files, directories and links, then the SQLite databases, each synced and renamed into
+    /// place; the directories whose entries changed are synced at the end of the step.
     fn files_and_sqlite(&mut self) -> Result<()> {
         let (p, opts, m) = (self.p, self.opts, &self.p.manifest);
         let mut writer = FileWriter::new(&opts.bundle_dir, &opts.root)?;
@@ -309,9 +309,9 @@ impl<L: FnMut(&str)> Run<'_, L> {
                     writer.apply_record(cp, &m.files[item.index], &item.action)?;
                 }
                 writer.finish_dirs()?;
-                // One sync for the whole tree instead of one per file: the files were renamed into
-                // place, and the journal knows each of them.
-                writer.sync_all()?;
+                // Each file was synced before its rename; the journal knows every directory
+                // whose entries changed, and syncs those (no sync(2): the databases loading
+                // beside this step keep their disk to themselves).
                 cp.sync()?;
                 let replaced = file_items.iter().filter(|i| i.action == Action::Replace).count();
                 Ok(((), format!("{} paths ({replaced} replaced, kept in the checkpoint)", file_items.len())))
@@ -325,7 +325,6 @@ impl<L: FnMut(&str)> Run<'_, L> {
             })?;
         }
         if !m.sqlite.is_empty() {
-            writer.sync_all()?;
             cp.sync()?;
         }
         self.warnings.append(&mut writer.warnings);

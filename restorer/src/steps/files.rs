@@ -226,15 +226,13 @@ impl<'a> FileWriter<'a> {
                 Ok(())
             }
             (FileContent::File { entry, .. }, _) => {
-                let written = if *action != Action::Keep {
-                    if *action == Action::Replace {
-                        cp.move_aside(&target)?;
-                    }
-                    self.write_regular(cp, &self.bundle_dir.join(entry), &target)?
-                } else {
-                    open_nofollow(&target, false)?
-                };
-                self.apply_meta(&written, &target, &rec.meta)
+                if *action == Action::Keep {
+                    return self.keep_regular(&target, &rec.meta);
+                }
+                if *action == Action::Replace {
+                    cp.move_aside(&target)?;
+                }
+                self.write_regular(cp, &self.bundle_dir.join(entry), &target, &rec.meta)
             }
             (FileContent::Symlink { target: link }, _) => {
                 if *action != Action::Keep {
@@ -258,7 +256,7 @@ impl<'a> FileWriter<'a> {
             Action::Refuse => {
                 return Err(Error::Refused(format!("{} exists and differs (use --overwrite)", target.display())))
             }
-            Action::Keep => return self.apply_meta(&open_nofollow(&target, false)?, &target, &db.meta),
+            Action::Keep => return self.keep_regular(&target, &db.meta),
             Action::Replace => cp.move_aside(&target)?,
             Action::Create => {}
         }
@@ -270,15 +268,22 @@ impl<'a> FileWriter<'a> {
                 cp.move_aside(&side)?;
             }
         }
-        let written = self.write_regular(cp, &self.bundle_dir.join(&db.entry), &target)?;
-        self.apply_meta(&written, &target, &db.meta)
+        self.write_regular(cp, &self.bundle_dir.join(&db.entry), &target, &db.meta)
     }
 
-    /// Copies `from` to a temporary name beside `target`, syncs it and renames it into place:
-    /// a crash never leaves a half-written file under the real name. Both names are journaled
-    /// before they exist, so a rollback (a full disk half-way, say) removes the temporary file
-    /// too. Returns the written file, open: its attributes are set on it, never through a path.
-    fn write_regular(&self, cp: &mut Checkpoint, from: &Path, target: &Path) -> Result<File> {
+    /// A file already as the bundle has it: its attributes set on it, open, and synced.
+    fn keep_regular(&mut self, target: &Path, meta: &FileMeta) -> Result<()> {
+        let f = open_nofollow(target, false)?;
+        self.apply_meta(&f, target, meta)?;
+        f.sync_all().ctx("syncing", target)
+    }
+
+    /// Copies `from` to a temporary name beside `target`, sets its attributes on the open file
+    /// (never through a path), fsyncs it and only then renames it into place: a crash never
+    /// leaves a half-written file, or one with the wrong owner or mode, under the real name.
+    /// Both names are journaled before they exist, so a rollback (a full disk half-way, say)
+    /// removes the temporary file too; the directory's new entry is the checkpoint's to sync.
+    fn write_regular(&mut self, cp: &mut Checkpoint, from: &Path, target: &Path, meta: &FileMeta) -> Result<()> {
         let tmp = crate::sys::temp_beside(target);
         let mut src = File::open(from).ctx("reading", from)?;
         cp.record(Change::CreatedFile { path: tmp.clone() })?;
@@ -290,9 +295,10 @@ impl<'a> FileWriter<'a> {
             .open(&tmp)
             .ctx("creating", &tmp)?;
         io::copy(&mut src, &mut out).ctx("writing", &tmp)?;
+        self.apply_meta(&out, target, meta)?;
+        out.sync_all().ctx("syncing", &tmp)?;
         cp.record(Change::CreatedFile { path: target.to_path_buf() })?;
-        fs::rename(&tmp, target).ctx("renaming into place", target)?;
-        Ok(out)
+        fs::rename(&tmp, target).ctx("renaming into place", target)
     }
 
     /// The owner a record asks for: by name when this host knows it, else the recorded ids.
@@ -344,15 +350,8 @@ impl<'a> FileWriter<'a> {
         f.set_permissions(fs::Permissions::from_mode(meta.mode & 0o7777)).ctx("setting mode of", path)
     }
 
-    /// Flushes everything written to disk (the sync(2) call, in-process; one call rather than an
-    /// fsync per file).
-    pub fn sync_all(&self) -> Result<()> {
-        rustix::fs::sync();
-        Ok(())
-    }
-
     /// Applies directory modes, owners and times, deepest first, after everything inside them
-    /// was written.
+    /// was written, and syncs each (its entries are the checkpoint's to sync).
     pub fn finish_dirs(&mut self) -> Result<()> {
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by(|a, b| b.0.cmp(&a.0));
@@ -362,6 +361,7 @@ impl<'a> FileWriter<'a> {
             self.check_inside(&path)?;
             let d = open_nofollow(&path, true)?;
             self.apply_meta(&d, &path, &meta)?;
+            d.sync_all().ctx("syncing", &path)?;
         }
         Ok(())
     }
