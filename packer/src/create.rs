@@ -18,6 +18,7 @@ use restorer::n8n::N8nInfo;
 
 use crate::config::{Config, FilesSource, PostgresSource, SqliteSource};
 use crate::job::Log;
+use crate::pgzip::Cores;
 use crate::sources::docker::SqliteLocation;
 use crate::sources::files::Captured;
 use crate::sources::n8n::N8nData;
@@ -217,6 +218,8 @@ struct Support {
     payloads: Vec<Payload>,
     /// Their modification time: the bundle's.
     mtime: i64,
+    /// The spool: what lies in it is removed once written into the bundle.
+    spool: PathBuf,
 }
 
 impl Support {
@@ -225,11 +228,12 @@ impl Support {
         self.digests.push(EntryDigest { entry: entry.to_string(), size, sha256: sha256.clone() });
         self.payloads.push(Payload {
             entry: entry.to_string(),
-            source: path,
             size,
             sha256,
             mtime: self.mtime,
             gzipped: None,
+            spooled: path.starts_with(&self.spool),
+            source: path,
         });
         Ok(())
     }
@@ -273,9 +277,7 @@ pub fn create(
         .tempdir_in(out_dir)
         .with_context(|| format!("creating a spool directory in {}", out_dir.display()))?;
     let mut g = Gathered::new(cfg);
-    dump_postgres(cfg, spool.path(), &mut g, log, progress)?;
-    let locations = sources::docker::sqlite_locations(&cfg.sqlite)?;
-    copy_sqlite(&locations, spool.path(), &mut g, log)?;
+    let locations = databases(cfg, spool.path(), &mut g, log, progress)?;
     read_compose(cfg, &mut g, log)?;
     warn_uncaptured_projects(&mut g, log);
     read_volumes(cfg, &mut g, log)?;
@@ -286,7 +288,12 @@ pub fn create(
     let info = system_info::collect();
     let info_path = spool.path().join("system_info.json");
     fs::write(&info_path, serde_json::to_string_pretty(&info)?).context("writing system_info.json")?;
-    let mut support = Support { digests: Vec::new(), payloads: Vec::new(), mtime: created_at.timestamp() };
+    let mut support = Support {
+        digests: Vec::new(),
+        payloads: Vec::new(),
+        mtime: created_at.timestamp(),
+        spool: spool.path().to_path_buf(),
+    };
     support.add(layout::RESTORE_BIN, restore_bin.to_path_buf())?;
     for (entry, path) in g.roles_files.iter().chain(&g.images) {
         support.add(entry, path.clone())?;
@@ -342,20 +349,52 @@ pub fn create(
     })
 }
 
+/// Every database into the spool: the SQLite copies are taken while the dumps run (a dump is
+/// mostly its server's work and leaves a core partly idle, which the copy, its integrity check
+/// and its compression use; both compress on the same [`Cores`]). Returns where each SQLite
+/// database was found.
+fn databases(
+    cfg: &Config,
+    spool: &Path,
+    g: &mut Gathered,
+    log: Log<'_>,
+    progress: &dyn Progress,
+) -> Result<Vec<SqliteLocation>> {
+    let locations = sources::docker::sqlite_locations(&cfg.sqlite)?;
+    let cores = Cores::new(restorer::sys::cores());
+    let copies = std::thread::scope(|s| {
+        let copying = s.spawn(|| snapshot_sqlite(cfg, &locations, spool, &cores));
+        let dumped = dump_postgres(cfg, spool, &cores, g, log, progress);
+        let copies = copying.join().map_err(|_| anyhow::anyhow!("the thread copying the SQLite databases panicked"));
+        dumped.and(copies.and_then(|c| c))
+    })?;
+    copy_sqlite(&locations, copies, g, log)?;
+    Ok(locations)
+}
+
 /// Dumps every `[[postgres]]` database into the spool, several at once (up to one per core: a
 /// dump is mostly its server backend's work, and its output is compressed on the same cores
 /// meanwhile), and each server's roles once. Logs and the manifest keep the configured order.
-fn dump_postgres(cfg: &Config, spool: &Path, g: &mut Gathered, log: Log<'_>, progress: &dyn Progress) -> Result<()> {
+fn dump_postgres(
+    cfg: &Config,
+    spool: &Path,
+    gz_cores: &Cores,
+    g: &mut Gathered,
+    log: Log<'_>,
+    progress: &dyn Progress,
+) -> Result<()> {
     // The servers whose roles are dumped: (server, roles entry, with passwords).
     let mut servers: Vec<(String, String, bool)> = Vec::new();
     let cores = restorer::sys::cores();
     for batch in cfg.postgres.chunks(cores) {
-        // The cores shared among the dumps running at once: blocks in flight (and memory) stay
-        // one per core whatever the number of databases.
+        // The cores shared among the dumps running at once: gzip blocks take whichever core is
+        // free (one dump waiting on its server leaves its share to the others); zstd's workers
+        // are fixed per frame, so they are split.
         let compress = sources::postgres::Compress {
             codec: cfg.bundle.compression,
             level: cfg.bundle.compression_level,
             threads: (cores / batch.len()).max(1),
+            cores: gz_cores.clone(),
         };
         let names: Vec<&str> = batch.iter().map(|s| s.name.as_str()).collect();
         for name in &names {
@@ -366,6 +405,7 @@ fn dump_postgres(cfg: &Config, spool: &Path, g: &mut Gathered, log: Log<'_>, pro
             let running: Vec<_> = batch
                 .iter()
                 .map(|src| {
+                    let compress = compress.clone();
                     s.spawn(move || {
                         let t = std::time::Instant::now();
                         (sources::postgres::dump(src, spool, compress), t.elapsed())
@@ -449,14 +489,22 @@ fn roles(
     Ok(())
 }
 
-/// Copies every `[[sqlite]]` database into the spool. A database inside a named volume brings
-/// the volume: the restore must create it (with compose's labels) before the copy goes back,
-/// and its other files (n8n's `config` with the key) belong with the database.
-fn copy_sqlite(locations: &[SqliteLocation], spool: &Path, g: &mut Gathered, log: Log<'_>) -> Result<()> {
-    for loc in locations {
+/// One `[[sqlite]]` database's copy in the spool: its inventory, payload and n8n's tables.
+type SqliteCopy = (SqliteDb, Payload, Option<N8nData>);
+
+/// Copies every `[[sqlite]]` database into the spool, compressed (see `sources::sqlite`), one
+/// after the other; the first failure ends it.
+fn snapshot_sqlite(cfg: &Config, locations: &[SqliteLocation], spool: &Path, cores: &Cores) -> Result<Vec<SqliteCopy>> {
+    locations.iter().map(|loc| sources::sqlite::snapshot(&loc.source, spool, cfg.bundle.gzip_level(), cores)).collect()
+}
+
+/// Records every `[[sqlite]]` copy. A database inside a named volume brings the volume: the
+/// restore must create it (with compose's labels) before the copy goes back, and its other
+/// files (n8n's `config` with the key) belong with the database.
+fn copy_sqlite(locations: &[SqliteLocation], copies: Vec<SqliteCopy>, g: &mut Gathered, log: Log<'_>) -> Result<()> {
+    for (loc, (mut db, payload, n8n)) in locations.iter().zip(copies) {
         let src = &loc.source;
-        log(Level::Info, &format!("copying SQLite database {} ({}) ...", src.name, src.path.display()));
-        let (mut db, payload, n8n) = sources::sqlite::snapshot(src, spool)?;
+        log(Level::Info, &format!("copied SQLite database {} ({})", src.name, src.path.display()));
         if let Some(v) = &loc.volume {
             db.volume = Some(v.clone());
             g.sqlite_volumes.push((v.clone(), format!("[[sqlite]] {}", src.name)));

@@ -13,9 +13,15 @@
 //! Because members stand alone, an entry's body can be compressed ahead of time (a dump, as
 //! pg_dump produces it) into a file of members, and that file copied into the bundle's stream
 //! unchanged ([`ParallelGz::append_members`]): every byte is compressed once.
+//!
+//! Streams compressed side by side (the dumps taken at once, a SQLite copy beside them) share
+//! one [`Cores`]: a stream alone compresses on every core, streams together never run more
+//! blocks at once than there are cores, and a core one stream leaves idle (its dump waiting
+//! on the server, or finished) goes to the others.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use libdeflater::{CompressionLvl, Compressor};
@@ -30,11 +36,53 @@ const SAMPLE: usize = 16 * 1024;
 /// comes out at about 100%, JPEG at 98-99%; text, JSON and tar headers far below.
 const STORE_ABOVE_PERCENT: usize = 97;
 
+/// How many blocks may be compressing at once, shared by every stream that holds a clone.
+#[derive(Clone)]
+pub struct Cores {
+    free: Arc<(Mutex<usize>, Condvar)>,
+    size: usize,
+}
+
+impl Cores {
+    /// A budget of `n` blocks compressing at once (at least 1).
+    pub fn new(n: usize) -> Cores {
+        let size = n.max(1);
+        Cores { free: Arc::new((Mutex::new(size), Condvar::new())), size }
+    }
+
+    /// Waits for a free core. Each permit is given back when its block is compressed (the
+    /// compressing thread drops it), never when a stream gets around to writing it: a stream
+    /// waiting on its source cannot hold cores another one needs.
+    fn acquire(&self) -> Permit {
+        let (lock, freed) = &*self.free;
+        let mut free = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *free == 0 {
+            free = freed.wait(free).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *free -= 1;
+        Permit(self.clone())
+    }
+}
+
+/// One block's right to a core, given back on drop (a panicking thread included).
+struct Permit(Cores);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (lock, freed) = &*self.0.free;
+        *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        freed.notify_one();
+    }
+}
+
 /// A `Write` that gzips what it is given using `threads` threads.
 pub struct ParallelGz<W: Write> {
     inner: W,
     level: u32,
+    /// Blocks of this stream in flight (compressing, or compressed and not yet written):
+    /// bounds its memory.
     threads: usize,
+    cores: Cores,
     block: Vec<u8>,
     in_flight: VecDeque<JoinHandle<io::Result<Vec<u8>>>>,
     /// The compressed length of every member written, in order: a reader that knows them can
@@ -57,10 +105,17 @@ fn compress_block(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
 impl<W: Write> ParallelGz<W> {
     /// Compresses into `inner` at `level` with up to `threads` blocks in flight.
     pub fn new(inner: W, level: u32, threads: usize) -> Self {
+        Self::sharing(inner, level, &Cores::new(threads))
+    }
+
+    /// Compresses into `inner` at `level` on the `cores` it shares with other streams (up to
+    /// all of them when the others leave them idle).
+    pub fn sharing(inner: W, level: u32, cores: &Cores) -> Self {
         ParallelGz {
             inner,
             level,
-            threads: threads.max(1),
+            threads: cores.size,
+            cores: cores.clone(),
             block: Vec::with_capacity(BLOCK),
             in_flight: VecDeque::new(),
             members: Vec::new(),
@@ -85,7 +140,12 @@ impl<W: Write> ParallelGz<W> {
         }
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
         let level = self.level;
-        self.in_flight.push_back(std::thread::spawn(move || compress_block(&block, level)));
+        let permit = self.cores.acquire();
+        self.in_flight.push_back(std::thread::spawn(move || {
+            let member = compress_block(&block, level);
+            drop(permit);
+            member
+        }));
         Ok(())
     }
 
@@ -283,6 +343,39 @@ mod tests {
         let gz = gzip(&mixed);
         assert!(gz.len() < mixed.len() * 3 / 4, "the text half compresses: {} of {}", gz.len(), mixed.len());
         assert_decodes(gz, &mixed, "mixed");
+    }
+
+    /// Streams written side by side on shared cores (the dumps taken at once) each decode to
+    /// their own input, whatever the budget: one core for three streams (each waits its turn,
+    /// none waits on another's reader) or more cores than streams; and the budget is whole
+    /// again once they are done.
+    #[test]
+    fn streams_sharing_cores_each_decode_to_their_input() {
+        for size in [1, 2, 4] {
+            let cores = Cores::new(size);
+            let inputs: Vec<Vec<u8>> =
+                vec![text(3 * BLOCK + 17), random(2 * BLOCK + 5, 9), [text(BLOCK), random(BLOCK, 4)].concat()];
+            let outputs: Vec<Vec<u8>> = std::thread::scope(|s| {
+                let running: Vec<_> = inputs
+                    .iter()
+                    .map(|data| {
+                        let cores = cores.clone();
+                        s.spawn(move || {
+                            let mut w = ParallelGz::sharing(Vec::new(), 3, &cores);
+                            for chunk in data.chunks(100_000) {
+                                w.write_all(chunk).unwrap();
+                            }
+                            w.finish().unwrap()
+                        })
+                    })
+                    .collect();
+                running.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (i, (gz, data)) in outputs.into_iter().zip(&inputs).enumerate() {
+                assert_decodes(gz, data, &format!("stream {i} on {size} shared cores"));
+            }
+            assert_eq!(*cores.free.0.lock().unwrap(), size, "every permit given back");
+        }
     }
 
     /// Members compressed ahead (another `ParallelGz`'s output, as a dump's body is) appended

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use restorer::digest::HashingWriter;
 
-use crate::pgzip::ParallelGz;
+use crate::pgzip::{Cores, ParallelGz};
 use crate::sources::Payload;
 use crate::writer::create_private;
 
@@ -22,10 +22,10 @@ pub struct GzSpool {
 }
 
 impl GzSpool {
-    /// Creates `path`, compressed at `level` on `threads` threads.
-    pub fn create(path: &Path, level: u32, threads: usize) -> Result<GzSpool> {
+    /// Creates `path`, compressed at `level` on the `cores` it shares with other spools.
+    pub fn create(path: &Path, level: u32, cores: &Cores) -> Result<GzSpool> {
         let f = create_private(path)?;
-        let gz = ParallelGz::new(BufWriter::with_capacity(1024 * 1024, f), level, threads);
+        let gz = ParallelGz::sharing(BufWriter::with_capacity(1024 * 1024, f), level, cores);
         Ok(GzSpool { path: path.to_path_buf(), out: HashingWriter::new(gz) })
     }
 
@@ -43,7 +43,15 @@ impl GzSpool {
                 members.iter().sum::<u64>()
             );
         }
-        Ok(Payload { entry: entry.to_string(), source: self.path, size, sha256, mtime, gzipped: Some(members) })
+        Ok(Payload {
+            entry: entry.to_string(),
+            source: self.path,
+            size,
+            sha256,
+            mtime,
+            gzipped: Some(members),
+            spooled: true,
+        })
     }
 }
 
@@ -73,7 +81,7 @@ impl ZstSpool {
         let what = || format!("writing {}", self.path.display());
         let (buf, sha256, size) = self.out.finish().with_context(what)?.finish();
         buf.into_inner().map_err(|e| e.into_error()).with_context(what)?;
-        Ok(Payload { entry: entry.to_string(), source: self.path, size, sha256, mtime, gzipped: None })
+        Ok(Payload { entry: entry.to_string(), source: self.path, size, sha256, mtime, gzipped: None, spooled: true })
     }
 }
 

@@ -82,6 +82,7 @@ fn append_payloads<W: Write>(
             append_gzipped(tar, p, f, now_len, members, progress)?;
             sums.0.insert(p.entry.clone(), p.sha256.clone());
             *payload_bytes += p.size;
+            remove_spooled(p)?;
             continue;
         }
         if now_len != p.size {
@@ -102,6 +103,16 @@ fn append_payloads<W: Write>(
         }
         sums.0.insert(p.entry.clone(), digest);
         *payload_bytes += len;
+        remove_spooled(p)?;
+    }
+    Ok(())
+}
+
+/// A spooled payload is in the bundle now: its spool file goes (the sealed bundle's outer
+/// archive reads `restore` again, which is never spooled).
+fn remove_spooled(p: &Payload) -> Result<()> {
+    if p.spooled {
+        fs::remove_file(&p.source).with_context(|| format!("removing {} from the spool", p.source.display()))?;
     }
     Ok(())
 }
@@ -394,7 +405,7 @@ mod tests {
         let source = dir.join("f.conf");
         fs::write(&source, content).unwrap();
         let (sha256, size) = restorer::digest::sha256_file(&source).unwrap();
-        Payload { entry: "config/etc/f.conf".into(), source, size, sha256, mtime: 0, gzipped: None }
+        Payload { entry: "config/etc/f.conf".into(), source, size, sha256, mtime: 0, gzipped: None, spooled: false }
     }
 
     /// A file whose content changed after it was inventoried (same size, other bytes) aborts the

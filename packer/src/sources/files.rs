@@ -250,6 +250,7 @@ impl Walker<'_> {
                 sha256: sha256.clone(),
                 mtime: meta.mtime,
                 gzipped: None,
+                spooled: false,
             });
             FileContent::File { entry, size, sha256 }
         } else {

@@ -28,4 +28,8 @@ pub struct Payload {
     /// bundle unchanged; `size` and `sha256` are those of the body uncompressed. `None`:
     /// `source` is the entry itself, compressed as it is packed.
     pub gzipped: Option<Vec<u64>>,
+    /// `source` is this run's own spool file: the writer removes it as soon as it is in the
+    /// bundle, so the spool and the bundle being written never hold the same bytes twice
+    /// (peak extra disk stays about the bundle's size).
+    pub spooled: bool,
 }

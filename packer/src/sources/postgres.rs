@@ -147,14 +147,16 @@ fn start_pg_dump(located: &Located, host_pg_dump: Option<&Path>, snapshot_arg: &
 }
 
 /// How a dump is compressed while pg_dump writes it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Compress {
     /// gzip members (the bundle's own compression) or a zstd frame.
     pub codec: Compression,
     /// The level, of that codec.
     pub level: u32,
-    /// Threads for this dump.
+    /// zstd's worker threads for this dump.
     pub threads: usize,
+    /// The cores gzip blocks compress on, shared with the dumps and copies taken meanwhile.
+    pub cores: crate::pgzip::Cores,
 }
 
 type N8nRead = Option<Result<super::n8n::N8nData>>;
@@ -240,7 +242,7 @@ pub fn dump(
             (
                 layout::postgres_entry(&src.name),
                 None,
-                Spool::Gz(GzSpool::create(&path, compress.level, compress.threads)?),
+                Spool::Gz(GzSpool::create(&path, compress.level, &compress.cores)?),
             )
         }
         Compression::Zstd => {
