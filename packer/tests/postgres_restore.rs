@@ -331,3 +331,46 @@ fn zstd_dumps_round_trip_through_the_bundles_own_restore() {
     same_answer(&source, &target, "SELECT count(*), sum(length(body)) FROM a");
     assert!(!dir.join("databases/shop.dump").exists(), "the decoded dump is removed");
 }
+
+/// Large values (n8n's execution data) load through lz4 TOAST compression where the server
+/// has it (pglz is the slow part of loading them): every value reads back the same, the
+/// restored ones are stored with lz4, and a column the source gave its own compression keeps
+/// it, as the dump says.
+#[test]
+fn large_values_load_with_lz4_and_read_back_the_same() {
+    let t = tempfile::tempdir().unwrap();
+    let source = Cluster::start().unwrap();
+    source.psql("postgres", "CREATE DATABASE shop").unwrap();
+    source
+        .psql(
+            "shop",
+            "CREATE TABLE execution_data (id int PRIMARY KEY, data text, pinned text COMPRESSION pglz); \
+             INSERT INTO execution_data SELECT i, repeat('{\"node\":\"' || md5(i::text) || '\"},', 200), repeat(md5(i::text), 100) FROM generate_series(1, 300) i;",
+        )
+        .unwrap();
+    let lz4_here = source
+        .psql(
+            "shop",
+            "SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)",
+        )
+        .unwrap();
+    assert_eq!(lz4_here.trim(), "1", "the test's PostgreSQL has lz4 (Debian's is built with it)");
+    assert_eq!(
+        source.psql("shop", "SELECT DISTINCT pg_column_compression(data) FROM execution_data").unwrap().trim(),
+        "pglz",
+        "the source stores them with the server's default"
+    );
+    let src = sample_tree(t.path());
+    let bundle = create(&config(t.path(), &src, &[("shop", source.url("shop"))], Some(source.bin())));
+    let dir = extract(&bundle, &t.path().join("x"));
+    let target = restore_into_new_cluster(&dir, &t.path().join("root"));
+    same_answer(
+        &source,
+        &target,
+        "SELECT count(*), md5(string_agg(data || pinned, ',' ORDER BY id)) FROM execution_data",
+    );
+    let q = |sql: &str| target.psql("shop", sql).unwrap().trim().to_string();
+    assert_eq!(q("SELECT DISTINCT pg_column_compression(data) FROM execution_data"), "lz4");
+    assert_eq!(q("SELECT DISTINCT pg_column_compression(pinned) FROM execution_data"), "pglz");
+    assert_eq!(q("SHOW default_toast_compression"), "pglz", "the server's own default is untouched");
+}

@@ -240,10 +240,17 @@ pub fn repo_digests(image: &str) -> Vec<String> {
 /// `docker exec -i [-e PGPASSWORD] CONTAINER ARGS...`: runs a tool inside a container; the
 /// password, when given, travels in the environment only.
 pub fn exec(container: &str, password: Option<&str>, args: &[&str]) -> Command {
+    exec_with(container, password, &[], args)
+}
+
+/// [`exec`] with more variables passed into the container (`(name, value)`): set on the
+/// docker client's environment and named with `-e NAME`, so no value is on a command line.
+pub fn exec_with(container: &str, password: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut c = Command::new("docker");
     c.args(["exec", "-i"]);
-    if let Some(pw) = password {
-        c.env("PGPASSWORD", pw).args(["-e", "PGPASSWORD"]);
+    let pw = password.map(|pw| ("PGPASSWORD", pw));
+    for (name, value) in pw.iter().chain(env) {
+        c.env(name, value).args(["-e", name]);
     }
     c.arg(container).args(args);
     c

@@ -1,5 +1,12 @@
 //! PostgreSQL databases back from their `pg_dump -Fc` entries: each under its original name,
 //! any existing database of that name renamed aside first (so rollback is a rename).
+//!
+//! Loaded with `default_toast_compression = lz4` where the server has it (PostgreSQL 14 and
+//! later, built with lz4 as Debian's and the official images are): large values (n8n's
+//! execution data) are compressed on the way into TOAST, and pglz, the default, is the one
+//! slow part of loading them (a 1 GB n8n database: 25.7 s with pglz, 7.1 s with lz4, on 2
+//! cores). The data read back is the same; only how the server stores it differs, and any
+//! column the dump gives its own compression (`SET COMPRESSION`) keeps it.
 
 use std::path::Path;
 use std::process::Command;
@@ -157,14 +164,17 @@ pub fn prepare(
 
     let plain = crate::zst::plain_dump(bundle_dir, db)?;
     let dump = plain.path();
+    let lz4 = has_lz4_toast(&mut c);
     let mut cmd = match container {
         Some(id) => {
             // On stdin pg_restore cannot seek in the archive, so no --jobs here: the dump would
             // first have to be copied into the container.
             let f = std::fs::File::open(dump).map_err(|e| Error::io("reading", dump, e))?;
-            let mut c = crate::container::exec(
+            let lz4_env = [("PGOPTIONS", LZ4_TOAST)];
+            let mut c = crate::container::exec_with(
                 id,
                 pg.password().as_deref(),
+                if lz4 { &lz4_env[..] } else { &[] },
                 &["pg_restore", "--exit-on-error", "--username", pg.user(), "--dbname", name],
             );
             c.stdin(f);
@@ -173,7 +183,11 @@ pub fn prepare(
         None => {
             let mut c = Command::new(pg_restore);
             c.args(["--exit-on-error", "--jobs", &restore_jobs().to_string(), "--dbname", name]);
-            c.arg(dump).envs(pg.with_database(name).libpq_env());
+            let mut env = pg.with_database(name).libpq_env();
+            if lz4 {
+                with_option(&mut env, LZ4_TOAST);
+            }
+            c.arg(dump).envs(env);
             c
         }
     };
@@ -186,6 +200,28 @@ pub fn prepare(
         cmd.args(["--no-owner", "--no-privileges"]);
     }
     Ok(Some(Load { cmd, dump: plain }))
+}
+
+/// The load's PGOPTIONS where the server has lz4 (see the module's comment).
+const LZ4_TOAST: &str = "-c default_toast_compression=lz4";
+
+/// Whether the server can compress TOAST with lz4 (a setting PostgreSQL 14 added, with lz4
+/// among its values when the server was built with it). Any doubt answers no: the server's
+/// default then stands, as before.
+fn has_lz4_toast(c: &mut postgres::Client) -> bool {
+    c.query_opt("SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)", &[])
+        .is_ok_and(|row| row.is_some())
+}
+
+/// Adds `option` to the libpq environment's PGOPTIONS (after the target's own, if any).
+fn with_option(env: &mut Vec<(&'static str, String)>, option: &str) {
+    match env.iter_mut().find(|(k, _)| *k == "PGOPTIONS") {
+        Some((_, v)) => {
+            v.push(' ');
+            v.push_str(option);
+        }
+        None => env.push(("PGOPTIONS", option.to_string())),
+    }
 }
 
 /// How many connections pg_restore loads tables and builds indexes with: one per core. `--jobs`
