@@ -21,8 +21,9 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::mpsc;
+
+use restorer::pool::Pool;
 
 use libdeflater::{CompressionLvl, Compressor};
 
@@ -36,42 +37,16 @@ const SAMPLE: usize = 16 * 1024;
 /// comes out at about 100%, JPEG at 98-99%; text, JSON and tar headers far below.
 const STORE_ABOVE_PERCENT: usize = 97;
 
-/// How many blocks may be compressing at once, shared by every stream that holds a clone.
+/// Threads that compress blocks, shared by every stream that holds a clone: `n` of them at
+/// most compress at once, whichever streams their blocks come from, and a thread one stream
+/// leaves idle (its dump waiting on the server, or finished) takes another's blocks.
 #[derive(Clone)]
-pub struct Cores {
-    free: Arc<(Mutex<usize>, Condvar)>,
-    size: usize,
-}
+pub struct Cores(Pool);
 
 impl Cores {
-    /// A budget of `n` blocks compressing at once (at least 1).
+    /// `n` compressing threads (at least 1), living as long as the clones.
     pub fn new(n: usize) -> Cores {
-        let size = n.max(1);
-        Cores { free: Arc::new((Mutex::new(size), Condvar::new())), size }
-    }
-
-    /// Waits for a free core. Each permit is given back when its block is compressed (the
-    /// compressing thread drops it), never when a stream gets around to writing it: a stream
-    /// waiting on its source cannot hold cores another one needs.
-    fn acquire(&self) -> Permit {
-        let (lock, freed) = &*self.free;
-        let mut free = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        while *free == 0 {
-            free = freed.wait(free).unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-        *free -= 1;
-        Permit(self.clone())
-    }
-}
-
-/// One block's right to a core, given back on drop (a panicking thread included).
-struct Permit(Cores);
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let (lock, freed) = &*self.0.free;
-        *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
-        freed.notify_one();
+        Cores(Pool::new(n, "gzip"))
     }
 }
 
@@ -84,7 +59,7 @@ pub struct ParallelGz<W: Write> {
     threads: usize,
     cores: Cores,
     block: Vec<u8>,
-    in_flight: VecDeque<JoinHandle<io::Result<Vec<u8>>>>,
+    in_flight: VecDeque<mpsc::Receiver<io::Result<Vec<u8>>>>,
     /// The compressed length of every member written, in order: a reader that knows them can
     /// inflate members in parallel (`restorer::gunzip`).
     members: Vec<u64>,
@@ -114,7 +89,7 @@ impl<W: Write> ParallelGz<W> {
         ParallelGz {
             inner,
             level,
-            threads: cores.size,
+            threads: cores.0.size(),
             cores: cores.clone(),
             block: Vec::with_capacity(BLOCK),
             in_flight: VecDeque::new(),
@@ -123,10 +98,24 @@ impl<W: Write> ParallelGz<W> {
     }
 
     fn write_oldest(&mut self) -> io::Result<()> {
-        if let Some(h) = self.in_flight.pop_front() {
-            let member = h.join().map_err(|_| io::Error::other("a compression thread panicked"))??;
-            self.inner.write_all(&member)?;
-            self.members.push(member.len() as u64);
+        if let Some(member) = self.in_flight.pop_front() {
+            let member = member.recv().map_err(|_| io::Error::other("a compression thread panicked"))?;
+            self.write_member(&member?)?;
+        }
+        Ok(())
+    }
+
+    fn write_member(&mut self, member: &[u8]) -> io::Result<()> {
+        self.inner.write_all(member)?;
+        self.members.push(member.len() as u64);
+        Ok(())
+    }
+
+    /// Writes the members already compressed, oldest first, up to the first still in work.
+    fn write_finished(&mut self) -> io::Result<()> {
+        while let Some(Ok(member)) = self.in_flight.front().map(mpsc::Receiver::try_recv) {
+            self.in_flight.pop_front();
+            self.write_member(&member?)?;
         }
         Ok(())
     }
@@ -140,12 +129,7 @@ impl<W: Write> ParallelGz<W> {
         }
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
         let level = self.level;
-        let permit = self.cores.acquire();
-        self.in_flight.push_back(std::thread::spawn(move || {
-            let member = compress_block(&block, level);
-            drop(permit);
-            member
-        }));
+        self.in_flight.push_back(self.cores.0.submit(move || compress_block(&block, level))?);
         Ok(())
     }
 
@@ -230,6 +214,10 @@ impl<W: Write> Write for ParallelGz<W> {
         if self.block.len() == BLOCK {
             self.dispatch()?;
         }
+        // Members already compressed go out now rather than when the queue is full: what a
+        // stream holds is then mostly blocks still compressing (bounded by the shared cores),
+        // whatever the number of streams side by side.
+        self.write_finished()?;
         Ok(n)
     }
 
@@ -346,9 +334,8 @@ mod tests {
     }
 
     /// Streams written side by side on shared cores (the dumps taken at once) each decode to
-    /// their own input, whatever the budget: one core for three streams (each waits its turn,
-    /// none waits on another's reader) or more cores than streams; and the budget is whole
-    /// again once they are done.
+    /// their own input, whatever the number of threads: one for three streams (each waits its
+    /// turn, none waits on another's reader) or more threads than streams.
     #[test]
     fn streams_sharing_cores_each_decode_to_their_input() {
         for size in [1, 2, 4] {
@@ -374,7 +361,6 @@ mod tests {
             for (i, (gz, data)) in outputs.into_iter().zip(&inputs).enumerate() {
                 assert_decodes(gz, data, &format!("stream {i} on {size} shared cores"));
             }
-            assert_eq!(*cores.free.0.lock().unwrap(), size, "every permit given back");
         }
     }
 

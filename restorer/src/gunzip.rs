@@ -1,13 +1,15 @@
 //! Parallel gunzip of a stream whose gzip members' lengths are known: the packer, which wrote
 //! the members, reads its fresh bundle back this way before publishing it. Each member is
-//! inflated on a thread of its own (a few in flight), with its CRC32 and ISIZE checked, and
+//! inflated on one of a few worker threads ([`crate::pool`]), with its CRC32 and ISIZE checked, and
 //! the output comes out in order: the same bytes, and the same refusals, as a sequential
 //! multi-member decoder, on every core. A member that does not end exactly where its length
 //! says is damage, as is a stream longer or shorter than the lengths.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::thread::JoinHandle;
+use std::sync::mpsc::Receiver;
+
+use crate::pool::Pool;
 
 // The bufread decoder consumes exactly one member from the slice (the read one buffers ahead),
 // so what is left of the slice tells whether the member ended where its length says.
@@ -21,8 +23,8 @@ const MEMBER_OUTPUT_LIMIT: u64 = 64 * 1024 * 1024;
 pub struct ParallelGunzip<R: Read> {
     inner: R,
     lengths: std::vec::IntoIter<u64>,
-    threads: usize,
-    in_flight: VecDeque<JoinHandle<io::Result<Vec<u8>>>>,
+    workers: Pool,
+    in_flight: VecDeque<Receiver<io::Result<Vec<u8>>>>,
     current: Vec<u8>,
     pos: usize,
     ended: bool,
@@ -35,7 +37,7 @@ impl<R: Read> ParallelGunzip<R> {
         ParallelGunzip {
             inner,
             lengths: lengths.into_iter(),
-            threads: threads.max(1),
+            workers: Pool::new(threads, "gunzip"),
             in_flight: VecDeque::new(),
             current: Vec::new(),
             pos: 0,
@@ -50,14 +52,14 @@ impl<R: Read> ParallelGunzip<R> {
 
     /// Reads members and sends them off until `threads` are in flight or none is left.
     fn fill(&mut self) -> io::Result<()> {
-        while self.in_flight.len() < self.threads {
+        while self.in_flight.len() < self.workers.size() {
             let Some(len) = self.lengths.next() else { break };
             let mut member = Vec::with_capacity(len as usize);
             (&mut self.inner).take(len).read_to_end(&mut member)?;
             if member.len() as u64 != len {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the gzip stream ends inside a member"));
             }
-            self.in_flight.push_back(std::thread::spawn(move || inflate(&member)));
+            self.in_flight.push_back(self.workers.submit(move || inflate(&member))?);
         }
         Ok(())
     }
@@ -87,8 +89,8 @@ impl<R: Read> Read for ParallelGunzip<R> {
             }
             self.fill()?;
             match self.in_flight.pop_front() {
-                Some(h) => {
-                    self.current = h.join().map_err(|_| io::Error::other("an inflating thread panicked"))??;
+                Some(member) => {
+                    self.current = member.recv().map_err(|_| io::Error::other("an inflating thread panicked"))??;
                     self.pos = 0;
                 }
                 None => self.ended = true,

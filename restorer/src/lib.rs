@@ -34,6 +34,7 @@ pub mod owners;
 pub mod pg;
 pub mod pg_tls;
 pub mod plan;
+pub mod pool;
 pub mod progress;
 pub mod raw_path;
 pub mod report;

@@ -1,0 +1,90 @@
+//! A few long-lived worker threads that run the jobs handed to them, each job's result coming
+//! back on a channel of its own. Compressing or inflating a bundle is thousands of 1 MiB jobs,
+//! and a thread started per job (as before) is thousands of thread starts, each free to take
+//! a malloc arena of its own; the pool's threads are made once and live as long as a clone of
+//! the pool does.
+
+use std::io;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Worker threads shared by every holder of a clone: at most [`Pool::size`] jobs run at
+/// once, whichever holder they come from.
+#[derive(Clone)]
+pub struct Pool {
+    jobs: mpsc::Sender<Job>,
+    size: usize,
+}
+
+impl Pool {
+    /// Starts `n` worker threads (at least 1), named `name`. One that cannot start leaves the
+    /// work to the others; with none, [`Pool::submit`] fails with an error that says so.
+    pub fn new(n: usize, name: &str) -> Pool {
+        let size = n.max(1);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..size {
+            let queue = Arc::clone(&queue);
+            let _ = std::thread::Builder::new().name(name.to_string()).spawn(move || loop {
+                // The lock is held while waiting, and let go as soon as a job is taken.
+                let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                match job {
+                    // A job that panics loses its own result (its channel disconnects), not
+                    // the worker.
+                    Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
+                    Err(_) => return, // every clone of the pool is gone
+                }
+            });
+        }
+        Pool { jobs, size }
+    }
+
+    /// How many jobs run at once at most.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Runs `job` on a worker; its result arrives on the returned channel (which reports a
+    /// disconnection instead if the job panicked).
+    pub fn submit<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> io::Result<mpsc::Receiver<T>> {
+        let (done, result) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(job());
+            }))
+            .map_err(|_| io::Error::other("no worker thread could be started"))?;
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every job's result comes back on its own channel, whatever the order they finish in,
+    /// from several holders at once; a job that panics is a disconnection for its own result
+    /// only, and the pool goes on serving.
+    #[test]
+    fn results_come_back_to_their_own_submitter() {
+        let pool = Pool::new(2, "test");
+        let results: Vec<_> = (0..20u64)
+            .map(|i| {
+                pool.submit(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(20 - i));
+                    i * i
+                })
+                .unwrap()
+            })
+            .collect();
+        let other = pool.clone();
+        let beside = std::thread::spawn(move || other.submit(|| "beside").unwrap().recv().unwrap());
+        for (i, r) in results.into_iter().enumerate() {
+            assert_eq!(r.recv().unwrap(), (i * i) as u64);
+        }
+        assert_eq!(beside.join().unwrap(), "beside");
+        let panicked = pool.submit(|| -> u8 { panic!("a job that fails") }).unwrap();
+        assert!(panicked.recv().is_err());
+        assert_eq!(pool.submit(|| 7).unwrap().recv().unwrap(), 7, "still serving");
+    }
+}
