@@ -161,6 +161,27 @@ pub struct Compress {
 
 type N8nRead = Option<Result<super::n8n::N8nData>>;
 
+/// Pipe capacity asked for pg_dump's output, and the most read at once: pg_dump writes its
+/// gigabytes in small pieces, and the syscalls are what moving them costs (a default 64 KiB
+/// pipe read through io::copy's 8 KiB buffer is ~140,000 reads per GB). Linux grants up to
+/// `fs.pipe-max-size` (1 MiB by default); a smaller grant only means more reads.
+const PIPE_CHUNK: usize = 1 << 20;
+
+/// Copies pg_dump's whole output into the spool, through a 1 MiB pipe and 1 MiB reads.
+fn copy_out(mut stdout: std::process::ChildStdout, mut spool: Spool) -> std::io::Result<Spool> {
+    use std::io::{Read, Write};
+    let _ = rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_CHUNK);
+    let mut buf = vec![0u8; PIPE_CHUNK];
+    loop {
+        match stdout.read(&mut buf) {
+            Ok(0) => return Ok(spool),
+            Ok(n) => spool.write_all(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// pg_dump's output compressed into `spool` on other threads while this one counts the rows and
 /// reads n8n's tables, inside the transaction whose snapshot pg_dump uses. A spool that cannot
 /// take the dump (a full disk) stops pg_dump.
@@ -174,10 +195,7 @@ fn spool_while_counting(
 ) -> Result<(Spool, restorer::error::Result<Vec<restorer::manifest::TableCount>>, N8nRead)> {
     let stdout = child.stdout.take().expect("pg_dump's stdout is piped");
     let (spooled, counts, n8n) = std::thread::scope(|s| {
-        let copier = s.spawn(move || {
-            let (mut stdout, mut spool) = (stdout, spool);
-            std::io::copy(&mut stdout, &mut spool).map(|_| spool)
-        });
+        let copier = s.spawn(move || copy_out(stdout, spool));
         let counts = table_counts(&mut *tx, &target.describe());
         // n8n's workflows and credentials, from the same snapshot as the dump.
         let n8n = src.profile.map(|crate::config::Profile::N8n| {
