@@ -202,17 +202,11 @@ fn local_cluster_without_url_via_temporary_superuser() {
 /// pipe) bring back every row.
 #[test]
 fn dump_compressed_while_written_round_trips_under_a_long_name() {
-    let t = tempfile::tempdir().unwrap();
-    let source = Cluster::start().unwrap();
-    source.psql("postgres", "CREATE DATABASE shop").unwrap();
-    source
-        .psql(
-            "shop",
-            "CREATE TABLE a (id int PRIMARY KEY, body text); CREATE TABLE b (id int PRIMARY KEY, n bigint); \
-             INSERT INTO a SELECT i, repeat(md5(i::text), 20) FROM generate_series(1, 20000) i; \
-             INSERT INTO b SELECT i, i * 7 FROM generate_series(1, 200000) i;",
-        )
-        .unwrap();
+    let (t, source) = shop_with(
+        "CREATE TABLE a (id int PRIMARY KEY, body text); CREATE TABLE b (id int PRIMARY KEY, n bigint); \
+         INSERT INTO a SELECT i, repeat(md5(i::text), 20) FROM generate_series(1, 20000) i; \
+         INSERT INTO b SELECT i, i * 7 FROM generate_series(1, 200000) i;",
+    );
     let name = "n".repeat(100);
     let src = sample_tree(t.path());
     let bundle = create(&config(t.path(), &src, &[(&name, source.url("shop"))], Some(source.bin())));
@@ -222,6 +216,15 @@ fn dump_compressed_while_written_round_trips_under_a_long_name() {
     let target = restore_into_new_cluster(&dir, &t.path().join("root"));
     same_answer(&source, &target, "SELECT count(*), sum(length(body)) FROM a");
     same_answer(&source, &target, "SELECT count(*), sum(n) FROM b");
+}
+
+/// A temporary directory and a new cluster whose database `shop` holds what `sql` makes.
+fn shop_with(sql: &str) -> (tempfile::TempDir, Cluster) {
+    let t = tempfile::tempdir().unwrap();
+    let source = Cluster::start().unwrap();
+    source.psql("postgres", "CREATE DATABASE shop").unwrap();
+    source.psql("shop", sql).unwrap();
+    (t, source)
 }
 
 /// Restores the extracted bundle `dir` onto a new cluster (files under `root`), successfully.
@@ -296,12 +299,9 @@ fn failed_load_beside_others_rolls_back_all_of_them() {
 /// afterwards. A level zstd lacks is refused when the configuration is read.
 #[test]
 fn zstd_dumps_round_trip_through_the_bundles_own_restore() {
-    let t = tempfile::tempdir().unwrap();
-    let source = Cluster::start().unwrap();
-    source.psql("postgres", "CREATE DATABASE shop").unwrap();
-    source
-        .psql("shop", "CREATE TABLE a (id int PRIMARY KEY, body text); INSERT INTO a SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, 30000) i;")
-        .unwrap();
+    let (t, source) = shop_with(
+        "CREATE TABLE a (id int PRIMARY KEY, body text); INSERT INTO a SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, 30000) i;",
+    );
     let src = sample_tree(t.path());
     let cfg = config(t.path(), &src, &[("shop", source.url("shop"))], Some(source.bin()));
     let text = fs::read_to_string(&cfg).unwrap();
@@ -338,16 +338,10 @@ fn zstd_dumps_round_trip_through_the_bundles_own_restore() {
 /// it, as the dump says.
 #[test]
 fn large_values_load_with_lz4_and_read_back_the_same() {
-    let t = tempfile::tempdir().unwrap();
-    let source = Cluster::start().unwrap();
-    source.psql("postgres", "CREATE DATABASE shop").unwrap();
-    source
-        .psql(
-            "shop",
-            "CREATE TABLE execution_data (id int PRIMARY KEY, data text, pinned text COMPRESSION pglz); \
-             INSERT INTO execution_data SELECT i, repeat('{\"node\":\"' || md5(i::text) || '\"},', 200), repeat(md5(i::text), 100) FROM generate_series(1, 300) i;",
-        )
-        .unwrap();
+    let (t, source) = shop_with(
+        "CREATE TABLE execution_data (id int PRIMARY KEY, data text, pinned text COMPRESSION pglz); \
+         INSERT INTO execution_data SELECT i, repeat('{\"node\":\"' || md5(i::text) || '\"},', 200), repeat(md5(i::text), 100) FROM generate_series(1, 300) i;",
+    );
     let lz4_here = source
         .psql(
             "shop",
