@@ -429,6 +429,27 @@ mod tests {
     }
 
     /// An existing bundle of the same name is never replaced.
+    /// A spooled payload's file is gone as soon as it is packed (the spool and the bundle never
+    /// hold the same bytes twice); a captured file is never touched. The stand-in manifest
+    /// makes the read-back refuse the bundle, after both were packed: nothing is published.
+    #[test]
+    fn spooled_payloads_are_removed_once_packed_and_captured_files_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let spool = t.path().join("spool");
+        fs::create_dir(&spool).unwrap();
+        let captured = payload(t.path(), b"kept as it is");
+        let mut spooled = payload(&spool, b"spooled copy");
+        spooled.entry = "databases/app.sqlite".into();
+        spooled.spooled = true;
+        let out = t.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let e = write_bundle(&out, "b.tar.gz", "{}", &[captured.clone(), spooled.clone()], 1, &Silent).unwrap_err();
+        assert!(format!("{e:#}").contains("reading back"), "{e:#}");
+        assert!(!spooled.source.exists(), "the spool file went once packed");
+        assert_eq!(fs::read(&captured.source).unwrap(), b"kept as it is");
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "nothing published, no .partial left");
+    }
+
     #[test]
     fn existing_bundle_is_not_replaced() {
         let t = tempfile::tempdir().unwrap();
