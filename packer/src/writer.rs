@@ -46,7 +46,7 @@ impl Drop for PartialGuard {
 
 /// fsync a directory so a rename or link in it survives a power cut.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
+    restorer::sys::sync_dir(dir).with_context(|| format!("syncing directory {}", dir.display()))
 }
 
 fn header(size: u64, mode: u32, mtime: i64) -> tar::Header {
