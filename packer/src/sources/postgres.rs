@@ -167,19 +167,12 @@ type N8nRead = Option<Result<super::n8n::N8nData>>;
 /// `fs.pipe-max-size` (1 MiB by default); a smaller grant only means more reads.
 const PIPE_CHUNK: usize = 1 << 20;
 
-/// Copies pg_dump's whole output into the spool, through a 1 MiB pipe and 1 MiB reads.
-fn copy_out(mut stdout: std::process::ChildStdout, mut spool: Spool) -> std::io::Result<Spool> {
-    use std::io::{Read, Write};
+/// Copies pg_dump's whole output into the spool, through a 1 MiB pipe and 1 MiB reads (io::copy
+/// reads a BufReader through its own buffer).
+fn copy_out(stdout: std::process::ChildStdout, mut spool: Spool) -> std::io::Result<Spool> {
     let _ = rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_CHUNK);
-    let mut buf = vec![0u8; PIPE_CHUNK];
-    loop {
-        match stdout.read(&mut buf) {
-            Ok(0) => return Ok(spool),
-            Ok(n) => spool.write_all(&buf[..n])?,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    std::io::copy(&mut std::io::BufReader::with_capacity(PIPE_CHUNK, stdout), &mut spool)?;
+    Ok(spool)
 }
 
 /// pg_dump's output compressed into `spool` on other threads while this one counts the rows and
