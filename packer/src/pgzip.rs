@@ -19,6 +19,7 @@
 //! blocks at once than there are cores, and a core one stream leaves idle (its dump waiting
 //! on the server, or finished) goes to the others.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::mpsc;
@@ -65,16 +66,39 @@ pub struct ParallelGz<W: Write> {
     members: Vec<u64>,
 }
 
+thread_local! {
+    /// The compressors of this worker thread, by level, made once: a libdeflate compressor is
+    /// hundreds of KiB of match-finder tables, too much to allocate and clear for every block.
+    static COMPRESSORS: RefCell<Vec<(i32, Compressor)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's compressor for `level`.
+fn with_compressor<T>(level: i32, f: impl FnOnce(&mut Compressor) -> T) -> io::Result<T> {
+    let lvl = CompressionLvl::new(level)
+        .map_err(|_| io::Error::other(format!("gzip level {level} is not one libdeflate knows")))?;
+    Ok(COMPRESSORS.with(|c| {
+        let mut c = c.borrow_mut();
+        let i = match c.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                c.push((level, Compressor::new(lvl)));
+                c.len() - 1
+            }
+        };
+        f(&mut c[i].1)
+    }))
+}
+
 /// One block as one gzip member at `level` (0 stores it), or stored when it would not shrink.
 fn compress_block(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
     let level = if level > 0 && incompressible(block) { 0 } else { level };
-    let lvl = CompressionLvl::new(level as i32)
-        .map_err(|_| io::Error::other(format!("gzip level {level} is not one libdeflate knows")))?;
-    let mut c = Compressor::new(lvl);
-    let mut out = vec![0; c.gzip_compress_bound(block.len())];
-    let n = c.gzip_compress(block, &mut out).map_err(|e| io::Error::other(format!("compressing a block: {e:?}")))?;
-    out.truncate(n);
-    Ok(out)
+    with_compressor(level as i32, |c| {
+        let mut out = vec![0; c.gzip_compress_bound(block.len())];
+        let n =
+            c.gzip_compress(block, &mut out).map_err(|e| io::Error::other(format!("compressing a block: {e:?}")))?;
+        out.truncate(n);
+        Ok(out)
+    })?
 }
 
 impl<W: Write> ParallelGz<W> {
@@ -191,18 +215,17 @@ fn incompressible(block: &[u8]) -> bool {
         return false;
     }
     let step = block.len() / SAMPLES;
-    let Ok(fast) = CompressionLvl::new(1) else { return false };
-    let mut c = Compressor::new(fast);
-    let mut out = vec![0; c.deflate_compress_bound(SAMPLE)];
-    let mut packed = 0;
-    for i in 0..SAMPLES {
-        let sample = &block[i * step..i * step + SAMPLE];
-        // The bound always fits; an error here would only mean "deflate it after all".
-        match c.deflate_compress(sample, &mut out) {
-            Ok(n) => packed += n,
-            Err(_) => return false,
+    let packed = with_compressor(1, |c| {
+        let mut out = vec![0; c.deflate_compress_bound(SAMPLE)];
+        let mut packed = 0;
+        for i in 0..SAMPLES {
+            let sample = &block[i * step..i * step + SAMPLE];
+            // The bound always fits; an error here would only mean "deflate it after all".
+            packed += c.deflate_compress(sample, &mut out).ok()?;
         }
-    }
+        Some(packed)
+    });
+    let Ok(Some(packed)) = packed else { return false };
     packed * 100 >= SAMPLES * SAMPLE * STORE_ABOVE_PERCENT
 }
 

@@ -4,6 +4,11 @@
 //! the output comes out in order: the same bytes, and the same refusals, as a sequential
 //! multi-member decoder, on every core. A member that does not end exactly where its length
 //! says is damage, as is a stream longer or shorter than the lengths.
+//!
+//! A member is inflated by libdeflate in one call into a buffer of exactly its ISIZE (the
+//! trailer's last field): no growing buffers, and about twice flate2's speed with a CRC32 done
+//! with carry-less multiplication (measured on the packer's read-back: zlib-rs spent a third of
+//! its time in a table-driven CRC32).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -11,9 +16,7 @@ use std::sync::mpsc::Receiver;
 
 use crate::pool::Pool;
 
-// The bufread decoder consumes exactly one member from the slice (the read one buffers ahead),
-// so what is left of the slice tells whether the member ended where its length says.
-use flate2::bufread::GzDecoder;
+use libdeflater::Decompressor;
 
 /// Largest member this reader inflates: the packer writes 1 MiB blocks, so far more than this
 /// is not one of its members.
@@ -67,16 +70,29 @@ impl<R: Read> ParallelGunzip<R> {
 
 /// One whole member: its output, with its trailer checked and nothing after it.
 fn inflate(member: &[u8]) -> io::Result<Vec<u8>> {
-    let mut rest = member;
-    let mut out = Vec::with_capacity(member.len() * 2);
-    let mut d = GzDecoder::new(&mut rest);
-    (&mut d).take(MEMBER_OUTPUT_LIMIT + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > MEMBER_OUTPUT_LIMIT {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "a gzip member inflates to more than 64 MiB"));
+    thread_local! {
+        // One per worker thread, made once: libdeflate's decompressor is a few tens of KiB.
+        static DECOMPRESSOR: std::cell::RefCell<Decompressor> = std::cell::RefCell::new(Decompressor::new());
     }
-    drop(d);
-    if !rest.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "a gzip member ends before its recorded length"));
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("a gzip member {what}"));
+    // Header (10 bytes at least), then the deflate data, then CRC32 and ISIZE (4 bytes each).
+    let Some(trailer) = member.len().checked_sub(8).filter(|&t| t >= 10).map(|t| &member[t..]) else {
+        return Err(bad("is too short to be one"));
+    };
+    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    if u64::from(size) > MEMBER_OUTPUT_LIMIT {
+        return Err(bad("inflates to more than 64 MiB"));
+    }
+    let mut out = vec![0; size as usize];
+    let n = DECOMPRESSOR
+        .with(|d| d.borrow_mut().gzip_decompress(member, &mut out))
+        .map_err(|e| bad(&format!("is damaged ({e:?})")))?;
+    // libdeflate checked the CRC32 and ISIZE that follow the deflate data wherever that ends;
+    // the output filling the buffer exactly and matching the trailer at the recorded end too
+    // means the member ends where its length says.
+    if n != out.len() || libdeflater::crc32(&out) != crc {
+        return Err(bad("does not end at its recorded length"));
     }
     Ok(out)
 }
