@@ -64,6 +64,8 @@ pub struct ParallelGz<W: Write> {
     /// The compressed length of every member written, in order: a reader that knows them can
     /// inflate members in parallel (`restorer::gunzip`).
     members: Vec<u64>,
+    /// Where each member's length is sent once the member is written to `inner`.
+    announce: Option<mpsc::Sender<u64>>,
 }
 
 thread_local! {
@@ -118,6 +120,24 @@ impl<W: Write> ParallelGz<W> {
             block: Vec::with_capacity(BLOCK),
             in_flight: VecDeque::new(),
             members: Vec::new(),
+            announce: None,
+        }
+    }
+
+    /// Sends each member's length to `to` as soon as the member is written to the inner writer
+    /// (which must pass what it is given straight on: a file, not a buffer), so that a reader
+    /// can follow the output while it is written. The channel closes when `self` is dropped.
+    pub fn announcing(mut self, to: mpsc::Sender<u64>) -> Self {
+        self.announce = Some(to);
+        self
+    }
+
+    /// Records (and announces) a member of `len` bytes just written.
+    fn written(&mut self, len: u64) {
+        self.members.push(len);
+        if let Some(to) = &self.announce {
+            // A reader that went away has its own error to tell; writing goes on.
+            let _ = to.send(len);
         }
     }
 
@@ -131,7 +151,7 @@ impl<W: Write> ParallelGz<W> {
 
     fn write_member(&mut self, member: &[u8]) -> io::Result<()> {
         self.inner.write_all(member)?;
-        self.members.push(member.len() as u64);
+        self.written(member.len() as u64);
         Ok(())
     }
 
@@ -183,7 +203,9 @@ impl<W: Write> ParallelGz<W> {
                 format!("{n} bytes of compressed members where {want} were written"),
             ));
         }
-        self.members.extend_from_slice(lengths);
+        for &len in lengths {
+            self.written(len);
+        }
         Ok(())
     }
 
@@ -201,8 +223,7 @@ impl<W: Write> ParallelGz<W> {
         if self.members.is_empty() {
             // An empty input still makes a valid (empty) gzip file.
             let empty = compress_block(&[], self.level)?;
-            self.inner.write_all(&empty)?;
-            self.members.push(empty.len() as u64);
+            self.write_member(&empty)?;
         }
         Ok((self.inner, self.members))
     }

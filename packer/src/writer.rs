@@ -181,19 +181,32 @@ pub fn write_bundle_to(
     let file = create_private(&partial)?;
     let mut guard = PartialGuard(Some(partial.clone()));
 
-    let (out, sealing) = if recipients.is_empty() {
-        (Out::Plain(BufWriter::with_capacity(1024 * 1024, file)), None)
+    let (sha256, size, payload_bytes) = if recipients.is_empty() {
+        write_plain(file, &partial, manifest_json, payloads, level, progress)?
     } else {
-        let spool = dir.join(format!("{file_name}.payload.partial"));
-        let f = create_private(&spool)?;
-        let spool_guard = PartialGuard(Some(spool.clone()));
-        let sealed = restorer::sealed::seal(recipients, HashingWriter::new(BufWriter::with_capacity(1024 * 1024, f)))
-            .context("starting the age encryption")?;
-        (Out::Sealed(sealed), Some((file, spool, spool_guard)))
+        write_sealed(file, &partial, dir, file_name, manifest_json, payloads, level, recipients, progress)?
     };
-    let sink = HashingWriter::new(out);
-    let threads = restorer::sys::cores();
-    let gz = ParallelGz::new(sink, level, threads);
+
+    // A hard link is an atomic "rename unless the target exists": two runs in one second can
+    // never replace each other's bundle.
+    fs::hard_link(&partial, &final_path).with_context(|| format!("publishing {}", final_path.display()))?;
+    fs::remove_file(&partial).with_context(|| format!("removing {}", partial.display()))?;
+    guard.0 = None;
+    sync_dir(dir)?;
+
+    let sidecar = write_sidecar(dir, file_name, &sha256)?;
+    Ok(Written { path: final_path, sidecar, size, sha256, payload_bytes })
+}
+
+/// The tar stream of a bundle into `gz`: `manifest.json`, each payload in order (re-hashed
+/// and compared with the inventory), `checksums.sha256`. Returns the inner writer, the
+/// members' lengths and the bytes packed before compression.
+fn pack<W: Write>(
+    gz: ParallelGz<W>,
+    manifest_json: &str,
+    payloads: &[Payload],
+    progress: &dyn Progress,
+) -> Result<(W, Vec<u64>, u64)> {
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut sums = Checksums::default();
@@ -216,34 +229,70 @@ pub fn write_bundle_to(
     let mut h = header(text.len() as u64, layout::ENTRY_MODE, now);
     tar.append_data(&mut h, layout::CHECKSUMS, text.as_bytes()).context("writing checksums.sha256")?;
     let gz = tar.into_inner().context("finishing the archive")?;
-    let (sink, members) = gz.finish_members().context("finishing compression")?;
-    let (out, sha256, size) = sink.finish();
-    // A plain bundle's file is exactly the members just written: read back member by member.
-    let (file, sha256, size, members) = match (out, sealing) {
-        (Out::Plain(buf), _) => {
-            let file = buf.into_inner().map_err(|e| e.into_error()).context("flushing the bundle")?;
-            (file, sha256, size, Some(members))
-        }
-        (Out::Sealed(sealed), Some((file, spool, _spool_guard))) => {
-            let (file, sha256, size) = seal_outer(file, sealed, &spool, manifest_json, payloads, level, file_name)?;
-            (file, sha256, size, None)
-        }
-        (Out::Sealed(_), None) => unreachable!("a sealed output always has its bundle file"),
-    };
+    let (inner, members) = gz.finish_members().context("finishing compression")?;
+    Ok((inner, members, payload_bytes))
+}
+
+/// A plain bundle into `file`, read back while it is written: a second thread follows the
+/// file member by member (each announced once it is in the file) through the restore's own
+/// reader, so checking costs little more time than writing. Its digest of the file, which it
+/// read to the end and found whole, is the bundle's sha256. Returns that, the size and the
+/// bytes packed.
+fn write_plain(
+    file: File,
+    partial: &Path,
+    manifest_json: &str,
+    payloads: &[Payload],
+    level: u32,
+    progress: &dyn Progress,
+) -> Result<(String, u64, u64)> {
+    let (announce, lengths) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let follower = s.spawn(move || read_back(partial, Some(lengths), &restorer::progress::Silent));
+        // The members go straight to the file (they are whole 1 MiB blocks, compressed), so
+        // each is there to read once announced.
+        let gz = ParallelGz::new(file, level, restorer::sys::cores()).announcing(announce);
+        let packed = pack(gz, manifest_json, payloads, progress);
+        // The channel is closed now (the compressor is gone): the follower ends either way.
+        let read = follower.join().map_err(|_| anyhow::anyhow!("the thread reading the bundle back panicked"));
+        let (file, members, payload_bytes) = packed?;
+        file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
+        Ok((read??, members.iter().sum(), payload_bytes))
+    })
+}
+
+/// A sealed bundle: the plain one age-encrypted into a spool, then the clear archive around
+/// it (see [`seal_outer`]), read back once written.
+#[allow(clippy::too_many_arguments)]
+fn write_sealed(
+    file: File,
+    partial: &Path,
+    dir: &Path,
+    file_name: &str,
+    manifest_json: &str,
+    payloads: &[Payload],
+    level: u32,
+    recipients: &[restorer::sealed::Recipient],
+    progress: &dyn Progress,
+) -> Result<(String, u64, u64)> {
+    let spool = dir.join(format!("{file_name}.payload.partial"));
+    let f = create_private(&spool)?;
+    let _spool_guard = PartialGuard(Some(spool.clone()));
+    let sealed = restorer::sealed::seal(recipients, HashingWriter::new(BufWriter::with_capacity(1024 * 1024, f)))
+        .context("starting the age encryption")?;
+    let gz = ParallelGz::new(sealed, level, restorer::sys::cores());
+    let (sealed, _, payload_bytes) = pack(gz, manifest_json, payloads, progress)?;
+    let (file, sha256, size) = seal_outer(file, sealed, &spool, manifest_json, payloads, level, file_name)?;
     file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
     drop(file);
-
-    read_back(&partial, members, &sha256, progress)?;
-
-    // A hard link is an atomic "rename unless the target exists": two runs in one second can
-    // never replace each other's bundle.
-    fs::hard_link(&partial, &final_path).with_context(|| format!("publishing {}", final_path.display()))?;
-    fs::remove_file(&partial).with_context(|| format!("removing {}", partial.display()))?;
-    guard.0 = None;
-    sync_dir(dir)?;
-
-    let sidecar = write_sidecar(dir, file_name, &sha256)?;
-    Ok(Written { path: final_path, sidecar, size, sha256, payload_bytes })
+    let read = read_back(partial, None::<Vec<u64>>, progress)?;
+    if read != sha256 {
+        bail!(
+            "reading back {} before publishing it: the file's sha256 is {read}, {sha256} was written; nothing was published",
+            partial.display()
+        );
+    }
+    Ok((sha256, size, payload_bytes))
 }
 
 /// Creates a new file, 0600 (a bundle, or a part of one, is private); never one that exists.
@@ -256,12 +305,15 @@ pub(crate) fn create_private(path: &Path) -> Result<File> {
         .with_context(|| format!("creating {}", path.display()))
 }
 
-/// Reads the written bundle back through the restore's own reader before publishing: a bundle
-/// that this restorer would refuse (a name, a size, a digest, the gzip trailer), or whose file
-/// is not the bytes hashed while writing it (`sha256`), is never published. With the `members`'
-/// lengths (a plain bundle), each member is inflated on a core of its own; the verdict is the
-/// same.
-fn read_back(partial: &Path, members: Option<Vec<u64>>, sha256: &str, progress: &dyn Progress) -> Result<()> {
+/// Reads the written bundle back through the restore's own reader before publishing it: a
+/// bundle that this restorer would refuse (a name, a size, a digest, the gzip trailer) is never
+/// published. With the `members`' lengths (a plain bundle), each member is inflated on a core
+/// of its own; the verdict is the same. Returns the sha256 of the file as read.
+fn read_back(
+    partial: &Path,
+    members: Option<impl IntoIterator<Item = u64>>,
+    progress: &dyn Progress,
+) -> Result<String> {
     use restorer::unpack::{read_archive, read_archive_members, Sink};
     let read = match members {
         Some(m) => read_archive_members(partial, m, Sink::Discard, "checking", progress),
@@ -276,14 +328,7 @@ fn read_back(partial: &Path, members: Option<Vec<u64>>, sha256: &str, progress: 
             read.report.into_error()
         );
     }
-    if read.file_sha256.as_deref() != Some(sha256) {
-        bail!(
-            "reading back {} before publishing it: the file's sha256 is {}, {sha256} was written; nothing was published",
-            partial.display(),
-            read.file_sha256.as_deref().unwrap_or("unknown")
-        );
-    }
-    Ok(())
+    read.file_sha256.with_context(|| format!("reading back {}: no digest of the file", partial.display()))
 }
 
 /// Writes `<file>.sha256` (the sha256sum line of the bundle) through a `.partial` renamed into
@@ -304,27 +349,6 @@ fn write_sidecar(dir: &Path, file_name: &str, sha256: &str) -> Result<PathBuf> {
 }
 
 type SealedOut = restorer::sealed::Sealer<HashingWriter<BufWriter<File>>>;
-
-/// Where the plain bundle's gzip stream goes: the bundle file, or the sealed spool.
-enum Out {
-    Plain(BufWriter<File>),
-    Sealed(SealedOut),
-}
-
-impl Write for Out {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Out::Plain(w) => w.write(buf),
-            Out::Sealed(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Out::Plain(w) => w.flush(),
-            Out::Sealed(w) => w.flush(),
-        }
-    }
-}
 
 /// Writes a sealed bundle's clear archive into `file`: the envelope, `restore`, `README.txt`,
 /// the payload (the spool, stored: ciphertext does not compress) and the checksums of these.

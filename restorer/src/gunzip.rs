@@ -23,9 +23,13 @@ use libdeflater::Decompressor;
 const MEMBER_OUTPUT_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// A `Read` of the decompressed stream of `inner`, which holds the members of `lengths`.
-pub struct ParallelGunzip<R: Read> {
+///
+/// The lengths may arrive as the stream is written (the packer reads its bundle back while
+/// writing it, each member announced once it is in the file): the next length is asked for
+/// only when its member is to be read, and `inner` is read no further than the lengths given.
+pub struct ParallelGunzip<R: Read, L: Iterator<Item = u64>> {
     inner: R,
-    lengths: std::vec::IntoIter<u64>,
+    lengths: L,
     workers: Pool,
     in_flight: VecDeque<Receiver<io::Result<Vec<u8>>>>,
     current: Vec<u8>,
@@ -33,10 +37,10 @@ pub struct ParallelGunzip<R: Read> {
     ended: bool,
 }
 
-impl<R: Read> ParallelGunzip<R> {
+impl<R: Read, L: Iterator<Item = u64>> ParallelGunzip<R, L> {
     /// Reads the members of `lengths` (their compressed sizes, in order) from `inner`, with up
     /// to `threads` members inflating at once.
-    pub fn new(inner: R, lengths: Vec<u64>, threads: usize) -> Self {
+    pub fn new(inner: R, lengths: impl IntoIterator<IntoIter = L>, threads: usize) -> Self {
         ParallelGunzip {
             inner,
             lengths: lengths.into_iter(),
@@ -97,7 +101,7 @@ fn inflate(member: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-impl<R: Read> Read for ParallelGunzip<R> {
+impl<R: Read, L: Iterator<Item = u64>> Read for ParallelGunzip<R, L> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {
             if self.ended {
@@ -152,6 +156,32 @@ mod tests {
             }
             assert!(out == parts.concat(), "{threads} threads");
         }
+    }
+
+    /// Lengths that arrive while the file is written (each once its member is in the file)
+    /// read the file no further than written: the output is the whole stream, in order.
+    #[test]
+    fn follows_a_file_while_it_is_written() {
+        use std::sync::mpsc;
+        let parts: Vec<Vec<u8>> =
+            (0..40u32).map(|i| (0..(i % 7) * 50_000 + 1).map(|j| (j * i % 253) as u8).collect()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.gz");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let (announce, lengths) = mpsc::channel();
+        let reading = std::fs::File::open(&path).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            ParallelGunzip::new(io::BufReader::new(reading), lengths, 2).read_to_end(&mut out).map(|_| out)
+        });
+        for p in &parts {
+            let m = member(p);
+            file.write_all(&m).unwrap();
+            announce.send(m.len() as u64).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        drop(announce);
+        assert!(reader.join().unwrap().unwrap() == parts.concat());
     }
 
     /// A flipped byte inside a member, a member shorter or longer than its recorded length, and

@@ -209,17 +209,21 @@ pub fn read_archive_with(
 }
 
 /// [`read_archive`] of a plain bundle whose gzip members' compressed lengths are known (the
-/// packer, reading back what it just wrote): the same verdict, each member inflated on a
-/// thread of its own ([`crate::gunzip`]); bytes after the last member are damage.
+/// packer, reading back what it writes): the same verdict, each member inflated on a thread
+/// of its own ([`crate::gunzip`]); bytes after the last member are damage. The lengths may
+/// come while the file is being written (each once its member is in the file): the file is
+/// read no further than they say until they end, which must be when the file is complete.
 pub fn read_archive_members(
     bundle: &Path,
-    members: Vec<u64>,
+    members: impl IntoIterator<Item = u64>,
     sink: Sink,
     what: &str,
     progress: &dyn Progress,
 ) -> Result<ArchiveRead> {
     let f = File::open(bundle).ctx("opening bundle", bundle)?;
     progress.begin(what, f.metadata().ok().map(|m| m.len()));
+    // Reading ahead of the lengths is harmless: the file only ever grows, and what a read
+    // returns was written for good.
     let file = Counting::new(HashingReader::new(BufReader::with_capacity(256 * 1024, f)), progress);
     let decoder = crate::gunzip::ParallelGunzip::new(file, members, crate::sys::cores());
     judge_stream(bundle, decoder, &sink, None, progress, |d| {
