@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::mpsc;
 
-use restorer::pool::Pool;
+use restorer::pool::{Buffers, Pool};
 
 use libdeflater::{CompressionLvl, Compressor};
 
@@ -41,13 +41,18 @@ const STORE_ABOVE_PERCENT: usize = 97;
 /// Threads that compress blocks, shared by every stream that holds a clone: `n` of them at
 /// most compress at once, whichever streams their blocks come from, and a thread one stream
 /// leaves idle (its dump waiting on the server, or finished) takes another's blocks.
+/// Blocks and members go back to the cores' [`Buffers`] once used, so a stream's memory is
+/// the same few buffers over and over.
 #[derive(Clone)]
-pub struct Cores(Pool);
+pub struct Cores {
+    pool: Pool,
+    buffers: Buffers,
+}
 
 impl Cores {
     /// `n` compressing threads (at least 1), living as long as the clones.
     pub fn new(n: usize) -> Cores {
-        Cores(Pool::new(n, "gzip"))
+        Cores { pool: Pool::new(n, "gzip"), buffers: Buffers::default() }
     }
 }
 
@@ -91,11 +96,14 @@ fn with_compressor<T>(level: i32, f: impl FnOnce(&mut Compressor) -> T) -> io::R
     }))
 }
 
-/// One block as one gzip member at `level` (0 stores it), or stored when it would not shrink.
-fn compress_block(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
+/// One block as one gzip member at `level` (0 stores it), or stored when it would not shrink;
+/// the member in one of `buffers`.
+fn compress_block(block: &[u8], level: u32, buffers: &Buffers) -> io::Result<Vec<u8>> {
     let level = if level > 0 && incompressible(block) { 0 } else { level };
     with_compressor(level as i32, |c| {
-        let mut out = vec![0; c.gzip_compress_bound(block.len())];
+        let bound = c.gzip_compress_bound(block.len());
+        let mut out = buffers.take(bound);
+        out.resize(bound, 0);
         let n =
             c.gzip_compress(block, &mut out).map_err(|e| io::Error::other(format!("compressing a block: {e:?}")))?;
         out.truncate(n);
@@ -115,9 +123,9 @@ impl<W: Write> ParallelGz<W> {
         ParallelGz {
             inner,
             level,
-            threads: cores.0.size(),
+            threads: cores.pool.size(),
             cores: cores.clone(),
-            block: Vec::with_capacity(BLOCK),
+            block: cores.buffers.take(BLOCK),
             in_flight: VecDeque::new(),
             members: Vec::new(),
             announce: None,
@@ -143,8 +151,9 @@ impl<W: Write> ParallelGz<W> {
 
     fn write_oldest(&mut self) -> io::Result<()> {
         if let Some(member) = self.in_flight.pop_front() {
-            let member = member.recv().map_err(|_| io::Error::other("a compression thread panicked"))?;
-            self.write_member(&member?)?;
+            let member = member.recv().map_err(|_| io::Error::other("a compression thread panicked"))??;
+            self.write_member(&member)?;
+            self.cores.buffers.give(member);
         }
         Ok(())
     }
@@ -159,7 +168,9 @@ impl<W: Write> ParallelGz<W> {
     fn write_finished(&mut self) -> io::Result<()> {
         while let Some(Ok(member)) = self.in_flight.front().map(mpsc::Receiver::try_recv) {
             self.in_flight.pop_front();
-            self.write_member(&member?)?;
+            let member = member?;
+            self.write_member(&member)?;
+            self.cores.buffers.give(member);
         }
         Ok(())
     }
@@ -171,9 +182,14 @@ impl<W: Write> ParallelGz<W> {
         while self.in_flight.len() >= self.threads {
             self.write_oldest()?;
         }
-        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
+        let block = std::mem::replace(&mut self.block, self.cores.buffers.take(BLOCK));
         let level = self.level;
-        self.in_flight.push_back(self.cores.0.submit(move || compress_block(&block, level))?);
+        let buffers = self.cores.buffers.clone();
+        self.in_flight.push_back(self.cores.pool.submit(move || {
+            let member = compress_block(&block, level, &buffers);
+            buffers.give(block);
+            member
+        })?);
         Ok(())
     }
 
@@ -222,7 +238,7 @@ impl<W: Write> ParallelGz<W> {
         }
         if self.members.is_empty() {
             // An empty input still makes a valid (empty) gzip file.
-            let empty = compress_block(&[], self.level)?;
+            let empty = compress_block(&[], self.level, &self.cores.buffers)?;
             self.write_member(&empty)?;
         }
         Ok((self.inner, self.members))

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::mpsc::Receiver;
 
-use crate::pool::Pool;
+use crate::pool::{Buffers, Pool};
 
 use libdeflater::Decompressor;
 
@@ -31,6 +31,8 @@ pub struct ParallelGunzip<R: Read, L: Iterator<Item = u64>> {
     inner: R,
     lengths: L,
     workers: Pool,
+    /// Members read and outputs inflated go back here once used.
+    buffers: Buffers,
     in_flight: VecDeque<Receiver<io::Result<Vec<u8>>>>,
     current: Vec<u8>,
     pos: usize,
@@ -45,6 +47,7 @@ impl<R: Read, L: Iterator<Item = u64>> ParallelGunzip<R, L> {
             inner,
             lengths: lengths.into_iter(),
             workers: Pool::new(threads, "gunzip"),
+            buffers: Buffers::default(),
             in_flight: VecDeque::new(),
             current: Vec::new(),
             pos: 0,
@@ -61,19 +64,25 @@ impl<R: Read, L: Iterator<Item = u64>> ParallelGunzip<R, L> {
     fn fill(&mut self) -> io::Result<()> {
         while self.in_flight.len() < self.workers.size() {
             let Some(len) = self.lengths.next() else { break };
-            let mut member = Vec::with_capacity(len as usize);
+            let mut member = self.buffers.take(len.min(MEMBER_OUTPUT_LIMIT) as usize);
             (&mut self.inner).take(len).read_to_end(&mut member)?;
             if member.len() as u64 != len {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the gzip stream ends inside a member"));
             }
-            self.in_flight.push_back(self.workers.submit(move || inflate(&member))?);
+            let buffers = self.buffers.clone();
+            self.in_flight.push_back(self.workers.submit(move || {
+                let out = inflate(&member, &buffers);
+                buffers.give(member);
+                out
+            })?);
         }
         Ok(())
     }
 }
 
-/// One whole member: its output, with its trailer checked and nothing after it.
-fn inflate(member: &[u8]) -> io::Result<Vec<u8>> {
+/// One whole member: its output (in one of `buffers`), with its trailer checked and nothing
+/// after it.
+fn inflate(member: &[u8], buffers: &Buffers) -> io::Result<Vec<u8>> {
     thread_local! {
         // One per worker thread, made once: libdeflate's decompressor is a few tens of KiB.
         static DECOMPRESSOR: std::cell::RefCell<Decompressor> = std::cell::RefCell::new(Decompressor::new());
@@ -88,7 +97,8 @@ fn inflate(member: &[u8]) -> io::Result<Vec<u8>> {
     if u64::from(size) > MEMBER_OUTPUT_LIMIT {
         return Err(bad("inflates to more than 64 MiB"));
     }
-    let mut out = vec![0; size as usize];
+    let mut out = buffers.take(size as usize);
+    out.resize(size as usize, 0);
     let n = DECOMPRESSOR
         .with(|d| d.borrow_mut().gzip_decompress(member, &mut out))
         .map_err(|e| bad(&format!("is damaged ({e:?})")))?;
@@ -110,7 +120,8 @@ impl<R: Read, L: Iterator<Item = u64>> Read for ParallelGunzip<R, L> {
             self.fill()?;
             match self.in_flight.pop_front() {
                 Some(member) => {
-                    self.current = member.recv().map_err(|_| io::Error::other("an inflating thread panicked"))??;
+                    let next = member.recv().map_err(|_| io::Error::other("an inflating thread panicked"))??;
+                    self.buffers.give(std::mem::replace(&mut self.current, next));
                     self.pos = 0;
                 }
                 None => self.ended = true,

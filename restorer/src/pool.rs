@@ -7,6 +7,36 @@
 use std::io;
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
+/// Buffers kept for reuse at most: enough for every block in flight on a few cores.
+const KEPT: usize = 16;
+
+/// Large buffers (1 MiB blocks, members, their outputs) handed back and forth between the
+/// threads of a pool instead of allocated and freed by the thousand: a buffer freed on another
+/// thread than the one that made it stays in that thread's malloc arena, and with a few arenas
+/// each keeping some the process grew by tens of MiB (measured: 20 MiB of a 58 MiB create).
+/// Clones share the buffers.
+#[derive(Clone, Default)]
+pub struct Buffers(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Buffers {
+    /// An empty buffer that can hold `capacity` bytes: a kept one when there is one.
+    pub fn take(&self, capacity: usize) -> Vec<u8> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut b = kept.unwrap_or_default();
+        b.clear();
+        b.reserve(capacity);
+        b
+    }
+
+    /// Keeps `buffer` for a later [`Buffers::take`] (up to a few; the others are freed).
+    pub fn give(&self, buffer: Vec<u8>) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < KEPT && buffer.capacity() > 0 {
+            kept.push(buffer);
+        }
+    }
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Worker threads shared by every holder of a clone: at most [`Pool::size`] jobs run at
@@ -61,6 +91,19 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A buffer given back is the one taken next, emptied, with room for what is asked.
+    #[test]
+    fn buffers_are_reused_empty() {
+        let buffers = Buffers::default();
+        let mut a = buffers.take(1000);
+        a.extend_from_slice(&[1; 1000]);
+        let ptr = a.as_ptr();
+        buffers.give(a);
+        let b = buffers.take(500);
+        assert_eq!((b.as_ptr(), b.len()), (ptr, 0));
+        assert!(buffers.take(2000).capacity() >= 2000, "a new one when none is kept");
+    }
 
     /// Every job's result comes back on its own channel, whatever the order they finish in,
     /// from several holders at once; a job that panics is a disconnection for its own result
