@@ -5,7 +5,7 @@
 //! the pool does.
 
 use std::io;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 
 /// Buffers kept for reuse at most: enough for every block in flight on a few cores.
 const KEPT: usize = 16;
@@ -40,11 +40,25 @@ impl Buffers {
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Worker threads shared by every holder of a clone: at most [`Pool::size`] jobs run at
-/// once, whichever holder they come from.
+/// once, whichever holder they come from, and at most twice that many are submitted and not
+/// yet done ([`Pool::submit`] waits): a job holds its input (a 1 MiB block), so however many
+/// streams share the pool, what waits in its queue stays a few MiB.
 #[derive(Clone)]
 pub struct Pool {
     jobs: mpsc::Sender<Job>,
     size: usize,
+    pending: Arc<(Mutex<usize>, Condvar)>,
+}
+
+/// Counts a job done when dropped: after it ran, or while a panic unwinds through it.
+struct Done(Arc<(Mutex<usize>, Condvar)>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let (count, changed) = &*self.0;
+        *count.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        changed.notify_all();
+    }
 }
 
 impl Pool {
@@ -67,7 +81,7 @@ impl Pool {
                 }
             });
         }
-        Pool { jobs, size }
+        Pool { jobs, size, pending: Arc::default() }
     }
 
     /// How many jobs run at once at most.
@@ -76,11 +90,22 @@ impl Pool {
     }
 
     /// Runs `job` on a worker; its result arrives on the returned channel (which reports a
-    /// disconnection instead if the job panicked).
+    /// disconnection instead if the job panicked). Waits first while twice [`Pool::size`] jobs
+    /// are submitted and not done.
     pub fn submit<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> io::Result<mpsc::Receiver<T>> {
+        {
+            let (count, changed) = &*self.pending;
+            let mut n = count.lock().unwrap_or_else(PoisonError::into_inner);
+            while *n >= 2 * self.size {
+                n = changed.wait(n).unwrap_or_else(PoisonError::into_inner);
+            }
+            *n += 1;
+        }
+        let counted = Done(Arc::clone(&self.pending));
         let (done, result) = mpsc::sync_channel(1);
         self.jobs
             .send(Box::new(move || {
+                let _counted = counted;
                 let _ = done.send(job());
             }))
             .map_err(|_| io::Error::other("no worker thread could be started"))?;
