@@ -46,13 +46,16 @@ const STORE_ABOVE_PERCENT: usize = 97;
 #[derive(Clone)]
 pub struct Cores {
     pool: Pool,
-    buffers: Buffers,
+    /// Blocks to fill...
+    blocks: Buffers,
+    /// ...and members to compress them into (two lists: a member can be larger).
+    members: Buffers,
 }
 
 impl Cores {
     /// `n` compressing threads (at least 1), living as long as the clones.
     pub fn new(n: usize) -> Cores {
-        Cores { pool: Pool::new(n, "gzip"), buffers: Buffers::default() }
+        Cores { pool: Pool::new(n, "gzip"), blocks: Buffers::default(), members: Buffers::default() }
     }
 }
 
@@ -104,8 +107,7 @@ fn compress_block(block: &[u8], level: u32, buffers: &Buffers) -> io::Result<Vec
     let level = if level > 0 && incompressible(block) { 0 } else { level };
     with_compressor(level as i32, |c| {
         let bound = c.gzip_compress_bound(block.len());
-        let mut out = buffers.take(bound);
-        out.resize(bound, 0);
+        let mut out = buffers.take_len(bound);
         let n =
             c.gzip_compress(block, &mut out).map_err(|e| io::Error::other(format!("compressing a block: {e:?}")))?;
         out.truncate(n);
@@ -127,7 +129,7 @@ impl<W: Write> ParallelGz<W> {
             level,
             in_flight_max: cores.pool.size() * 2,
             cores: cores.clone(),
-            block: cores.buffers.take(BLOCK),
+            block: cores.blocks.take(BLOCK),
             in_flight: VecDeque::new(),
             members: Vec::new(),
             announce: None,
@@ -155,7 +157,7 @@ impl<W: Write> ParallelGz<W> {
         if let Some(member) = self.in_flight.pop_front() {
             let member = member.recv().map_err(|_| io::Error::other("a compression thread panicked"))??;
             self.write_member(&member)?;
-            self.cores.buffers.give(member);
+            self.cores.members.give(member);
         }
         Ok(())
     }
@@ -172,7 +174,7 @@ impl<W: Write> ParallelGz<W> {
             self.in_flight.pop_front();
             let member = member?;
             self.write_member(&member)?;
-            self.cores.buffers.give(member);
+            self.cores.members.give(member);
         }
         Ok(())
     }
@@ -184,12 +186,12 @@ impl<W: Write> ParallelGz<W> {
         while self.in_flight.len() >= self.in_flight_max {
             self.write_oldest()?;
         }
-        let block = std::mem::replace(&mut self.block, self.cores.buffers.take(BLOCK));
+        let block = std::mem::replace(&mut self.block, self.cores.blocks.take(BLOCK));
         let level = self.level;
-        let buffers = self.cores.buffers.clone();
+        let (blocks, members) = (self.cores.blocks.clone(), self.cores.members.clone());
         self.in_flight.push_back(self.cores.pool.submit(move || {
-            let member = compress_block(&block, level, &buffers);
-            buffers.give(block);
+            let member = compress_block(&block, level, &members);
+            blocks.give(block);
             member
         })?);
         Ok(())
@@ -240,7 +242,7 @@ impl<W: Write> ParallelGz<W> {
         }
         if self.members.is_empty() {
             // An empty input still makes a valid (empty) gzip file.
-            let empty = compress_block(&[], self.level, &self.cores.buffers)?;
+            let empty = compress_block(&[], self.level, &self.cores.members)?;
             self.write_member(&empty)?;
         }
         Ok((self.inner, self.members))

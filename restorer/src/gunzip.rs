@@ -31,8 +31,10 @@ pub struct ParallelGunzip<R: Read, L: Iterator<Item = u64>> {
     inner: R,
     lengths: L,
     workers: Pool,
-    /// Members read and outputs inflated go back here once used.
-    buffers: Buffers,
+    /// Members read go back here once inflated...
+    members: Buffers,
+    /// ...and what they inflated to once read (two lists: their sizes differ).
+    outputs: Buffers,
     in_flight: VecDeque<Receiver<io::Result<Vec<u8>>>>,
     current: Vec<u8>,
     pos: usize,
@@ -47,7 +49,8 @@ impl<R: Read, L: Iterator<Item = u64>> ParallelGunzip<R, L> {
             inner,
             lengths: lengths.into_iter(),
             workers: Pool::new(threads, "gunzip"),
-            buffers: Buffers::default(),
+            members: Buffers::default(),
+            outputs: Buffers::default(),
             in_flight: VecDeque::new(),
             current: Vec::new(),
             pos: 0,
@@ -64,15 +67,15 @@ impl<R: Read, L: Iterator<Item = u64>> ParallelGunzip<R, L> {
     fn fill(&mut self) -> io::Result<()> {
         while self.in_flight.len() < self.workers.size() {
             let Some(len) = self.lengths.next() else { break };
-            let mut member = self.buffers.take(len.min(MEMBER_OUTPUT_LIMIT) as usize);
+            let mut member = self.members.take(len.min(MEMBER_OUTPUT_LIMIT) as usize);
             (&mut self.inner).take(len).read_to_end(&mut member)?;
             if member.len() as u64 != len {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the gzip stream ends inside a member"));
             }
-            let buffers = self.buffers.clone();
+            let (members, outputs) = (self.members.clone(), self.outputs.clone());
             self.in_flight.push_back(self.workers.submit(move || {
-                let out = inflate(&member, &buffers);
-                buffers.give(member);
+                let out = inflate(&member, &outputs);
+                members.give(member);
                 out
             })?);
         }
@@ -97,8 +100,7 @@ fn inflate(member: &[u8], buffers: &Buffers) -> io::Result<Vec<u8>> {
     if u64::from(size) > MEMBER_OUTPUT_LIMIT {
         return Err(bad("inflates to more than 64 MiB"));
     }
-    let mut out = buffers.take(size as usize);
-    out.resize(size as usize, 0);
+    let mut out = buffers.take_len(size as usize);
     let n = DECOMPRESSOR
         .with(|d| d.borrow_mut().gzip_decompress(member, &mut out))
         .map_err(|e| bad(&format!("is damaged ({e:?})")))?;
@@ -121,7 +123,7 @@ impl<R: Read, L: Iterator<Item = u64>> Read for ParallelGunzip<R, L> {
             match self.in_flight.pop_front() {
                 Some(member) => {
                     let next = member.recv().map_err(|_| io::Error::other("an inflating thread panicked"))??;
-                    self.buffers.give(std::mem::replace(&mut self.current, next));
+                    self.outputs.give(std::mem::replace(&mut self.current, next));
                     self.pos = 0;
                 }
                 None => self.ended = true,
