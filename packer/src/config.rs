@@ -291,11 +291,12 @@ pub enum Compression {
 fn default_name() -> String {
     "n8n".into()
 }
-/// libdeflate's level 3: on pg_dump output a little smaller than zlib's (and pigz's) level 6
-/// at about 2.6 times its speed; level 6 is 1.75 times slower for 2.5% less (measured for
-/// issue 10, see README's benchmark).
+/// libdeflate's level 2: on the benchmark's data (pg_dump output, SQLite, small text files)
+/// the same size as its level 3 (444.6 MB vs 444.8 MB) for 4-8% less CPU, and a little smaller
+/// than pigz -6; level 1 is faster again for 4% more, level 6 1.75 times slower for 2.5% less
+/// (measured for issue 10, see README's benchmark).
 fn default_level() -> u32 {
-    3
+    2
 }
 
 /// `[[postgres]]`: a database reached by `url`, or living in a container (`container`, or
