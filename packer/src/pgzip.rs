@@ -59,6 +59,29 @@ impl Cores {
     }
 }
 
+/// The error a stream that announces its members stops with when their reader went away
+/// (see [`ParallelGz::announcing`]): the reader's own error is the one to tell.
+#[derive(Debug)]
+pub struct ReadBackStopped;
+
+impl std::fmt::Display for ReadBackStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the read-back of the bundle stopped")
+    }
+}
+
+impl std::error::Error for ReadBackStopped {}
+
+impl ReadBackStopped {
+    /// Whether `e` is, or was caused by, this error.
+    pub fn caused(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| {
+            c.is::<ReadBackStopped>()
+                || c.downcast_ref::<io::Error>().and_then(io::Error::get_ref).is_some_and(|i| i.is::<ReadBackStopped>())
+        })
+    }
+}
+
 /// A `Write` that gzips what it is given using `threads` threads.
 pub struct ParallelGz<W: Write> {
     inner: W,
@@ -144,12 +167,14 @@ impl<W: Write> ParallelGz<W> {
         self
     }
 
-    /// Records (and announces) a member of `len` bytes just written.
-    fn written(&mut self, len: u64) {
+    /// Records (and announces) a member of `len` bytes just written. A reader that went away
+    /// stopped for a reason of its own (it refused what it read): writing stops too, with
+    /// [`ReadBackStopped`].
+    fn written(&mut self, len: u64) -> io::Result<()> {
         self.members.push(len);
-        if let Some(to) = &self.announce {
-            // A reader that went away has its own error to tell; writing goes on.
-            let _ = to.send(len);
+        match &self.announce {
+            Some(to) if to.send(len).is_err() => Err(io::Error::other(ReadBackStopped)),
+            _ => Ok(()),
         }
     }
 
@@ -164,8 +189,7 @@ impl<W: Write> ParallelGz<W> {
 
     fn write_member(&mut self, member: &[u8]) -> io::Result<()> {
         self.inner.write_all(member)?;
-        self.written(member.len() as u64);
-        Ok(())
+        self.written(member.len() as u64)
     }
 
     /// Writes the members already compressed, oldest first, up to the first still in work.
@@ -224,7 +248,7 @@ impl<W: Write> ParallelGz<W> {
             ));
         }
         for &len in lengths {
-            self.written(len);
+            self.written(len)?;
         }
         Ok(())
     }

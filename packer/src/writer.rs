@@ -15,7 +15,7 @@ use restorer::layout;
 use restorer::manifest::EntryDigest;
 use restorer::progress::{Counting, Progress};
 
-use crate::pgzip::ParallelGz;
+use crate::pgzip::{ParallelGz, ReadBackStopped};
 use crate::sources::Payload;
 
 /// A finished bundle.
@@ -254,10 +254,16 @@ fn write_plain(
         let gz = ParallelGz::new(file, level, restorer::sys::cores()).announcing(announce);
         let packed = pack(gz, manifest_json, payloads, progress);
         // The channel is closed now (the compressor is gone): the follower ends either way.
-        let read = follower.join().map_err(|_| anyhow::anyhow!("the thread reading the bundle back panicked"));
-        let (file, members, payload_bytes) = packed?;
+        let read = follower.join().map_err(|_| anyhow::anyhow!("the thread reading the bundle back panicked"))?;
+        let (file, members, payload_bytes) = match packed {
+            Ok(packed) => packed,
+            // The read-back refused what it read and stopped; writing stopped at its next
+            // member. The refusal is what to tell.
+            Err(e) if ReadBackStopped::caused(&e) => return Err(read.err().unwrap_or(e)),
+            Err(e) => return Err(e),
+        };
         file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
-        Ok((read??, members.iter().sum(), payload_bytes))
+        Ok((read?, members.iter().sum(), payload_bytes))
     })
 }
 
@@ -471,6 +477,40 @@ mod tests {
         assert!(format!("{e:#}").contains("reading back"), "{e:#}");
         assert!(!spooled.source.exists(), "the spool file went once packed");
         assert_eq!(fs::read(&captured.source).unwrap(), b"kept as it is");
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "nothing published, no .partial left");
+    }
+
+    /// A read-back that refuses the bundle while it is written (its writing then stops at the
+    /// next member, or ends first: a race) is the error told, never the writer's "the
+    /// read-back stopped"; nothing is left.
+    #[test]
+    fn a_refusing_read_back_is_the_error_told() {
+        let t = tempfile::tempdir().unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..8 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let payloads: Vec<Payload> = (0..4)
+            .map(|i| {
+                let mut p = payload(t.path(), &noise);
+                let source = t.path().join(format!("big{i}"));
+                fs::rename(&p.source, &source).unwrap();
+                p.source = source;
+                p.entry = format!("data/big{i}");
+                p
+            })
+            .collect();
+        let out = t.path().join("out");
+        fs::create_dir(&out).unwrap();
+        // "{}" lists no entry: the read-back refuses the first one after manifest.json.
+        let e = write_bundle(&out, "b.tar.gz", "{}", &payloads, 1, &Silent).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(text.contains("reading back") && !text.contains("read-back of the bundle stopped"), "{text}");
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "nothing published, no .partial left");
     }
 
