@@ -181,10 +181,11 @@ pub fn write_bundle_to(
     let file = create_private(&partial)?;
     let mut guard = PartialGuard(Some(partial.clone()));
 
+    let contents = Contents { manifest_json, payloads, level };
     let (sha256, size, payload_bytes) = if recipients.is_empty() {
-        write_plain(file, &partial, manifest_json, payloads, level, progress)?
+        write_plain(file, &partial, &contents, progress)?
     } else {
-        write_sealed(file, &partial, dir, file_name, manifest_json, payloads, level, recipients, progress)?
+        write_sealed(file, &partial, (dir, file_name), &contents, recipients, progress)?
     };
 
     // A hard link is an atomic "rename unless the target exists": two runs in one second can
@@ -198,15 +199,18 @@ pub fn write_bundle_to(
     Ok(Written { path: final_path, sidecar, size, sha256, payload_bytes })
 }
 
+/// What a bundle is made of: its manifest, its payloads in order, and its gzip level.
+struct Contents<'a> {
+    manifest_json: &'a str,
+    payloads: &'a [Payload],
+    level: u32,
+}
+
 /// The tar stream of a bundle into `gz`: `manifest.json`, each payload in order (re-hashed
 /// and compared with the inventory), `checksums.sha256`. Returns the inner writer, the
 /// members' lengths and the bytes packed before compression.
-fn pack<W: Write>(
-    gz: ParallelGz<W>,
-    manifest_json: &str,
-    payloads: &[Payload],
-    progress: &dyn Progress,
-) -> Result<(W, Vec<u64>, u64)> {
+fn pack<W: Write>(gz: ParallelGz<W>, contents: &Contents<'_>, progress: &dyn Progress) -> Result<(W, Vec<u64>, u64)> {
+    let Contents { manifest_json, payloads, .. } = *contents;
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     let mut sums = Checksums::default();
@@ -241,9 +245,7 @@ fn pack<W: Write>(
 fn write_plain(
     file: File,
     partial: &Path,
-    manifest_json: &str,
-    payloads: &[Payload],
-    level: u32,
+    contents: &Contents<'_>,
     progress: &dyn Progress,
 ) -> Result<(String, u64, u64)> {
     let (announce, lengths) = std::sync::mpsc::channel();
@@ -251,8 +253,8 @@ fn write_plain(
         let follower = s.spawn(move || read_back(partial, Some(lengths), &restorer::progress::Silent));
         // The members go straight to the file (they are whole 1 MiB blocks, compressed), so
         // each is there to read once announced.
-        let gz = ParallelGz::new(file, level, restorer::sys::cores()).announcing(announce);
-        let packed = pack(gz, manifest_json, payloads, progress);
+        let gz = ParallelGz::new(file, contents.level, restorer::sys::cores()).announcing(announce);
+        let packed = pack(gz, contents, progress);
         // The channel is closed now (the compressor is gone): the follower ends either way.
         let read = follower.join().map_err(|_| anyhow::anyhow!("the thread reading the bundle back panicked"))?;
         let (file, members, payload_bytes) = match packed {
@@ -267,27 +269,24 @@ fn write_plain(
     })
 }
 
-/// A sealed bundle: the plain one age-encrypted into a spool, then the clear archive around
-/// it (see [`seal_outer`]), read back once written.
-#[allow(clippy::too_many_arguments)]
+/// A sealed bundle (`file_name` in `dir`): the plain one age-encrypted into a spool, then the
+/// clear archive around it (see [`seal_outer`]), read back once written.
 fn write_sealed(
     file: File,
     partial: &Path,
-    dir: &Path,
-    file_name: &str,
-    manifest_json: &str,
-    payloads: &[Payload],
-    level: u32,
+    (dir, file_name): (&Path, &str),
+    contents: &Contents<'_>,
     recipients: &[restorer::sealed::Recipient],
     progress: &dyn Progress,
 ) -> Result<(String, u64, u64)> {
+    let Contents { manifest_json, payloads, level } = *contents;
     let spool = dir.join(format!("{file_name}.payload.partial"));
     let f = create_private(&spool)?;
     let _spool_guard = PartialGuard(Some(spool.clone()));
     let sealed = restorer::sealed::seal(recipients, HashingWriter::new(BufWriter::with_capacity(1024 * 1024, f)))
         .context("starting the age encryption")?;
     let gz = ParallelGz::new(sealed, level, restorer::sys::cores());
-    let (sealed, _, payload_bytes) = pack(gz, manifest_json, payloads, progress)?;
+    let (sealed, _, payload_bytes) = pack(gz, contents, progress)?;
     let (file, sha256, size) = seal_outer(file, sealed, &spool, manifest_json, payloads, level, file_name)?;
     file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
     drop(file);
