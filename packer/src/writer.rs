@@ -250,22 +250,28 @@ fn write_plain(
 ) -> Result<(String, u64, u64)> {
     let (announce, lengths) = std::sync::mpsc::channel();
     std::thread::scope(|s| {
-        let follower = s.spawn(move || read_back(partial, Some(lengths), &restorer::progress::Silent));
+        let follower = std::thread::Builder::new()
+            .name("read-back".into())
+            .spawn_scoped(s, move || read_back(partial, Some(lengths), &restorer::progress::Silent))
+            .context("starting the thread that reads the bundle back")?;
         // The members go straight to the file (they are whole 1 MiB blocks, compressed), so
         // each is there to read once announced.
         let gz = ParallelGz::new(file, contents.level, restorer::sys::cores()).announcing(announce);
-        let packed = pack(gz, contents, progress);
-        // The channel is closed now (the compressor is gone): the follower ends either way.
+        // The channel is closed once `pack` returns (the compressor is gone): the follower
+        // ends either way. The file goes to disk while the follower finishes.
+        let written = pack(gz, contents, progress).and_then(|(file, members, payload_bytes)| {
+            file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
+            Ok((members.iter().sum(), payload_bytes))
+        });
         let read = follower.join().map_err(|_| anyhow::anyhow!("the thread reading the bundle back panicked"))?;
-        let (file, members, payload_bytes) = match packed {
-            Ok(packed) => packed,
+        let (size, payload_bytes) = match written {
+            Ok(written) => written,
             // The read-back refused what it read and stopped; writing stopped at its next
             // member. The refusal is what to tell.
             Err(e) if ReadBackStopped::caused(&e) => return Err(read.err().unwrap_or(e)),
             Err(e) => return Err(e),
         };
-        file.sync_all().with_context(|| format!("syncing {}", partial.display()))?;
-        Ok((read?, members.iter().sum(), payload_bytes))
+        Ok((read?, size, payload_bytes))
     })
 }
 
