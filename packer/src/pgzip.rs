@@ -87,9 +87,9 @@ pub struct ParallelGz<W: Write> {
     inner: W,
     level: u32,
     /// Blocks of this stream in flight (waiting for a core, compressing, or compressed and not
-    /// yet written): twice the cores, so that the dump feeding the stream runs on while every
-    /// core compresses (with as many as the cores, pg_dump stalled whenever all were busy:
-    /// measured 0.5 s more on a 6.5 s dump). The pool bounds the blocks of all streams together.
+    /// yet written): twice the cores, so that the dump feeding the stream can read on while
+    /// every core compresses (the gain measured was within the machine's noise). The pool
+    /// bounds the blocks of all streams together.
     in_flight_max: usize,
     cores: Cores,
     block: Vec<u8>,
