@@ -436,6 +436,13 @@ mod tests {
     use super::*;
     use restorer::progress::Silent;
 
+    /// An empty `out` directory in `t`, where the bundle is written.
+    fn out_dir(t: &tempfile::TempDir) -> PathBuf {
+        let out = t.path().join("out");
+        fs::create_dir(&out).unwrap();
+        out
+    }
+
     fn payload(dir: &Path, content: &[u8]) -> Payload {
         let source = dir.join("f.conf");
         fs::write(&source, content).unwrap();
@@ -448,8 +455,7 @@ mod tests {
     #[test]
     fn file_changed_while_packing_is_reported_and_nothing_is_left() {
         let t = tempfile::tempdir().unwrap();
-        let out = t.path().join("out");
-        fs::create_dir(&out).unwrap();
+        let out = out_dir(&t);
         let p = payload(t.path(), b"version one\n");
         fs::write(&p.source, b"version two\n").unwrap();
         let e = write_bundle(&out, "b.tar.gz", "{}", &[p], 1, &Silent).unwrap_err();
@@ -463,7 +469,6 @@ mod tests {
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
     }
 
-    /// An existing bundle of the same name is never replaced.
     /// A spooled payload's file is gone as soon as it is packed (the spool and the bundle never
     /// hold the same bytes twice); a captured file is never touched. The stand-in manifest
     /// makes the read-back refuse the bundle, after both were packed: nothing is published.
@@ -476,8 +481,7 @@ mod tests {
         let mut spooled = payload(&spool, b"spooled copy");
         spooled.entry = "databases/app.sqlite".into();
         spooled.spooled = true;
-        let out = t.path().join("out");
-        fs::create_dir(&out).unwrap();
+        let out = out_dir(&t);
         let e = write_bundle(&out, "b.tar.gz", "{}", &[captured.clone(), spooled.clone()], 1, &Silent).unwrap_err();
         assert!(format!("{e:#}").contains("reading back"), "{e:#}");
         assert!(!spooled.source.exists(), "the spool file went once packed");
@@ -491,18 +495,12 @@ mod tests {
     #[test]
     fn a_refusing_read_back_is_the_error_told() {
         let t = tempfile::tempdir().unwrap();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..8 << 20)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        // 8 MiB each: one gzip member per 1 MiB, so the read-back has read the first long
+        // before the last is written.
+        let big = vec![b'x'; 8 << 20];
         let payloads: Vec<Payload> = (0..4)
             .map(|i| {
-                let mut p = payload(t.path(), &noise);
+                let mut p = payload(t.path(), &big);
                 let source = t.path().join(format!("big{i}"));
                 fs::rename(&p.source, &source).unwrap();
                 p.source = source;
@@ -510,8 +508,7 @@ mod tests {
                 p
             })
             .collect();
-        let out = t.path().join("out");
-        fs::create_dir(&out).unwrap();
+        let out = out_dir(&t);
         // "{}" lists no entry: the read-back refuses the first one after manifest.json.
         let e = write_bundle(&out, "b.tar.gz", "{}", &payloads, 1, &Silent).unwrap_err();
         let text = format!("{e:#}");
@@ -519,6 +516,7 @@ mod tests {
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "nothing published, no .partial left");
     }
 
+    /// An existing bundle of the same name is never replaced.
     #[test]
     fn existing_bundle_is_not_replaced() {
         let t = tempfile::tempdir().unwrap();
